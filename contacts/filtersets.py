@@ -1,0 +1,30 @@
+import django_filters
+from django.db.models import QuerySet
+
+from contacts.models import Contact, ContactPriority, ContactStage, ContactType
+from crm.api.filtersets import CommaListFilter, CreatedRangeFilterSet, filter_tags_all, prefix_search_query
+
+
+class ContactFilterSet(CreatedRangeFilterSet):
+    type = django_filters.MultipleChoiceFilter(choices=ContactType.choices)
+    stage = django_filters.MultipleChoiceFilter(choices=ContactStage.choices)
+    priority = django_filters.MultipleChoiceFilter(choices=ContactPriority.choices)
+    assigned_to = django_filters.NumberFilter(field_name="assigned_to_id", help_text="User id.")
+    unassigned = django_filters.BooleanFilter(field_name="assigned_to", lookup_expr="isnull")
+    source = django_filters.CharFilter(lookup_expr="iexact")
+    insurance_carrier = django_filters.CharFilter(lookup_expr="iexact")
+    address_city = django_filters.CharFilter(lookup_expr="iexact")
+    address_state = django_filters.CharFilter(lookup_expr="iexact")
+    address_zip = django_filters.CharFilter()
+    tags = CommaListFilter(method=filter_tags_all, help_text="Comma-separated; contacts having every tag.")
+    search = django_filters.CharFilter(
+        method="filter_search", help_text="Full-text prefix search over names, email and phones."
+    )
+
+    class Meta:
+        model = Contact
+        fields: list[str] = []
+
+    def filter_search(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        query = prefix_search_query(value)
+        return queryset if query is None else queryset.filter(search=query)

@@ -1,0 +1,215 @@
+"""Contacts (the people a roofing company works with) and the legacy organizations."""
+
+from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.search import SearchVector, SearchVectorField
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+from django.db.models.functions import Lower, Now
+from django.utils.timezone import now
+
+from crm.fields import choices_check, non_negative_check
+from crm.models import SoftDeleteQuerySet
+
+
+class ContactType(models.TextChoices):
+    LEAD = "lead"
+    CUSTOMER = "customer"
+    PROSPECT = "prospect"
+
+
+class ContactStage(models.TextChoices):
+    NEW = "new"
+    CONTACTED = "contacted"
+    QUALIFIED = "qualified"
+    PROPOSAL = "proposal"
+    NEGOTIATION = "negotiation"
+    WON = "won"
+    LOST = "lost"
+
+
+class ContactPriority(models.TextChoices):
+    LOW = "low"
+    NORMAL = "normal"
+    HIGH = "high"
+    URGENT = "urgent"
+
+
+class Contact(models.Model):
+    Type = ContactType
+    Stage = ContactStage
+    Priority = ContactPriority
+
+    tenant = models.ForeignKey("crm.Tenant", on_delete=models.PROTECT, related_name="contacts")
+    first_name = models.CharField(max_length=100, blank=True, default="", db_default="")
+    last_name = models.CharField(max_length=100, blank=True, default="", db_default="")
+    email = models.EmailField(max_length=254, null=True, blank=True)  # noqa: DJ001
+    phone = models.CharField(max_length=32, null=True, blank=True)  # noqa: DJ001
+    mobile_phone = models.CharField(max_length=32, null=True, blank=True)  # noqa: DJ001
+    address_street = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
+    address_city = models.CharField(max_length=100, null=True, blank=True)  # noqa: DJ001
+    address_state = models.CharField(max_length=50, null=True, blank=True)  # noqa: DJ001
+    address_zip = models.CharField(max_length=20, null=True, blank=True)  # noqa: DJ001
+    latitude = models.DecimalField(
+        max_digits=9,
+        decimal_places=6,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(-90), MaxValueValidator(90)],
+    )
+    longitude = models.DecimalField(
+        max_digits=9,
+        decimal_places=6,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(-180), MaxValueValidator(180)],
+    )
+    type = models.CharField(max_length=20, choices=Type.choices, default=Type.LEAD, db_default=Type.LEAD)
+    stage = models.CharField(max_length=20, choices=Stage.choices, default=Stage.NEW, db_default=Stage.NEW)
+    source = models.CharField(max_length=100, null=True, blank=True)  # noqa: DJ001
+    source_details = models.JSONField(default=dict, db_default={}, blank=True)
+    assigned_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="assigned_contacts"
+    )
+    property_type = models.CharField(max_length=50, null=True, blank=True)  # noqa: DJ001
+    roof_type = models.CharField(max_length=50, null=True, blank=True)  # noqa: DJ001
+    roof_age = models.PositiveSmallIntegerField(null=True, blank=True, help_text="Years.")
+    last_inspection_date = models.DateField(null=True, blank=True)
+    property_value = models.DecimalField(
+        max_digits=12, decimal_places=2, null=True, blank=True, validators=[MinValueValidator(0)]
+    )
+    square_footage = models.PositiveIntegerField(null=True, blank=True)
+    stories = models.PositiveSmallIntegerField(null=True, blank=True)
+    insurance_carrier = models.CharField(max_length=100, null=True, blank=True)  # noqa: DJ001
+    policy_number = models.CharField(max_length=100, null=True, blank=True)  # noqa: DJ001
+    claim_number = models.CharField(max_length=100, null=True, blank=True)  # noqa: DJ001
+    deductible = models.DecimalField(
+        max_digits=10, decimal_places=2, null=True, blank=True, validators=[MinValueValidator(0)]
+    )
+    lead_score = models.PositiveSmallIntegerField(
+        default=0, db_default=0, validators=[MaxValueValidator(100)], help_text="0 to 100."
+    )
+    priority = models.CharField(
+        max_length=10, choices=Priority.choices, default=Priority.NORMAL, db_default=Priority.NORMAL
+    )
+    custom_fields = models.JSONField(default=dict, db_default={}, blank=True)
+    tags = ArrayField(models.CharField(max_length=50), default=list, db_default=[], blank=True)
+    is_deleted = models.BooleanField(default=False, db_default=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=now, db_default=Now(), editable=False)
+    updated_at = models.DateTimeField(auto_now=True, db_default=Now())
+    search = models.GeneratedField(
+        expression=SearchVector("first_name", "last_name", "email", "phone", "mobile_phone", config="simple"),
+        output_field=SearchVectorField(),
+        db_persist=True,
+        help_text="Full-text search over names, email and phones (query it with config='simple').",
+    )
+
+    objects = SoftDeleteQuerySet.as_manager()
+
+    class Meta:
+        db_table = "contacts"
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            choices_check("type", ContactType, "contacts_type_valid"),
+            choices_check("stage", ContactStage, "contacts_stage_valid"),
+            choices_check("priority", ContactPriority, "contacts_priority_valid"),
+            *non_negative_check(["property_value", "deductible"], "contacts"),
+            models.CheckConstraint(condition=Q(lead_score__lte=100), name="contacts_lead_score_range"),
+            models.CheckConstraint(condition=Q(latitude__gte=-90, latitude__lte=90), name="contacts_latitude_range"),
+            models.CheckConstraint(
+                condition=Q(longitude__gte=-180, longitude__lte=180), name="contacts_longitude_range"
+            ),
+            models.UniqueConstraint(
+                Lower("email"),
+                "tenant",
+                condition=Q(is_deleted=False) & Q(email__isnull=False) & ~Q(email=""),
+                name="contacts_email_unique_per_tenant",
+                violation_error_message="Another contact of this tenant has this email.",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                "tenant",
+                models.F("created_at").desc(),
+                models.F("id").desc(),
+                condition=Q(is_deleted=False),
+                name="contacts_tenant_recent_idx",
+            ),
+            models.Index(fields=["tenant", "stage"], name="contacts_tenant_stage_idx"),
+            models.Index(fields=["assigned_to"], name="contacts_assigned_to_idx"),
+            GinIndex(fields=["tags"], name="contacts_tags_gin"),
+            GinIndex(fields=["search"], name="contacts_search_gin"),
+        ]
+
+    def __str__(self) -> str:
+        return self.display_name
+
+    @property
+    def display_name(self) -> str:
+        return f"{self.first_name} {self.last_name}".strip() or self.email or f"Contact #{self.pk}"
+
+
+class OrgType(models.TextChoices):
+    REAL_ESTATE = "real_estate"
+    DEVELOPER = "developer"
+    PROPERTY_MANAGER = "property_manager"
+    LOCAL_BUSINESS = "local_business"
+    OTHER = "other"
+
+
+class OrgStage(models.TextChoices):
+    NEW = "new"
+    ACTIVE = "active"
+    INACTIVE = "inactive"
+
+
+class Organization(models.Model):
+    """Legacy: a company contact before the organizations merge (kept as production has it)."""
+
+    OrgType = OrgType
+    Stage = OrgStage
+
+    tenant = models.ForeignKey("crm.Tenant", on_delete=models.PROTECT, related_name="organizations")
+    name = models.CharField(max_length=255)
+    org_type = models.CharField(max_length=20, choices=OrgType.choices, null=True, blank=True)  # noqa: DJ001
+    stage = models.CharField(max_length=20, choices=Stage.choices, null=True, blank=True)  # noqa: DJ001
+    primary_contact = models.ForeignKey(
+        Contact, on_delete=models.SET_NULL, null=True, blank=True, related_name="primary_for_organizations"
+    )
+    address_street = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
+    address_city = models.CharField(max_length=100, null=True, blank=True)  # noqa: DJ001
+    address_state = models.CharField(max_length=50, null=True, blank=True)  # noqa: DJ001
+    address_zip = models.CharField(max_length=20, null=True, blank=True)  # noqa: DJ001
+    phone = models.CharField(max_length=32, null=True, blank=True)  # noqa: DJ001
+    email = models.EmailField(max_length=254, null=True, blank=True)  # noqa: DJ001
+    website = models.URLField(max_length=500, null=True, blank=True)  # noqa: DJ001
+    notes = models.TextField(null=True, blank=True)  # noqa: DJ001
+    tags = ArrayField(models.CharField(max_length=50), null=True, blank=True)
+    default_assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    is_deleted = models.BooleanField(null=True, default=False, db_default=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=now, db_default=Now(), editable=False)
+    updated_at = models.DateTimeField(auto_now=True, db_default=Now())
+
+    class Meta:
+        db_table = "organizations"
+        ordering = ["name"]
+        constraints = [
+            choices_check("org_type", OrgType, "organizations_org_type_valid"),
+            choices_check("stage", OrgStage, "organizations_stage_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name

@@ -1,0 +1,70 @@
+"""Writes to contacts: every path (API, admin, tasks) goes through these."""
+
+from typing import Any
+
+from django.db.models.functions import Now
+
+from contacts.models import Contact
+from crm.actor import Actor
+from crm.models import User
+from crm.records import record_assign, record_purge, record_restore, record_save, record_soft_delete
+from crm.tenancy import tenant_ensure_members
+
+SYSTEM_FIELDS = frozenset({"id", "tenant", "created_by", "updated_by", "created_at", "updated_at", "is_deleted"})
+CONTACT_WRITABLE_FIELDS = frozenset(
+    f.name for f in Contact._meta.concrete_fields if f.name not in SYSTEM_FIELDS and not f.generated
+)
+
+
+def _check_references(contact: Contact, fields: dict[str, Any]) -> None:
+    if "assigned_to" in fields:
+        tenant_ensure_members(contact.tenant, assigned_to=fields["assigned_to"])
+
+
+def contact_create(*, actor: Actor, **fields: Any) -> Contact:
+    contact = Contact(tenant=actor.tenant, created_by=actor.user)
+    _check_references(contact, fields)
+    record_assign(contact, fields, allowed=CONTACT_WRITABLE_FIELDS)
+    return record_save(contact, actor=actor)
+
+
+def contact_update(*, contact: Contact, actor: Actor, reason: str = "", **fields: Any) -> Contact:
+    """Change the given fields only (concurrent edits of other fields are kept)."""
+    _check_references(contact, fields)
+    changed = record_assign(contact, fields, allowed=CONTACT_WRITABLE_FIELDS)
+    return record_save(contact, actor=actor, update_fields=changed, reason=reason)
+
+
+def contact_delete(*, contact: Contact, actor: Actor) -> Contact:
+    return record_soft_delete(record=contact, actor=actor)
+
+
+def contact_restore(*, contact: Contact, actor: Actor) -> Contact:
+    return record_restore(record=contact, actor=actor)
+
+
+def contact_purge(*, contact: Contact, actor: Actor) -> None:
+    record_purge(record=contact, actor=actor)
+
+
+def contacts_reassign(*, actor: Actor, from_user: User, to_user: User | None, batch_size: int = 1000) -> int:
+    """Hand every live contact of `from_user` to `to_user` (None: unassign); returns how many.
+
+    Batches keep row locks short on a large book of contacts; running it again after a
+    crash moves only what is left.
+    """
+    if actor.tenant is None:
+        raise ValueError("contacts_reassign needs an actor with a tenant")
+    tenant_ensure_members(actor.tenant, to_user=to_user)
+    if to_user is not None and to_user.pk == from_user.pk:
+        return 0
+    remaining = Contact.objects.alive().filter(tenant=actor.tenant, assigned_to=from_user).order_by("pk")
+    moved = 0
+    while True:
+        with actor.atomic():
+            batch = list(remaining.select_for_update().values_list("pk", flat=True)[:batch_size])
+            if not batch:
+                return moved
+            moved += Contact.objects.filter(pk__in=batch).update(
+                assigned_to=to_user, updated_by=actor.user, updated_at=Now()
+            )

@@ -1,0 +1,53 @@
+"""The one exception handler: every error becomes the documented API shape.
+
+Every error response is `{"type": ..., "errors": [{"code", "detail", "attr"}]}`
+(drf-standardized-errors); `attr` names the offending field when there is one.
+"""
+
+from typing import Any
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import IntegrityError
+from drf_spectacular.utils import OpenApiResponse
+from drf_standardized_errors import handler
+from rest_framework import exceptions, serializers, status
+from rest_framework.exceptions import ErrorDetail
+from rest_framework.serializers import as_serializer_error
+
+from crm.constraints import constraint_violation
+from crm.errors import ApplicationError
+
+
+class StatusAPIException(exceptions.APIException):
+    def __init__(self, detail: Any, code: str, status_code: int) -> None:
+        super().__init__(detail, code)
+        self.status_code = status_code
+
+
+class ExceptionHandler(handler.ExceptionHandler):
+    def convert_known_exceptions(self, exc: Exception) -> Exception:
+        if isinstance(exc, ApplicationError):
+            error = ErrorDetail(exc.message, code=exc.code)
+            detail = {exc.attr: [error]} if exc.attr else [error]
+            if exc.status_code == status.HTTP_400_BAD_REQUEST:
+                return exceptions.ValidationError(detail)
+            return StatusAPIException(detail, exc.code, exc.status_code)
+        if isinstance(exc, DjangoValidationError):
+            return exceptions.ValidationError(as_serializer_error(exc))
+        if isinstance(exc, IntegrityError):
+            return self.convert_known_exceptions(constraint_violation(exc))
+        return super().convert_known_exceptions(exc)
+
+
+class Error409Serializer(serializers.Serializer):
+    code = serializers.CharField()
+    detail = serializers.CharField()
+    attr = serializers.CharField(allow_null=True)
+
+
+class ErrorResponse409Serializer(serializers.Serializer):
+    type = serializers.ChoiceField(choices=["client_error"])
+    errors = Error409Serializer(many=True)
+
+
+CONFLICT_RESPONSE = OpenApiResponse(ErrorResponse409Serializer, description="The row's state forbids this.")

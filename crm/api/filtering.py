@@ -1,0 +1,28 @@
+from django.db.models import QuerySet
+from rest_framework.exceptions import ValidationError
+from rest_framework.filters import OrderingFilter
+from rest_framework.request import Request
+from rest_framework.views import APIView
+
+
+class StrictOrderingFilter(OrderingFilter):
+    """`?ordering=a,-b`: an unknown field is a 400 naming it; `id` breaks ties so pages are stable."""
+
+    def get_ordering(self, request: Request, queryset: QuerySet, view: APIView) -> list[str]:
+        raw = request.query_params.get(self.ordering_param)
+        if not raw:
+            return list(self.get_default_ordering(view) or ["-id"])
+        fields = [term.strip() for term in raw.split(",") if term.strip()]
+        allowed = sorted(name for name, _ in self.get_valid_fields(queryset, view, {"request": request}))
+        unknown = [term for term in fields if term.lstrip("-") not in allowed]
+        if unknown:
+            raise ValidationError(
+                {
+                    self.ordering_param: [
+                        f"Unknown ordering field(s): {', '.join(unknown)}. Allowed: {', '.join(allowed)}."
+                    ]
+                }
+            )
+        if not any(term.lstrip("-") in {"id", "pk"} for term in fields):
+            fields.append("-id")
+        return fields

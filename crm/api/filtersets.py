@@ -1,0 +1,37 @@
+"""Filter pieces shared by every app's FilterSets."""
+
+import re
+
+import django_filters
+from django.contrib.postgres.search import SearchQuery
+from django.db.models import QuerySet
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def prefix_search_query(text: str) -> SearchQuery | None:
+    """`smi joh` -> `smi:* & joh:*` in the 'simple' configuration (the one the column uses).
+
+    Only word characters reach to_tsquery, so no input can make it raise a syntax error.
+    """
+    words = _WORD.findall(text.lower())
+    if not words:
+        return None
+    return SearchQuery(" & ".join(f"{word}:*" for word in words), search_type="raw", config="simple")
+
+
+class CreatedRangeFilterSet(django_filters.FilterSet):
+    created_after = django_filters.IsoDateTimeFilter(
+        field_name="created_at", lookup_expr="gte", help_text="Created at or after this ISO 8601 time."
+    )
+    created_before = django_filters.IsoDateTimeFilter(
+        field_name="created_at", lookup_expr="lt", help_text="Created before this ISO 8601 time."
+    )
+
+
+class CommaListFilter(django_filters.BaseCSVFilter, django_filters.CharFilter):
+    """`?tags=hail,insurance`: comma-separated values."""
+
+
+def filter_tags_all(queryset: QuerySet, name: str, value: list[str]) -> QuerySet:
+    return queryset.filter(**{f"{name}__contains": [tag.strip() for tag in value if tag.strip()]})

@@ -1,0 +1,39 @@
+from django.db.models import QuerySet
+from rest_framework import pagination
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.request import Request
+from rest_framework.views import APIView
+
+
+class PageNumberPagination(pagination.PageNumberPagination):
+    """`?page=` and `?page_size=` (1 to 200), refusing values it cannot honour with a 4xx."""
+
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 200
+
+    def get_page_size(self, request: Request) -> int:
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is None:
+            return self.page_size
+        if not raw.isdigit() or not 1 <= int(raw) <= self.max_page_size:
+            raise ValidationError(
+                {"page_size": [f"page_size must be a whole number from 1 to {self.max_page_size}; got {raw!r}."]}
+            )
+        return int(raw)
+
+    def paginate_queryset(self, queryset: QuerySet, request: Request, view: APIView | None = None) -> list:
+        self.request = request
+        page_size = self.get_page_size(request)
+        paginator = self.django_paginator_class(queryset, page_size)
+        raw = request.query_params.get(self.page_query_param) or "1"
+        if raw in self.last_page_strings:
+            number = paginator.num_pages
+        elif raw.isdigit() and int(raw) >= 1:
+            number = int(raw)
+        else:
+            raise ValidationError({"page": [f"page must be a whole number from 1, or 'last'; got {raw!r}."]})
+        if number > paginator.num_pages:
+            raise NotFound(f"Page {number} does not exist: there are {paginator.num_pages} page(s) of {page_size}.")
+        self.page = paginator.page(number)
+        return list(self.page)

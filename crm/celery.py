@@ -1,0 +1,11 @@
+"""The Celery application: Redis broker, JSON messages, tasks from every app's tasks.py."""
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "crm.settings.base")
+
+app = Celery("ridgeline", task_cls="celery.contrib.django.task:DjangoTask")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()

@@ -1,0 +1,31 @@
+"""Domain errors: services raise them, the API's exception handler turns them into 4xx."""
+
+from http import HTTPStatus
+
+
+class ApplicationError(Exception):
+    """A business rule refused the request (400 unless a subclass says otherwise).
+
+    `attr` names the offending field, so the API (and the admin) can show it there.
+    """
+
+    status_code = HTTPStatus.BAD_REQUEST
+    default_code = "invalid"
+
+    def __init__(self, message: str, *, code: str | None = None, attr: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code or self.default_code
+        self.attr = attr
+
+
+class Conflict(ApplicationError):
+    """The request is valid but clashes with the current state of the data (409)."""
+
+    status_code = HTTPStatus.CONFLICT
+    default_code = "conflict"
+
+
+class Forbidden(ApplicationError):
+    status_code = HTTPStatus.FORBIDDEN
+    default_code = "permission_denied"

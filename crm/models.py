@@ -1,0 +1,396 @@
+"""Core domain: users, tenants (roofing companies), memberships, projects and activities."""
+
+import re
+import zoneinfo
+from functools import cache
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractUser
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models
+from django.db.models import Q
+from django.db.models.functions import Now
+from django.utils.timezone import now
+
+from crm.fields import choices_check, non_negative_check
+
+
+class User(AbstractUser):
+    """Ridgeline's user; one person may work for several tenants (see Membership)."""
+
+    class Meta:
+        db_table = "users"
+        constraints = [
+            models.UniqueConstraint(
+                models.functions.Lower("email"),
+                condition=~Q(email=""),
+                name="users_email_unique_ci",
+                violation_error_message="A user with this email already exists.",
+            )
+        ]
+
+
+@cache
+def _timezones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def validate_timezone(value: str) -> None:
+    if value not in _timezones():
+        raise ValidationError(
+            "%(value)s is not an IANA time zone (e.g. America/New_York).",
+            code="invalid_timezone",
+            params={"value": value},
+        )
+
+
+non_negative = MinValueValidator(0)
+hex_color = RegexValidator(re.compile(r"^#[0-9a-fA-F]{6}$"), "Use a hex color like #1f6feb.")
+
+
+class SubscriptionStatus(models.TextChoices):
+    TRIAL = "trial"
+    ACTIVE = "active"
+    PAST_DUE = "past_due"
+    CANCELLED = "cancelled"
+    SUSPENDED = "suspended"
+
+
+class Tenant(models.Model):
+    """A roofing company using Ridgeline."""
+
+    SubscriptionStatus = SubscriptionStatus
+
+    name = models.CharField(max_length=200)
+    subdomain = models.SlugField(max_length=63, unique=True)
+    custom_domain = models.CharField(max_length=253, null=True, blank=True, unique=True)  # noqa: DJ001
+    settings = models.JSONField(default=dict, db_default={}, blank=True)
+    features = models.JSONField(default=dict, db_default={}, blank=True)
+    subscription_status = models.CharField(
+        max_length=20,
+        choices=SubscriptionStatus.choices,
+        default=SubscriptionStatus.TRIAL,
+        db_default=SubscriptionStatus.TRIAL,
+    )
+    subscription_expires_at = models.DateTimeField(null=True, blank=True)
+    logo_url = models.URLField(max_length=500, null=True, blank=True)  # noqa: DJ001
+    primary_color = models.CharField(max_length=7, null=True, blank=True, validators=[hex_color])  # noqa: DJ001
+    secondary_color = models.CharField(max_length=7, null=True, blank=True, validators=[hex_color])  # noqa: DJ001
+    is_active = models.BooleanField(default=True, db_default=True)
+    timezone = models.CharField(
+        max_length=64,
+        default="America/New_York",
+        db_default="America/New_York",
+        validators=[validate_timezone],
+        help_text="IANA time zone used for dates shown to this tenant's staff.",
+    )
+    created_at = models.DateTimeField(default=now, db_default=Now(), editable=False)
+    updated_at = models.DateTimeField(auto_now=True, db_default=Now())
+
+    class Meta:
+        db_table = "tenants"
+        ordering = ["name"]
+        constraints = [
+            choices_check("subscription_status", SubscriptionStatus, "tenants_subscription_status_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Role(models.TextChoices):
+    """Membership roles, from most to least powerful."""
+
+    OWNER = "owner"
+    ADMIN = "admin"
+    MANAGER = "manager"
+    MEMBER = "member"
+    VIEWER = "viewer"
+
+    @property
+    def rank(self) -> int:
+        return ROLE_RANK[self]
+
+    def at_least(self, other: "Role") -> bool:
+        return ROLE_RANK[self] >= ROLE_RANK[Role(other)]
+
+
+ROLE_RANK = {Role.OWNER: 5, Role.ADMIN: 4, Role.MANAGER: 3, Role.MEMBER: 2, Role.VIEWER: 1}
+
+
+class MembershipQuerySet(models.QuerySet["Membership"]):
+    def active(self) -> "MembershipQuerySet":
+        return self.filter(status=Membership.Status.ACTIVE, tenant__is_active=True)
+
+
+class MembershipStatus(models.TextChoices):
+    ACTIVE = "active"
+    DEACTIVATED = "deactivated"
+    SUSPENDED = "suspended"
+    PENDING = "pending"
+
+
+class Membership(models.Model):
+    """A user's role in a tenant. Only `active` memberships grant access."""
+
+    Status = MembershipStatus
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=20, choices=Role.choices, default=Role.MEMBER, db_default=Role.MEMBER)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.ACTIVE, db_default=Status.ACTIVE)
+    joined_at = models.DateTimeField(default=now, db_default=Now())
+
+    objects = MembershipQuerySet.as_manager()
+
+    class Meta:
+        db_table = "tenant_users"
+        ordering = ["tenant", "user"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "user"], name="tenant_users_unique_tenant_user"),
+            choices_check("role", Role, "tenant_users_role_valid"),
+            choices_check("status", MembershipStatus, "tenant_users_status_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} @ {self.tenant} ({self.role})"
+
+    @property
+    def role_enum(self) -> Role:
+        return Role(self.role)
+
+
+class SoftDeleteQuerySet(models.QuerySet):
+    def alive(self) -> "SoftDeleteQuerySet":
+        return self.filter(is_deleted=False)
+
+    def deleted(self) -> "SoftDeleteQuerySet":
+        return self.filter(is_deleted=True)
+
+
+class ProjectStatus(models.TextChoices):
+    ESTIMATE = "estimate"
+    APPROVED = "approved"
+    SCHEDULED = "scheduled"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+
+
+class ProjectType(models.TextChoices):
+    REPAIR = "repair"
+    REPLACEMENT = "replacement"
+    MAINTENANCE = "maintenance"
+    EMERGENCY = "emergency"
+
+
+class Project(models.Model):
+    """A roofing job for a contact."""
+
+    Status = ProjectStatus
+    Type = ProjectType
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="projects")
+    contact = models.ForeignKey(
+        "contacts.Contact", on_delete=models.SET_NULL, null=True, blank=True, related_name="projects"
+    )
+    parent_project = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="subprojects"
+    )
+    name = models.CharField(max_length=200)
+    project_number = models.CharField(max_length=50, null=True, blank=True)  # noqa: DJ001
+    status = models.CharField(
+        max_length=20, choices=Status.choices, default=Status.ESTIMATE, db_default=Status.ESTIMATE
+    )
+    type = models.CharField(max_length=20, choices=Type.choices, null=True, blank=True)  # noqa: DJ001
+    estimated_value = models.DecimalField(
+        max_digits=12, decimal_places=2, null=True, blank=True, validators=[non_negative]
+    )
+    approved_value = models.DecimalField(
+        max_digits=12, decimal_places=2, null=True, blank=True, validators=[non_negative]
+    )
+    final_value = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True, validators=[non_negative])
+    materials_cost = models.DecimalField(
+        max_digits=12, decimal_places=2, null=True, blank=True, validators=[non_negative]
+    )
+    labor_cost = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True, validators=[non_negative])
+    overhead_cost = models.DecimalField(
+        max_digits=12, decimal_places=2, null=True, blank=True, validators=[non_negative]
+    )
+    profit_margin = models.DecimalField(
+        max_digits=5, decimal_places=2, null=True, blank=True, help_text="Percent of the final value."
+    )
+    estimated_start = models.DateField(null=True, blank=True)
+    scheduled_start = models.DateField(null=True, blank=True)
+    actual_start = models.DateField(null=True, blank=True)
+    estimated_completion = models.DateField(null=True, blank=True)
+    actual_completion = models.DateField(null=True, blank=True)
+    description = models.TextField(null=True, blank=True)  # noqa: DJ001
+    scope_of_work = models.TextField(null=True, blank=True)  # noqa: DJ001
+    materials_list = models.JSONField(default=list, db_default=[], blank=True)
+    insurance_approved = models.BooleanField(default=False, db_default=False)
+    insurance_approval_amount = models.DecimalField(
+        max_digits=12, decimal_places=2, null=True, blank=True, validators=[non_negative]
+    )
+    deductible_collected = models.BooleanField(default=False, db_default=False)
+    supplements = models.JSONField(default=list, db_default=[], blank=True)
+    crew_assigned = models.JSONField(default=list, db_default=[], blank=True)
+    weather_delays = models.PositiveSmallIntegerField(default=0, db_default=0, help_text="Days lost to weather.")
+    quality_score = models.PositiveSmallIntegerField(
+        null=True, blank=True, validators=[MaxValueValidator(100)], help_text="0 to 100."
+    )
+    custom_fields = models.JSONField(default=dict, db_default={}, blank=True)
+    is_deleted = models.BooleanField(default=False, db_default=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=now, db_default=Now(), editable=False)
+    updated_at = models.DateTimeField(auto_now=True, db_default=Now())
+    organization = models.ForeignKey(
+        "contacts.Organization",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="projects",
+        help_text="Legacy link, replaced by the job's contacts when organizations are merged.",
+    )
+
+    objects = SoftDeleteQuerySet.as_manager()
+
+    class Meta:
+        db_table = "projects"
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            choices_check("status", ProjectStatus, "projects_status_valid"),
+            choices_check("type", ProjectType, "projects_type_valid"),
+            *non_negative_check(
+                [
+                    "estimated_value",
+                    "approved_value",
+                    "final_value",
+                    "materials_cost",
+                    "labor_cost",
+                    "overhead_cost",
+                    "insurance_approval_amount",
+                ],
+                "projects",
+            ),
+            models.CheckConstraint(condition=Q(quality_score__lte=100), name="projects_quality_score_range"),
+            models.UniqueConstraint(
+                fields=["tenant", "project_number"],
+                condition=Q(project_number__isnull=False),
+                name="projects_number_unique_per_tenant",
+                violation_error_message="Another project of this tenant has this project number.",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                "tenant",
+                models.F("created_at").desc(),
+                models.F("id").desc(),
+                condition=Q(is_deleted=False),
+                name="projects_tenant_recent_idx",
+            ),
+            models.Index(fields=["tenant", "status"], name="projects_tenant_status_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ActivityType(models.TextChoices):
+    CALL = "call"
+    EMAIL = "email"
+    SMS = "sms", "SMS"
+    MEETING = "meeting"
+    NOTE = "note"
+    TASK = "task"
+    DOOR_KNOCK = "door_knock"
+
+
+class ActivityDirection(models.TextChoices):
+    INBOUND = "inbound"
+    OUTBOUND = "outbound"
+
+
+class Activity(models.Model):
+    """A call, email, SMS, meeting, note, task or door knock on a contact and/or project."""
+
+    Type = ActivityType
+    Direction = ActivityDirection
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="activities")
+    contact = models.ForeignKey(
+        "contacts.Contact", on_delete=models.CASCADE, null=True, blank=True, related_name="activities"
+    )
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, null=True, blank=True, related_name="activities")
+    type = models.CharField(max_length=20, choices=Type.choices)
+    subtype = models.CharField(max_length=50, null=True, blank=True)  # noqa: DJ001
+    subject = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
+    content = models.TextField(null=True, blank=True)  # noqa: DJ001
+    direction = models.CharField(max_length=10, choices=Direction.choices, null=True, blank=True)  # noqa: DJ001
+    from_address = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
+    to_address = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
+    outcome = models.CharField(max_length=100, null=True, blank=True)  # noqa: DJ001
+    outcome_details = models.JSONField(default=dict, db_default={}, blank=True)
+    duration_seconds = models.PositiveIntegerField(null=True, blank=True)
+    recording_url = models.URLField(max_length=500, null=True, blank=True)  # noqa: DJ001
+    transcript = models.TextField(null=True, blank=True)  # noqa: DJ001
+    scheduled_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    reminder_at = models.DateTimeField(null=True, blank=True)
+    external_id = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    performed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The effective user (the impersonated user during an impersonation).",
+    )
+    on_behalf_of = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The admin who acted while impersonating; empty otherwise.",
+    )
+    created_at = models.DateTimeField(default=now, db_default=Now(), editable=False)
+
+    class Meta:
+        db_table = "activities"
+        verbose_name_plural = "activities"
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            choices_check("type", ActivityType, "activities_type_valid"),
+            choices_check("direction", ActivityDirection, "activities_direction_valid"),
+            models.CheckConstraint(
+                condition=Q(contact__isnull=False) | Q(project__isnull=False),
+                name="activities_contact_or_project",
+                violation_error_message="An activity needs a contact or a project.",
+            ),
+            models.UniqueConstraint(
+                fields=["tenant", "external_id"],
+                condition=Q(external_id__isnull=False),
+                name="activities_external_id_unique_per_tenant",
+                violation_error_message="An activity with this external id already exists.",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                "tenant", models.F("created_at").desc(), models.F("id").desc(), name="activities_tenant_recent_idx"
+            ),
+            models.Index(fields=["contact", "created_at"], name="activities_contact_idx"),
+            models.Index(fields=["project", "created_at"], name="activities_project_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_type_display()}: {self.subject or ''}".strip()

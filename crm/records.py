@@ -1,0 +1,80 @@
+"""Write helpers shared by the services of tenant-owned records (contacts, projects, ...)."""
+
+from typing import Any, TypeVar
+
+from django.db import IntegrityError, models
+
+from crm.actor import Actor
+from crm.constraints import constraint_violation
+from crm.errors import ApplicationError, Conflict
+
+M = TypeVar("M", bound=models.Model)
+
+
+def record_assign(record: M, fields: dict[str, Any], *, allowed: frozenset[str]) -> list[str]:
+    """Set `fields` on `record`, storing blank optional text as NULL; returns the names set.
+
+    An unknown name is a programming error (TypeError), not bad input: serializers only
+    pass the fields they declare.
+    """
+    unknown = set(fields) - allowed
+    if unknown:
+        raise TypeError(f"{type(record).__name__} has no writable field(s) {sorted(unknown)}")
+    for name, value in fields.items():
+        field = record._meta.get_field(name)
+        if value == "" and field.null and isinstance(field, models.CharField | models.TextField):
+            value = None
+        setattr(record, name, value)
+    return list(fields)
+
+
+def record_save(record: M, *, actor: Actor, update_fields: list[str] | None = None, reason: str = "") -> M:
+    """Validate the given fields and save inside the actor's write transaction.
+
+    Database constraints (uniqueness, checks, triggers) are the final word: a violation
+    becomes an ApplicationError naming the field, and nothing is written.
+    """
+    if update_fields is not None:
+        record.clean_fields(exclude=[f.name for f in record._meta.fields if f.name not in update_fields])
+    else:
+        record.clean_fields()
+    if hasattr(record, "updated_by_id"):
+        record.updated_by = actor.user  # type: ignore[attr-defined]
+        if update_fields is not None:
+            update_fields = [*update_fields, "updated_by", "updated_at"]
+    try:
+        with actor.atomic(reason=reason):
+            record.save(update_fields=update_fields)
+    except IntegrityError as exc:
+        raise constraint_violation(exc) from exc
+    return record
+
+
+def record_soft_delete(*, record: M, actor: Actor) -> M:
+    if record.is_deleted:  # type: ignore[attr-defined]
+        return record
+    record.is_deleted = True  # type: ignore[attr-defined]
+    return record_save(record, actor=actor, update_fields=["is_deleted"])
+
+
+def record_restore(*, record: M, actor: Actor) -> M:
+    """Undelete; a row that would now break a uniqueness rule (e.g. its email) is a 409."""
+    if not record.is_deleted:  # type: ignore[attr-defined]
+        return record
+    record.is_deleted = False  # type: ignore[attr-defined]
+    try:
+        return record_save(record, actor=actor, update_fields=["is_deleted"])
+    except ApplicationError as exc:
+        record.is_deleted = True  # type: ignore[attr-defined]
+        raise Conflict(f"Cannot restore: {exc.message}", code="restore_conflict", attr=exc.attr) from exc
+
+
+def record_purge(*, record: M, actor: Actor) -> None:
+    """Delete for good a row that was soft-deleted first."""
+    if not record.is_deleted:  # type: ignore[attr-defined]
+        raise Conflict(
+            f"{record._meta.verbose_name} {record.pk} is not deleted: delete it before purging it.",
+            code="not_deleted",
+        )
+    with actor.atomic():
+        record.delete()

@@ -1,0 +1,90 @@
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from contacts.models import Contact
+from crm.api.fields import TenantPrimaryKeyRelatedField
+from crm.api.serializers import TenantModelSerializer
+from crm.models import Activity, Membership, Project, Role
+
+
+class ProjectSerializer(TenantModelSerializer):
+    contact = TenantPrimaryKeyRelatedField(Contact, allow_null=True, required=False)
+    parent_project = TenantPrimaryKeyRelatedField(Project, allow_null=True, required=False)
+
+    class Meta:
+        model = Project
+        exclude = ["tenant"]
+        read_only_fields = ["organization", "created_by", "updated_by", "created_at", "updated_at", "is_deleted"]
+
+
+class ActivitySerializer(TenantModelSerializer):
+    contact = TenantPrimaryKeyRelatedField(Contact, allow_null=True, required=False)
+    project = TenantPrimaryKeyRelatedField(Project, allow_null=True, required=False)
+
+    class Meta:
+        model = Activity
+        exclude = ["tenant"]
+        read_only_fields = ["created_by", "performed_by", "on_behalf_of", "created_at"]
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        attrs = super().validate(attrs)
+        contact = attrs.get("contact", getattr(self.instance, "contact", None))
+        project = attrs.get("project", getattr(self.instance, "project", None))
+        if contact is None and project is None:
+            raise serializers.ValidationError({"contact": ["An activity needs a contact or a project."]})
+        return attrs
+
+
+class UserSummarySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = get_user_model()
+        fields = ["id", "username", "email", "first_name", "last_name"]
+        read_only_fields = fields
+
+
+class MembershipSerializer(serializers.ModelSerializer):
+    user = UserSummarySerializer(read_only=True)
+
+    class Meta:
+        model = Membership
+        fields = ["id", "user", "role", "status", "joined_at"]
+        read_only_fields = ["id", "user", "joined_at"]
+
+
+class MembershipCreateSerializer(serializers.Serializer):
+    email = serializers.EmailField(help_text="The email of an existing Ridgeline user.")
+    role = serializers.ChoiceField(choices=Role.choices, default=Role.MEMBER)
+
+
+class TenantSummarySerializer(serializers.Serializer):
+    id = serializers.IntegerField(source="tenant.id")
+    subdomain = serializers.CharField(source="tenant.subdomain")
+    name = serializers.CharField(source="tenant.name")
+    timezone = serializers.CharField(source="tenant.timezone")
+    role = serializers.CharField()
+
+
+class MeSerializer(serializers.ModelSerializer):
+    memberships = serializers.SerializerMethodField()
+
+    class Meta:
+        model = get_user_model()
+        fields = ["id", "username", "email", "first_name", "last_name", "memberships"]
+        read_only_fields = fields
+
+    @extend_schema_field(TenantSummarySerializer(many=True))
+    def get_memberships(self, user: Any) -> list[dict[str, Any]]:
+        memberships = Membership.objects.active().filter(user=user).select_related("tenant").order_by("tenant__name")
+        return TenantSummarySerializer(memberships, many=True).data
+
+
+class TokenRequestSerializer(serializers.Serializer):
+    username = serializers.CharField(help_text="Username or email.")
+    password = serializers.CharField(style={"input_type": "password"}, trim_whitespace=False)
+
+
+class TokenSerializer(serializers.Serializer):
+    token = serializers.CharField()

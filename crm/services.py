@@ -1,0 +1,185 @@
+"""Writes to projects, activities and memberships."""
+
+from typing import Any
+
+from django.contrib.auth import get_user_model
+
+from contacts.models import Contact
+from crm.actor import Actor
+from crm.errors import ApplicationError, Conflict, Forbidden
+from crm.models import Activity, Membership, MembershipStatus, Project, Role, Tenant, User
+from crm.records import record_assign, record_purge, record_restore, record_save, record_soft_delete
+from crm.tenancy import tenant_ensure_owns
+
+SYSTEM_FIELDS = frozenset({"id", "tenant", "created_by", "updated_by", "created_at", "updated_at", "is_deleted"})
+PROJECT_WRITABLE_FIELDS = frozenset(
+    f.name for f in Project._meta.concrete_fields if f.name not in SYSTEM_FIELDS | {"organization"}
+)
+ACTIVITY_WRITABLE_FIELDS = frozenset(
+    f.name for f in Activity._meta.concrete_fields if f.name not in SYSTEM_FIELDS | {"performed_by", "on_behalf_of"}
+)
+
+
+def _tenant_of(actor: Actor) -> Tenant:
+    if actor.tenant is None:
+        raise ValueError("this service needs an actor with a tenant")
+    return actor.tenant
+
+
+def _check_parent(project: Project, parent: Project | None) -> None:
+    seen = {project.pk}
+    while parent is not None:
+        if parent.pk in seen:
+            raise ApplicationError("A project cannot be its own parent.", code="cycle", attr="parent_project")
+        seen.add(parent.pk)
+        parent = parent.parent_project
+
+
+def _check_project_references(project: Project, fields: dict[str, Any]) -> None:
+    tenant_ensure_owns(
+        project.tenant,
+        **{name: fields[name] for name in ("contact", "parent_project") if name in fields},
+    )
+    if "parent_project" in fields:
+        _check_parent(project, fields["parent_project"])
+
+
+def project_create(*, actor: Actor, **fields: Any) -> Project:
+    project = Project(tenant=_tenant_of(actor), created_by=actor.user)
+    _check_project_references(project, fields)
+    record_assign(project, fields, allowed=PROJECT_WRITABLE_FIELDS)
+    return record_save(project, actor=actor)
+
+
+def project_update(*, project: Project, actor: Actor, reason: str = "", **fields: Any) -> Project:
+    _check_project_references(project, fields)
+    changed = record_assign(project, fields, allowed=PROJECT_WRITABLE_FIELDS)
+    return record_save(project, actor=actor, update_fields=changed, reason=reason)
+
+
+def project_delete(*, project: Project, actor: Actor) -> Project:
+    return record_soft_delete(record=project, actor=actor)
+
+
+def project_restore(*, project: Project, actor: Actor) -> Project:
+    return record_restore(record=project, actor=actor)
+
+
+def project_purge(*, project: Project, actor: Actor) -> None:
+    record_purge(record=project, actor=actor)
+
+
+def _check_activity_references(activity: Activity, fields: dict[str, Any]) -> None:
+    tenant_ensure_owns(activity.tenant, **{name: fields[name] for name in ("contact", "project") if name in fields})
+    contact: Contact | None = fields.get("contact", activity.contact)
+    project: Project | None = fields.get("project", activity.project)
+    if contact is None and project is None:
+        raise ApplicationError("An activity needs a contact or a project.", code="required", attr="contact")
+
+
+def activity_create(*, actor: Actor, **fields: Any) -> Activity:
+    """Record an activity performed by the actor's effective user (and the admin behind them)."""
+    activity = Activity(
+        tenant=_tenant_of(actor),
+        created_by=actor.user,
+        performed_by=actor.user,
+        on_behalf_of=actor.on_behalf_of,
+    )
+    _check_activity_references(activity, fields)
+    record_assign(activity, fields, allowed=ACTIVITY_WRITABLE_FIELDS)
+    return record_save(activity, actor=actor)
+
+
+def activity_update(*, activity: Activity, actor: Actor, **fields: Any) -> Activity:
+    _check_activity_references(activity, fields)
+    changed = record_assign(activity, fields, allowed=ACTIVITY_WRITABLE_FIELDS)
+    return record_save(activity, actor=actor, update_fields=changed)
+
+
+def activity_delete(*, activity: Activity, actor: Actor) -> None:
+    with actor.atomic():
+        activity.delete()
+
+
+# Memberships -------------------------------------------------------------------------
+
+
+def _actor_role(actor: Actor, tenant: Tenant) -> Role:
+    membership = Membership.objects.active().filter(tenant=tenant, user=actor.user).first()
+    if membership is None:
+        raise Forbidden("You are not an active member of this tenant.")
+    return membership.role_enum
+
+
+def _ensure_may_manage(actor_role: Role, *, current: Role | None, wanted: Role | None) -> None:
+    if not actor_role.at_least(Role.ADMIN):
+        raise Forbidden("Managing members needs the admin or owner role.")
+    if current is not None and not actor_role.at_least(current):
+        raise Forbidden(f"You cannot change a member whose role ({current.value}) is above yours.", attr="role")
+    if wanted is not None and not actor_role.at_least(wanted):
+        raise Forbidden(f"You cannot grant the {wanted.value} role: it is above yours.", attr="role")
+
+
+def _ensure_owner_remains(tenant: Tenant, *, losing: Membership) -> None:
+    """Precondition: the caller holds the tenant row lock, so two admins cannot race."""
+    if losing.role != Role.OWNER or losing.status != MembershipStatus.ACTIVE:
+        return
+    others = Membership.objects.active().filter(tenant=tenant, role=Role.OWNER).exclude(pk=losing.pk)
+    if not others.exists():
+        raise Conflict("A tenant keeps at least one active owner: make someone else owner first.", code="last_owner")
+
+
+def _lock_tenant(tenant: Tenant) -> None:
+    Tenant.objects.select_for_update().filter(pk=tenant.pk).values_list("pk", flat=True).get()
+
+
+def membership_add(*, actor: Actor, email: str, role: str) -> Membership:
+    """Give an existing user a role in the actor's tenant (re-activating a past membership)."""
+    tenant = _tenant_of(actor)
+    _ensure_may_manage(_actor_role(actor, tenant), current=None, wanted=Role(role))
+    user: User | None = get_user_model()._default_manager.filter(email__iexact=email.strip()).first()
+    if user is None:
+        raise ApplicationError(f"No Ridgeline user has the email {email!r}.", code="does_not_exist", attr="email")
+    with actor.atomic():
+        _lock_tenant(tenant)
+        membership, created = Membership.objects.get_or_create(
+            tenant=tenant, user=user, defaults={"role": role, "status": MembershipStatus.ACTIVE}
+        )
+        if not created:
+            if membership.status == MembershipStatus.ACTIVE:
+                raise Conflict(f"{user.email} is already a member of {tenant.name}.", code="already_member")
+            membership.role = role
+            membership.status = MembershipStatus.ACTIVE
+            membership.save(update_fields=["role", "status"])
+    return membership
+
+
+def membership_update(*, actor: Actor, membership: Membership, **fields: Any) -> Membership:
+    """Change a member's `role` and/or `status`; never above the actor's role, never the last owner away."""
+    tenant = _tenant_of(actor)
+    with actor.atomic():
+        _lock_tenant(tenant)
+        membership.refresh_from_db()
+        _ensure_may_manage(
+            _actor_role(actor, tenant),
+            current=membership.role_enum,
+            wanted=Role(fields["role"]) if "role" in fields else None,
+        )
+        if fields.get("role", Role.OWNER) != Role.OWNER or fields.get("status", MembershipStatus.ACTIVE) != (
+            MembershipStatus.ACTIVE
+        ):
+            _ensure_owner_remains(tenant, losing=membership)
+        changed = record_assign(membership, fields, allowed=frozenset({"role", "status"}))
+        membership.full_clean()
+        membership.save(update_fields=changed)
+    return membership
+
+
+def membership_remove(*, actor: Actor, membership: Membership) -> None:
+    tenant = _tenant_of(actor)
+    with actor.atomic():
+        _lock_tenant(tenant)
+        membership.refresh_from_db()
+        _ensure_may_manage(_actor_role(actor, tenant), current=membership.role_enum, wanted=None)
+        _ensure_owner_remains(tenant, losing=membership)
+        membership.delete()

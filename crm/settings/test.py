@@ -1,0 +1,14 @@
+"""Settings for the test suite: the real PostgreSQL and Redis, kept apart from `make run`."""
+
+import os
+
+from crm.settings.base import *  # noqa: F403
+from crm.settings.base import REDIS_URL
+
+DEBUG = False
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# A separate Redis database and queue, so a running `make run` worker never takes a
+# test's task (and never writes it into the demo database).
+CELERY_BROKER_URL = os.environ.get("TEST_CELERY_BROKER_URL", REDIS_URL.rsplit("/", 1)[0] + "/15")
+CELERY_TASK_DEFAULT_QUEUE = f"ridgeline-test-{os.getpid()}"

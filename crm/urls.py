@@ -1,0 +1,31 @@
+"""The wiring: every app's API routes, the admin, the schema and the health check."""
+
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import DefaultRouter
+
+from contacts.views import ContactViewSet
+from crm.health import healthz
+from crm.views import ActivityViewSet, MembershipViewSet, MeView, ProjectViewSet, TokenView
+
+router = DefaultRouter(trailing_slash=True)
+router.include_root_view = False
+router.register("contacts", ContactViewSet, basename="contact")
+router.register("projects", ProjectViewSet, basename="project")
+router.register("activities", ActivityViewSet, basename="activity")
+router.register("memberships", MembershipViewSet, basename="membership")
+
+api_v1 = [
+    path("auth/token/", TokenView.as_view(), name="auth-token"),
+    path("me/", MeView.as_view(), name="me"),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("", include(router.urls)),
+]
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/v1/", include(api_v1)),
+    path("healthz", healthz, name="healthz"),
+]

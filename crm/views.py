@@ -1,0 +1,163 @@
+from typing import Any
+
+from django.db.models import QuerySet
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.authtoken.models import Token
+from rest_framework.authtoken.serializers import AuthTokenSerializer
+from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from crm.api.errors import CONFLICT_RESPONSE
+from crm.api.views import SoftDeleteViewSet, TenantScopedViewSet
+from crm.filtersets import ActivityFilterSet, MembershipFilterSet, ProjectFilterSet
+from crm.models import Activity, Membership, Project, Role
+from crm.serializers import (
+    ActivitySerializer,
+    MembershipCreateSerializer,
+    MembershipSerializer,
+    MeSerializer,
+    ProjectSerializer,
+    TokenRequestSerializer,
+    TokenSerializer,
+)
+from crm.services import (
+    activity_create,
+    activity_delete,
+    activity_update,
+    membership_add,
+    membership_remove,
+    membership_update,
+    project_create,
+    project_delete,
+    project_purge,
+    project_restore,
+    project_update,
+)
+
+
+class ProjectViewSet(SoftDeleteViewSet):
+    """Roofing jobs."""
+
+    serializer_class = ProjectSerializer
+    filterset_class = ProjectFilterSet
+    ordering_fields = [
+        "created_at",
+        "updated_at",
+        "name",
+        "project_number",
+        "status",
+        "estimated_value",
+        "scheduled_start",
+        "estimated_completion",
+    ]
+    ordering = ["-created_at"]
+
+    def get_tenant_queryset(self) -> QuerySet:
+        return Project.objects.all()
+
+    def perform_create(self, serializer: Any) -> None:
+        serializer.instance = project_create(actor=self.request.actor, **serializer.validated_data)
+
+    def perform_update(self, serializer: Any) -> None:
+        serializer.instance = project_update(
+            project=serializer.instance, actor=self.request.actor, **serializer.validated_data
+        )
+
+    def perform_soft_delete(self, record: Project) -> None:
+        project_delete(project=record, actor=self.request.actor)
+
+    def perform_restore(self, record: Project) -> Project:
+        return project_restore(project=record, actor=self.request.actor)
+
+    def perform_purge(self, record: Project) -> None:
+        project_purge(project=record, actor=self.request.actor)
+
+
+class ActivityViewSet(TenantScopedViewSet):
+    """Calls, emails, SMS, meetings, notes, tasks and door knocks."""
+
+    serializer_class = ActivitySerializer
+    filterset_class = ActivityFilterSet
+    ordering_fields = ["created_at", "scheduled_at", "completed_at", "reminder_at", "type"]
+    ordering = ["-created_at"]
+    action_roles = {"destroy": Role.MANAGER}
+
+    def get_tenant_queryset(self) -> QuerySet:
+        return Activity.objects.all()
+
+    def perform_create(self, serializer: Any) -> None:
+        serializer.instance = activity_create(actor=self.request.actor, **serializer.validated_data)
+
+    def perform_update(self, serializer: Any) -> None:
+        serializer.instance = activity_update(
+            activity=serializer.instance, actor=self.request.actor, **serializer.validated_data
+        )
+
+    def perform_destroy(self, instance: Activity) -> None:
+        activity_delete(activity=instance, actor=self.request.actor)
+
+
+class MembershipViewSet(TenantScopedViewSet):
+    """The tenant's members: everyone reads; admins and owners add, change and remove."""
+
+    serializer_class = MembershipSerializer
+    filterset_class = MembershipFilterSet
+    ordering_fields = ["joined_at", "role", "user__username"]
+    ordering = ["user__username"]
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+
+    def required_role(self, request: Request) -> Role:
+        return Role.VIEWER if request.method in ("GET", "HEAD", "OPTIONS") else Role.ADMIN
+
+    def get_tenant_queryset(self) -> QuerySet:
+        return Membership.objects.select_related("user")
+
+    @extend_schema(request=MembershipCreateSerializer, responses={201: MembershipSerializer, 409: CONFLICT_RESPONSE})
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        payload = MembershipCreateSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        membership = membership_add(actor=request.actor, **payload.validated_data)
+        return Response(MembershipSerializer(membership).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses={200: MembershipSerializer, 409: CONFLICT_RESPONSE})
+    def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().partial_update(request, *args, **kwargs)
+
+    def perform_update(self, serializer: Any) -> None:
+        serializer.instance = membership_update(
+            actor=self.request.actor, membership=serializer.instance, **serializer.validated_data
+        )
+
+    @extend_schema(responses={204: None, 409: CONFLICT_RESPONSE})
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().destroy(request, *args, **kwargs)
+
+    def perform_destroy(self, instance: Membership) -> None:
+        membership_remove(actor=self.request.actor, membership=instance)
+
+
+class MeView(APIView):
+    """The signed-in user and the tenants they can act in (for a tenant switcher)."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(responses=MeSerializer)
+    def get(self, request: Request) -> Response:
+        return Response(MeSerializer(request.user).data)
+
+
+class TokenView(APIView):
+    """Exchange a username (or email) and password for an API token."""
+
+    permission_classes = [AllowAny]
+    authentication_classes: list = []
+
+    @extend_schema(request=TokenRequestSerializer, responses=TokenSerializer)
+    def post(self, request: Request) -> Response:
+        credentials = AuthTokenSerializer(data=request.data, context={"request": request})
+        credentials.is_valid(raise_exception=True)
+        token, _ = Token.objects.get_or_create(user=credentials.validated_data["user"])
+        return Response({"token": token.key})

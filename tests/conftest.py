@@ -1,0 +1,94 @@
+"""Personas and clients shared by every app's tests (see STYLE.md)."""
+
+import pytest
+from rest_framework.test import APIClient
+
+from crm.models import Role
+from tests.factories import MembershipFactory, TenantFactory, UserFactory
+
+
+@pytest.fixture
+def tenant(db):
+    return TenantFactory(name="Summit Roofing", subdomain="summit")
+
+
+@pytest.fixture
+def other_tenant(db):
+    return TenantFactory(name="Valley Roofing", subdomain="valley")
+
+
+def member(tenant, role: str, username: str):
+    return MembershipFactory(tenant=tenant, user=UserFactory(username=username), role=role).user
+
+
+def client_for(user, tenant=None) -> APIClient:
+    client = APIClient()
+    client.force_authenticate(user)
+    if tenant is not None:
+        client.credentials(HTTP_X_TENANT=tenant.subdomain)
+    return client
+
+
+@pytest.fixture
+def owner(tenant):
+    return member(tenant, Role.OWNER, "owner")
+
+
+@pytest.fixture
+def admin_user(tenant):
+    return member(tenant, Role.ADMIN, "tenant-admin")
+
+
+@pytest.fixture
+def manager(tenant):
+    return member(tenant, Role.MANAGER, "manager")
+
+
+@pytest.fixture
+def member_user(tenant):
+    return member(tenant, Role.MEMBER, "member")
+
+
+@pytest.fixture
+def viewer(tenant):
+    return member(tenant, Role.VIEWER, "viewer")
+
+
+@pytest.fixture
+def other_user(other_tenant):
+    return member(other_tenant, Role.OWNER, "other-owner")
+
+
+@pytest.fixture
+def owner_client(owner):
+    return client_for(owner)
+
+
+@pytest.fixture
+def admin_client_(admin_user):
+    return client_for(admin_user)
+
+
+@pytest.fixture
+def manager_client(manager):
+    return client_for(manager)
+
+
+@pytest.fixture
+def member_client(member_user):
+    return client_for(member_user)
+
+
+@pytest.fixture
+def viewer_client(viewer):
+    return client_for(viewer)
+
+
+@pytest.fixture
+def other_tenant_client(other_user):
+    return client_for(other_user)
+
+
+@pytest.fixture
+def anonymous_client():
+    return APIClient()
