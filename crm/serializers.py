@@ -58,6 +58,13 @@ class MembershipCreateSerializer(serializers.Serializer):
     email = serializers.EmailField(help_text="The email of an existing Ridgeline user.")
     role = serializers.ChoiceField(choices=Role.choices, default=Role.MEMBER)
 
+    def validate_email(self, value: str) -> Any:
+        """Returns the user with this email (case-insensitive)."""
+        user = get_user_model()._default_manager.filter(email__iexact=value.strip()).first()
+        if user is None:
+            raise serializers.ValidationError(f"No Ridgeline user has the email {value!r}.", code="does_not_exist")
+        return user
+
 
 class TenantSummarySerializer(serializers.Serializer):
     id = serializers.IntegerField(source="tenant.id")

@@ -2,8 +2,6 @@
 
 from typing import Any
 
-from django.contrib.auth import get_user_model
-
 from contacts.models import Contact
 from crm.actor import Actor
 from crm.errors import ApplicationError, Conflict, Forbidden
@@ -133,13 +131,10 @@ def _lock_tenant(tenant: Tenant) -> None:
     Tenant.objects.select_for_update().filter(pk=tenant.pk).values_list("pk", flat=True).get()
 
 
-def membership_add(*, actor: Actor, email: str, role: str) -> Membership:
+def membership_add(*, actor: Actor, user: User, role: str) -> Membership:
     """Give an existing user a role in the actor's tenant (re-activating a past membership)."""
     tenant = _tenant_of(actor)
     _ensure_may_manage(_actor_role(actor, tenant), current=None, wanted=Role(role))
-    user: User | None = get_user_model()._default_manager.filter(email__iexact=email.strip()).first()
-    if user is None:
-        raise ApplicationError(f"No Ridgeline user has the email {email!r}.", code="does_not_exist", attr="email")
     with actor.atomic():
         _lock_tenant(tenant)
         membership, created = Membership.objects.get_or_create(
@@ -147,7 +142,7 @@ def membership_add(*, actor: Actor, email: str, role: str) -> Membership:
         )
         if not created:
             if membership.status == MembershipStatus.ACTIVE:
-                raise Conflict(f"{user.email} is already a member of {tenant.name}.", code="already_member")
+                raise Conflict(f"{user} is already a member of {tenant.name}.", code="already_member")
             membership.role = role
             membership.status = MembershipStatus.ACTIVE
             membership.save(update_fields=["role", "status"])

@@ -119,7 +119,9 @@ class MembershipViewSet(TenantScopedViewSet):
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         payload = MembershipCreateSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
-        membership = membership_add(actor=request.actor, **payload.validated_data)
+        membership = membership_add(
+            actor=request.actor, user=payload.validated_data["email"], role=payload.validated_data["role"]
+        )
         return Response(MembershipSerializer(membership).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(responses={200: MembershipSerializer, 409: CONFLICT_RESPONSE})
