@@ -2,7 +2,8 @@ import django_filters
 from django.db.models import QuerySet
 
 from contacts.models import Contact, ContactPriority, ContactStage, ContactType
-from crm.api.filtersets import CommaListFilter, CreatedRangeFilterSet, filter_tags_all, prefix_search_query
+from crm.api.filtersets import CommaListFilter, CreatedRangeFilterSet, filter_tags_all
+from crm.search import prefix_search_query
 
 
 class ContactFilterSet(CreatedRangeFilterSet):

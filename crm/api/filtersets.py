@@ -1,23 +1,7 @@
 """Filter pieces shared by every app's FilterSets."""
 
-import re
-
 import django_filters
-from django.contrib.postgres.search import SearchQuery
 from django.db.models import QuerySet
-
-_WORD = re.compile(r"\w+", re.UNICODE)
-
-
-def prefix_search_query(text: str) -> SearchQuery | None:
-    """`smi joh` -> `smi:* & joh:*` in the 'simple' configuration (the one the column uses).
-
-    Only word characters reach to_tsquery, so no input can make it raise a syntax error.
-    """
-    words = _WORD.findall(text.lower())
-    if not words:
-        return None
-    return SearchQuery(" & ".join(f"{word}:*" for word in words), search_type="raw", config="simple")
 
 
 class CreatedRangeFilterSet(django_filters.FilterSet):
