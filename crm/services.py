@@ -99,27 +99,37 @@ def activity_delete(*, activity: Activity, actor: Actor) -> None:
         activity.delete()
 
 
+# Tenants ------------------------------------------------------------------------------
+
+TENANT_WRITABLE_FIELDS = frozenset(
+    f.name for f in Tenant._meta.concrete_fields if f.name not in {"id", "created_at", "updated_at"}
+)
+
+
+def tenant_create(*, actor: Actor, **fields: Any) -> Tenant:
+    tenant = Tenant()
+    record_assign(tenant, fields, allowed=TENANT_WRITABLE_FIELDS)
+    return record_save(tenant, actor=actor)
+
+
+def tenant_update(*, tenant: Tenant, actor: Actor, **fields: Any) -> Tenant:
+    changed = record_assign(tenant, fields, allowed=TENANT_WRITABLE_FIELDS)
+    return record_save(tenant, actor=actor, update_fields=changed)
+
+
 # Memberships -------------------------------------------------------------------------
 
 
 def _actor_role(actor: Actor, tenant: Tenant) -> Role:
+    if actor.user is not None and actor.user.is_superuser:
+        return Role.OWNER
     membership = Membership.objects.active().filter(tenant=tenant, user=actor.user).first()
     if membership is None:
         raise Forbidden("You are not an active member of this tenant.")
     return membership.role_enum
 
 
-def _ensure_may_manage(actor_role: Role, *, current: Role | None, wanted: Role | None) -> None:
-    if not actor_role.at_least(Role.ADMIN):
-        raise Forbidden("Managing members needs the admin or owner role.")
-    if current is not None and not actor_role.at_least(current):
-        raise Forbidden(f"You cannot change a member whose role ({current.value}) is above yours.", attr="role")
-    if wanted is not None and not actor_role.at_least(wanted):
-        raise Forbidden(f"You cannot grant the {wanted.value} role: it is above yours.", attr="role")
-
-
 def _ensure_owner_remains(tenant: Tenant, *, losing: Membership) -> None:
-    """Precondition: the caller holds the tenant row lock, so two admins cannot race."""
     if losing.role != Role.OWNER or losing.status != MembershipStatus.ACTIVE:
         return
     others = Membership.objects.active().filter(tenant=tenant, role=Role.OWNER).exclude(pk=losing.pk)
@@ -127,16 +137,44 @@ def _ensure_owner_remains(tenant: Tenant, *, losing: Membership) -> None:
         raise Conflict("A tenant keeps at least one active owner: make someone else owner first.", code="last_owner")
 
 
+def membership_check(
+    *,
+    actor: Actor,
+    membership: Membership | None,
+    role: str | None = None,
+    status: str | None = None,
+    remove: bool = False,
+) -> None:
+    """Refuse a membership change the actor may not make (ApplicationError naming the field).
+
+    Admins and owners manage members, never granting a role above their own nor touching a
+    member above them, and a tenant never loses its last active owner. Forms call this to
+    show the error early; the services call it again under the tenant lock.
+    """
+    tenant = _tenant_of(actor)
+    actor_role = _actor_role(actor, tenant)
+    if not actor_role.at_least(Role.ADMIN):
+        raise Forbidden("Managing members needs the admin or owner role.")
+    if membership is not None and not actor_role.at_least(membership.role_enum):
+        raise Forbidden(f"You cannot change a member whose role ({membership.role}) is above yours.", attr="role")
+    if role is not None and not actor_role.at_least(Role(role)):
+        raise Forbidden(f"You cannot grant the {role} role: it is above yours.", attr="role")
+    loses_ownership = remove or role not in (None, Role.OWNER) or status not in (None, MembershipStatus.ACTIVE)
+    if membership is not None and loses_ownership:
+        _ensure_owner_remains(tenant, losing=membership)
+
+
 def _lock_tenant(tenant: Tenant) -> None:
+    """Serialise membership changes of one tenant, so two admins cannot both demote the last owners."""
     Tenant.objects.select_for_update().filter(pk=tenant.pk).values_list("pk", flat=True).get()
 
 
 def membership_add(*, actor: Actor, user: User, role: str) -> Membership:
     """Give an existing user a role in the actor's tenant (re-activating a past membership)."""
     tenant = _tenant_of(actor)
-    _ensure_may_manage(_actor_role(actor, tenant), current=None, wanted=Role(role))
     with actor.atomic():
         _lock_tenant(tenant)
+        membership_check(actor=actor, membership=None, role=role)
         membership, created = Membership.objects.get_or_create(
             tenant=tenant, user=user, defaults={"role": role, "status": MembershipStatus.ACTIVE}
         )
@@ -150,20 +188,12 @@ def membership_add(*, actor: Actor, user: User, role: str) -> Membership:
 
 
 def membership_update(*, actor: Actor, membership: Membership, **fields: Any) -> Membership:
-    """Change a member's `role` and/or `status`; never above the actor's role, never the last owner away."""
+    """Change a member's `role` and/or `status` (see membership_check for the rules)."""
     tenant = _tenant_of(actor)
     with actor.atomic():
         _lock_tenant(tenant)
         membership.refresh_from_db()
-        _ensure_may_manage(
-            _actor_role(actor, tenant),
-            current=membership.role_enum,
-            wanted=Role(fields["role"]) if "role" in fields else None,
-        )
-        if fields.get("role", Role.OWNER) != Role.OWNER or fields.get("status", MembershipStatus.ACTIVE) != (
-            MembershipStatus.ACTIVE
-        ):
-            _ensure_owner_remains(tenant, losing=membership)
+        membership_check(actor=actor, membership=membership, role=fields.get("role"), status=fields.get("status"))
         changed = record_assign(membership, fields, allowed=frozenset({"role", "status"}))
         membership.full_clean()
         membership.save(update_fields=changed)
@@ -175,6 +205,5 @@ def membership_remove(*, actor: Actor, membership: Membership) -> None:
     with actor.atomic():
         _lock_tenant(tenant)
         membership.refresh_from_db()
-        _ensure_may_manage(_actor_role(actor, tenant), current=membership.role_enum, wanted=None)
-        _ensure_owner_remains(tenant, losing=membership)
+        membership_check(actor=actor, membership=membership, remove=True)
         membership.delete()
