@@ -4,11 +4,11 @@ from typing import Any
 
 from django.db.models.functions import Now
 
-from contacts.models import Contact
+from contacts.models import Contact, Organization
 from crm.actor import Actor
 from crm.models import User
 from crm.records import record_assign, record_purge, record_restore, record_save, record_soft_delete
-from crm.tenancy import tenant_ensure_members
+from crm.tenancy import tenant_ensure_members, tenant_ensure_owns
 
 SYSTEM_FIELDS = frozenset({"id", "tenant", "created_by", "updated_by", "created_at", "updated_at", "is_deleted"})
 CONTACT_WRITABLE_FIELDS = frozenset(
@@ -68,3 +68,41 @@ def contacts_reassign(*, actor: Actor, from_user: User, to_user: User | None, ba
             moved += Contact.objects.filter(pk__in=batch).update(
                 assigned_to=to_user, updated_by=actor.user, updated_at=Now()
             )
+
+
+# Legacy organizations (until the organizations merge turns them into company contacts) ----
+
+ORGANIZATION_WRITABLE_FIELDS = frozenset(
+    f.name for f in Organization._meta.concrete_fields if f.name not in SYSTEM_FIELDS
+)
+
+
+def _check_organization_references(organization: Organization, fields: dict[str, Any]) -> None:
+    tenant_ensure_owns(organization.tenant, **{k: v for k, v in fields.items() if k == "primary_contact"})
+    if "default_assignee" in fields:
+        tenant_ensure_members(organization.tenant, default_assignee=fields["default_assignee"])
+
+
+def organization_create(*, actor: Actor, **fields: Any) -> Organization:
+    organization = Organization(tenant=actor.tenant, created_by=actor.user)
+    _check_organization_references(organization, fields)
+    record_assign(organization, fields, allowed=ORGANIZATION_WRITABLE_FIELDS)
+    return record_save(organization, actor=actor)
+
+
+def organization_update(*, organization: Organization, actor: Actor, **fields: Any) -> Organization:
+    _check_organization_references(organization, fields)
+    changed = record_assign(organization, fields, allowed=ORGANIZATION_WRITABLE_FIELDS)
+    return record_save(organization, actor=actor, update_fields=changed)
+
+
+def organization_delete(*, organization: Organization, actor: Actor) -> Organization:
+    return record_soft_delete(record=organization, actor=actor)
+
+
+def organization_restore(*, organization: Organization, actor: Actor) -> Organization:
+    return record_restore(record=organization, actor=actor)
+
+
+def organization_purge(*, organization: Organization, actor: Actor) -> None:
+    record_purge(record=organization, actor=actor)

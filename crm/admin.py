@@ -1,0 +1,247 @@
+from typing import Any
+
+from django import forms
+from django.contrib import admin
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from crm.actor import Actor
+from crm.admin_base import SoftDeleteAdmin, TenantScopedAdmin, admin_actor, admin_may, admin_tenant_ids
+from crm.models import Activity, Membership, Project, Role, Tenant, User
+from crm.services import (
+    activity_create,
+    activity_delete,
+    activity_update,
+    membership_add,
+    membership_check,
+    membership_remove,
+    membership_update,
+    project_create,
+    project_delete,
+    project_purge,
+    project_restore,
+    project_update,
+    tenant_create,
+    tenant_update,
+)
+
+RECORD_FIELDS = ("created_by", "updated_by", "created_at", "updated_at")
+
+
+@admin.register(User)
+class UserAdmin(DjangoUserAdmin):
+    """Staff see the users of their tenants; only superusers create and change users."""
+
+    list_display = ["username", "email", "first_name", "last_name", "is_staff", "is_active", "last_login"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        queryset = super().get_queryset(request)
+        ids = admin_tenant_ids(request)
+        if ids is None:
+            return queryset
+        return queryset.filter(pk__in=Membership.objects.active().filter(tenant_id__in=ids).values("user_id"))
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return request.user.is_active and request.user.is_staff and admin_may(request, None, Role.VIEWER)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self.has_module_permission(request)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return request.user.is_superuser
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.is_superuser
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.is_superuser
+
+
+class MembershipInline(admin.TabularInline):
+    """Members at a glance; changes go through the Membership pages (and their rules)."""
+
+    model = Membership
+    fields = ["user", "role", "status", "joined_at"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return super().get_queryset(request).select_related("user")
+
+
+@admin.register(Tenant)
+class TenantAdmin(TenantScopedAdmin):
+    list_display = ["name", "subdomain", "subscription_status", "is_active", "timezone", "created_at"]
+    list_filter = ["subscription_status", "is_active"]
+    search_fields = ["name", "subdomain", "custom_domain"]
+    readonly_fields = ["created_at", "updated_at"]
+    inlines = [MembershipInline]
+    change_role = Role.ADMIN
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return request.user.is_superuser
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.is_superuser
+
+    def service_create(self, actor: Actor, fields: dict[str, Any]) -> Tenant:
+        return tenant_create(actor=actor, **fields)
+
+    def service_update(self, obj: Tenant, actor: Actor, fields: dict[str, Any]) -> Tenant:
+        return tenant_update(tenant=obj, actor=actor, **fields)
+
+
+class MembershipAddForm(forms.ModelForm):
+    """Staff add an existing user by email: they cannot browse the users of other tenants."""
+
+    email = forms.EmailField(help_text="The email of an existing Ridgeline user.")
+
+    class Meta:
+        model = Membership
+        fields = ["tenant", "role"]
+
+    def clean_email(self) -> str:
+        email = self.cleaned_data["email"]
+        user = User.objects.filter(email__iexact=email.strip()).first()
+        if user is None:
+            raise forms.ValidationError(f"No Ridgeline user has the email {email}.")
+        self.cleaned_data["user"] = user
+        return email
+
+
+@admin.register(Membership)
+class MembershipAdmin(TenantScopedAdmin):
+    list_display = ["user", "tenant", "role", "status", "joined_at"]
+    list_filter = ["role", "status"]
+    list_select_related = ["user", "tenant"]
+    search_fields = ["user__username", "user__email", "user__first_name", "user__last_name", "tenant__name"]
+    autocomplete_fields = ["user"]
+    change_role = Role.ADMIN
+    delete_role = Role.ADMIN
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return ["tenant", "email", "role"] if obj is None else ["tenant", "user", "role", "status", "joined_at"]
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        if obj is None:
+            kwargs["form"] = MembershipAddForm
+        return super().get_form(request, obj, change, **kwargs)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return [] if obj is None else ["tenant", "user", "joined_at"]
+
+    def validate_with_services(self, request: HttpRequest, obj: Membership, cleaned: dict[str, Any]) -> None:
+        tenant = cleaned.get("tenant") or obj.tenant
+        membership_check(
+            actor=admin_actor(request, tenant),
+            membership=None if obj.pk is None else Membership.objects.get(pk=obj.pk),
+            role=cleaned.get("role"),
+            status=cleaned.get("status"),
+        )
+
+    def service_create(self, actor: Actor, fields: dict[str, Any]) -> Membership:
+        return membership_add(actor=actor, user=fields["user"], role=fields["role"])
+
+    def service_update(self, obj: Membership, actor: Actor, fields: dict[str, Any]) -> Membership:
+        return membership_update(actor=actor, membership=obj, **fields)
+
+    def delete_model(self, request: HttpRequest, obj: Membership) -> None:
+        membership_remove(actor=admin_actor(request, obj.tenant), membership=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
+        for membership in queryset.select_related("tenant"):
+            self.delete_model(request, membership)
+
+
+@admin.register(Project)
+class ProjectAdmin(SoftDeleteAdmin):
+    list_display = ["name", "project_number", "status", "type", "contact", "estimated_value", "scheduled_start"]
+    list_filter = ["status", "type", "insurance_approved"]
+    list_select_related = ["contact"]
+    search_fields = ["name", "project_number"]
+    autocomplete_fields = ["contact", "parent_project", "organization"]
+    readonly_fields = [*RECORD_FIELDS, "is_deleted"]
+    date_hierarchy = "created_at"
+    fieldsets = [
+        (None, {"fields": ["tenant", "name", "project_number", "status", "type", "contact", "parent_project"]}),
+        (
+            "Money",
+            {
+                "fields": [
+                    "estimated_value",
+                    "approved_value",
+                    "final_value",
+                    "materials_cost",
+                    "labor_cost",
+                    "overhead_cost",
+                    "profit_margin",
+                ]
+            },
+        ),
+        (
+            "Schedule",
+            {
+                "fields": [
+                    "estimated_start",
+                    "scheduled_start",
+                    "actual_start",
+                    "estimated_completion",
+                    "actual_completion",
+                    "weather_delays",
+                ]
+            },
+        ),
+        ("Scope", {"fields": ["description", "scope_of_work", "materials_list", "crew_assigned", "quality_score"]}),
+        (
+            "Insurance",
+            {"fields": ["insurance_approved", "insurance_approval_amount", "deductible_collected", "supplements"]},
+        ),
+        ("Other", {"fields": ["custom_fields", "organization"]}),
+        ("Record", {"fields": [*RECORD_FIELDS, "is_deleted"]}),
+    ]
+
+    def service_create(self, actor: Actor, fields: dict[str, Any]) -> Project:
+        return project_create(actor=actor, **fields)
+
+    def service_update(self, obj: Project, actor: Actor, fields: dict[str, Any]) -> Project:
+        return project_update(project=obj, actor=actor, **fields)
+
+    def soft_delete(self, obj: Project, actor: Actor) -> None:
+        project_delete(project=obj, actor=actor)
+
+    def restore_row(self, obj: Project, actor: Actor) -> None:
+        project_restore(project=obj, actor=actor)
+
+    def purge(self, obj: Project, actor: Actor) -> None:
+        project_purge(project=obj, actor=actor)
+
+
+@admin.register(Activity)
+class ActivityAdmin(TenantScopedAdmin):
+    list_display = ["__str__", "type", "direction", "contact", "project", "performed_by", "on_behalf_of", "created_at"]
+    list_filter = ["type", "direction"]
+    list_select_related = ["contact", "project", "performed_by", "on_behalf_of"]
+    search_fields = ["subject", "content"]
+    autocomplete_fields = ["contact", "project"]
+    readonly_fields = ["created_by", "performed_by", "on_behalf_of", "created_at"]
+    date_hierarchy = "created_at"
+
+    def service_create(self, actor: Actor, fields: dict[str, Any]) -> Activity:
+        return activity_create(actor=actor, **fields)
+
+    def service_update(self, obj: Activity, actor: Actor, fields: dict[str, Any]) -> Activity:
+        return activity_update(activity=obj, actor=actor, **fields)
+
+    def delete_model(self, request: HttpRequest, obj: Activity) -> None:
+        activity_delete(activity=obj, actor=admin_actor(request, obj.tenant))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
+        for activity in queryset.select_related("tenant"):
+            if admin_may(request, activity.tenant_id, self.delete_role):
+                self.delete_model(request, activity)
