@@ -1,11 +1,17 @@
 """Which tenant a request acts in, and the user's membership there."""
 
+import re
 from typing import Any
 
 from django.db.models import Q
 
 from crm.errors import ApplicationError
 from crm.models import Membership, Tenant, User
+
+
+# What a tenant can be named by: its id (bigint), or its subdomain (a slug).
+_TENANT_ID = re.compile(r"[0-9]{1,18}")
+_SUBDOMAIN = re.compile(r"[-a-zA-Z0-9_]{1,63}")
 
 
 class TenantResolutionError(Exception):
@@ -20,8 +26,10 @@ def tenant_resolve(*, user: User, header: str | None) -> tuple[Tenant, Membershi
     memberships = Membership.objects.active().filter(user=user).select_related("tenant")
     header = (header or "").strip()
     if header:
+        if not _SUBDOMAIN.fullmatch(header):
+            raise TenantResolutionError("X-Tenant must be a tenant's subdomain or numeric id.", status=400)
         match = Q(tenant__subdomain__iexact=header)
-        if header.isdigit():
+        if _TENANT_ID.fullmatch(header):
             match |= Q(tenant_id=int(header))
         membership = memberships.filter(match).first()
         if membership is None:
