@@ -1,0 +1,125 @@
+"""Helpers for API tests: the documented error shape, row snapshots and the resources under test."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from django.db import models
+from rest_framework.test import APIClient
+
+from contacts.models import Contact
+from crm.models import Activity, Membership, Project, Role, Tenant
+from tests.conftest import client_for
+from tests.factories import ActivityFactory, ContactFactory, ProjectFactory
+
+# The persona fixture (tests/conftest.py) holding each role in `tenant`.
+ROLE_PERSONAS = {
+    Role.OWNER: "owner",
+    Role.ADMIN: "admin_user",
+    Role.MANAGER: "manager",
+    Role.MEMBER: "member_user",
+    Role.VIEWER: "viewer",
+}
+
+
+def persona(request: pytest.FixtureRequest, role: str) -> Any:
+    return request.getfixturevalue(ROLE_PERSONAS[Role(role)])
+
+
+def role_client(request: pytest.FixtureRequest, role: str) -> APIClient:
+    return client_for(persona(request, role))
+
+
+def api_errors(response: Any, status: int, *, type: str = "client_error") -> list[dict[str, Any]]:
+    """Assert the status and the documented error shape; return the errors."""
+    assert response.status_code == status, response.content
+    body = response.json()
+    assert list(body) == ["type", "errors"]
+    assert body["type"] == type
+    assert body["errors"]
+    for error in body["errors"]:
+        assert list(error) == ["code", "detail", "attr"]
+    return body["errors"]
+
+
+def assert_error(
+    response: Any, status: int, *, code: str, detail: str, attr: str | None = None, type: str = "client_error"
+) -> None:
+    """Exactly one error, exactly this one."""
+    assert api_errors(response, status, type=type) == [{"code": code, "detail": detail, "attr": attr}]
+
+
+def assert_invalid(response: Any, *, attr: str, code: str, detail: str) -> None:
+    assert_error(response, 400, type="validation_error", code=code, detail=detail, attr=attr)
+
+
+def row(instance: models.Model) -> dict[str, Any] | None:
+    """The row as the database holds it now (None when it is gone)."""
+    return type(instance)._default_manager.filter(pk=instance.pk).values().first()
+
+
+def table(model: type[models.Model]) -> list[dict[str, Any]]:
+    return list(model._default_manager.order_by("pk").values())
+
+
+def tables() -> dict[str, list[dict[str, Any]]]:
+    """Every table an API write could touch, to prove a refused request changed nothing."""
+    return {model._meta.db_table: table(model) for model in (Contact, Project, Activity, Membership)}
+
+
+@dataclass(frozen=True)
+class Resource:
+    """A tenant-owned API resource: how to make a row and what a valid write looks like."""
+
+    name: str
+    model: type[models.Model]
+    make: Callable[[Tenant], models.Model]
+    payload: Callable[[Tenant], dict[str, Any]]  # a valid full body, with references in that tenant
+    change: dict[str, Any]  # a valid PATCH body
+    soft_delete: bool
+
+    @property
+    def url(self) -> str:
+        return f"/api/v1/{self.name}/"
+
+    def detail(self, pk: int) -> str:
+        return f"/api/v1/{self.name}/{pk}/"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+CONTACTS = Resource(
+    name="contacts",
+    model=Contact,
+    make=lambda tenant: ContactFactory(tenant=tenant),
+    payload=lambda tenant: {"first_name": "Dana", "last_name": "Whitfield", "email": "dana@example.com"},
+    change={"stage": Contact.Stage.QUALIFIED},
+    soft_delete=True,
+)
+PROJECTS = Resource(
+    name="projects",
+    model=Project,
+    make=lambda tenant: ProjectFactory(tenant=tenant),
+    payload=lambda tenant: {"name": "Hail damage replacement", "contact": ContactFactory(tenant=tenant).pk},
+    change={"status": Project.Status.APPROVED},
+    soft_delete=True,
+)
+ACTIVITIES = Resource(
+    name="activities",
+    model=Activity,
+    make=lambda tenant: ActivityFactory(tenant=tenant),
+    payload=lambda tenant: {"type": Activity.Type.NOTE, "contact": ContactFactory(tenant=tenant).pk, "content": "Hi"},
+    change={"outcome": "voicemail"},
+    soft_delete=False,
+)
+RESOURCES = [CONTACTS, PROJECTS, ACTIVITIES]
+SOFT_DELETE_RESOURCES = [resource for resource in RESOURCES if resource.soft_delete]
+
+
+def make_deleted(resource: Resource, tenant: Tenant) -> models.Model:
+    record = resource.make(tenant)
+    resource.model._default_manager.filter(pk=record.pk).update(is_deleted=True)
+    record.refresh_from_db()
+    return record

@@ -1,0 +1,321 @@
+"""Tenant isolation: resolving the request's tenant, 404 for other tenants' rows, foreign keys."""
+
+import pytest
+
+from contacts.models import Contact
+from crm.models import Membership, Role
+from tests.api import (
+    ACTIVITIES,
+    CONTACTS,
+    PROJECTS,
+    RESOURCES,
+    SOFT_DELETE_RESOURCES,
+    assert_error,
+    assert_invalid,
+    make_deleted,
+    row,
+    table,
+    tables,
+)
+from tests.conftest import client_for
+from tests.factories import ContactFactory, MembershipFactory, ProjectFactory, UserFactory
+
+# Tenant resolution ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def two_tenant_user(tenant, other_tenant):
+    """A member of both tenants, with one contact in each."""
+    user = UserFactory(username="consultant")
+    MembershipFactory(tenant=tenant, user=user, role=Role.MEMBER)
+    MembershipFactory(tenant=other_tenant, user=user, role=Role.MEMBER)
+    return user
+
+
+def listed_contacts(response):
+    assert response.status_code == 200, response.content
+    return {contact["id"] for contact in response.json()["results"]}
+
+
+@pytest.mark.parametrize("header", ["summit", "SUMMIT", " summit ", "id"])
+def test_x_tenant_selects_the_tenant_by_subdomain_or_id(two_tenant_user, tenant, other_tenant, header):
+    mine, theirs = ContactFactory(tenant=tenant), ContactFactory(tenant=other_tenant)
+    value = str(tenant.pk) if header == "id" else header
+
+    response = client_for(two_tenant_user).get(CONTACTS.url, HTTP_X_TENANT=value)
+
+    assert listed_contacts(response) == {mine.pk}
+    assert theirs.pk not in listed_contacts(response)
+
+
+def test_x_tenant_switches_between_the_users_tenants(two_tenant_user, tenant, other_tenant):
+    ContactFactory(tenant=tenant)
+    theirs = ContactFactory(tenant=other_tenant)
+
+    response = client_for(two_tenant_user).get(CONTACTS.url, HTTP_X_TENANT="valley")
+
+    assert listed_contacts(response) == {theirs.pk}
+
+
+def test_without_x_tenant_the_only_membership_is_used(member_user, tenant):
+    contact = ContactFactory(tenant=tenant)
+
+    assert listed_contacts(client_for(member_user).get(CONTACTS.url)) == {contact.pk}
+
+
+def test_without_x_tenant_several_memberships_is_400(two_tenant_user):
+    response = client_for(two_tenant_user).get(CONTACTS.url)
+
+    assert_invalid(
+        response,
+        attr="X-Tenant",
+        code="invalid",
+        detail="You belong to several tenants: send the X-Tenant header with the tenant's subdomain or id.",
+    )
+
+
+@pytest.mark.parametrize("header", ["valley", "other-id", "no-such-tenant", "999999", "99999999999999999999"])
+def test_x_tenant_the_user_does_not_belong_to_is_403(member_user, other_tenant, header):
+    value = str(other_tenant.pk) if header == "other-id" else header
+    before = tables()
+
+    response = client_for(member_user).post(CONTACTS.url, {"first_name": "Dana"}, HTTP_X_TENANT=value)
+
+    assert_error(response, 403, code="permission_denied", detail=f"You are not an active member of tenant {value!r}.")
+    assert tables() == before
+
+
+@pytest.mark.parametrize("header", ["²", "x\x00", "0" * 5000, "summit; drop table", "١"])
+def test_malformed_x_tenant_is_400(member_user, header):
+    response = client_for(member_user).get(CONTACTS.url, HTTP_X_TENANT=header)
+
+    assert_invalid(
+        response,
+        attr="X-Tenant",
+        code="invalid",
+        detail="X-Tenant must be a tenant's subdomain or numeric id.",
+    )
+
+
+def test_user_without_membership_is_403(tenant):
+    lonely = UserFactory(username="lonely")
+
+    response = client_for(lonely).get(CONTACTS.url)
+
+    assert_error(response, 403, code="permission_denied", detail="Your user is not an active member of any tenant.")
+
+
+@pytest.mark.parametrize(
+    "status", [Membership.Status.DEACTIVATED, Membership.Status.SUSPENDED, Membership.Status.PENDING]
+)
+def test_inactive_membership_does_not_count(two_tenant_user, tenant, other_tenant, status):
+    Membership.objects.filter(user=two_tenant_user, tenant=tenant).update(status=status)
+    theirs = ContactFactory(tenant=other_tenant)
+    ContactFactory(tenant=tenant)
+    client = client_for(two_tenant_user)
+
+    # The one active membership is used without a header...
+    assert listed_contacts(client.get(CONTACTS.url)) == {theirs.pk}
+    # ...and naming the inactive one is refused.
+    assert_error(
+        client.get(CONTACTS.url, HTTP_X_TENANT="summit"),
+        403,
+        code="permission_denied",
+        detail="You are not an active member of tenant 'summit'.",
+    )
+
+
+def test_inactive_tenant_does_not_count(two_tenant_user, tenant, other_tenant):
+    tenant.is_active = False
+    tenant.save()
+    theirs = ContactFactory(tenant=other_tenant)
+    client = client_for(two_tenant_user)
+
+    assert listed_contacts(client.get(CONTACTS.url)) == {theirs.pk}
+    assert_error(
+        client.get(CONTACTS.url, HTTP_X_TENANT="summit"),
+        403,
+        code="permission_denied",
+        detail="You are not an active member of tenant 'summit'.",
+    )
+
+
+def test_only_inactive_memberships_is_403(member_user, tenant):
+    Membership.objects.filter(user=member_user).update(status=Membership.Status.DEACTIVATED)
+
+    assert_error(
+        client_for(member_user).get(CONTACTS.url),
+        403,
+        code="permission_denied",
+        detail="Your user is not an active member of any tenant.",
+    )
+
+
+# Another tenant's rows ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("resource", RESOURCES, ids=str)
+@pytest.mark.parametrize("method", ["get", "put", "patch", "delete"])
+def test_another_tenants_row_is_404_and_unchanged(resource, method, tenant, other_tenant, owner):
+    foreign = resource.make(other_tenant)
+    before = row(foreign)
+    client = client_for(owner)  # the owner passes every role check: the 404 is the scoping
+    body = {"put": resource.payload(tenant), "patch": resource.change}.get(method)
+
+    response = getattr(client, method)(resource.detail(foreign.pk), body)
+
+    assert_error(response, 404, code="not_found", detail="Not found.")
+    assert row(foreign) == before
+
+
+@pytest.mark.parametrize("resource", SOFT_DELETE_RESOURCES, ids=str)
+@pytest.mark.parametrize(
+    ("method", "suffix"),
+    [("get", "?deleted=true"), ("post", "restore/"), ("delete", "?purge=true")],
+    ids=["retrieve-deleted", "restore", "purge"],
+)
+def test_another_tenants_deleted_row_is_404_and_unchanged(resource, method, suffix, other_tenant, owner):
+    foreign = make_deleted(resource, other_tenant)
+    before = row(foreign)
+
+    response = getattr(client_for(owner), method)(resource.detail(foreign.pk) + suffix)
+
+    assert_error(response, 404, code="not_found", detail="Not found.")
+    assert row(foreign) == before
+
+
+@pytest.mark.parametrize("method", ["get", "patch", "delete"])
+def test_another_tenants_membership_is_404_and_unchanged(method, owner, other_user):
+    foreign = Membership.objects.get(user=other_user)
+    before = row(foreign)
+    body = {"role": Role.VIEWER} if method == "patch" else None
+
+    response = getattr(client_for(owner), method)(f"/api/v1/memberships/{foreign.pk}/", body)
+
+    assert_error(response, 404, code="not_found", detail="Not found.")
+    assert row(foreign) == before
+
+
+@pytest.mark.parametrize("resource", RESOURCES, ids=str)
+def test_lists_never_show_another_tenants_rows(resource, tenant, other_tenant, owner):
+    mine = {resource.make(tenant).pk for _ in range(2)}
+    resource.make(other_tenant)
+
+    response = client_for(owner).get(resource.url)
+
+    assert response.status_code == 200
+    assert {item["id"] for item in response.json()["results"]} == mine
+    assert response.json()["count"] == 2
+
+
+@pytest.mark.parametrize("resource", SOFT_DELETE_RESOURCES, ids=str)
+def test_deleted_lists_never_show_another_tenants_rows(resource, tenant, other_tenant, owner):
+    mine = make_deleted(resource, tenant)
+    make_deleted(resource, other_tenant)
+
+    response = client_for(owner).get(resource.url + "?deleted=true")
+
+    assert response.status_code == 200
+    assert [item["id"] for item in response.json()["results"]] == [mine.pk]
+
+
+def test_membership_list_never_shows_another_tenants_members(owner, admin_user, other_user):
+    response = client_for(owner).get("/api/v1/memberships/")
+
+    assert response.status_code == 200
+    assert sorted(item["user"]["username"] for item in response.json()["results"]) == ["owner", "tenant-admin"]
+
+
+# Foreign keys to another tenant's rows ---------------------------------------------------
+
+
+def foreign_target(field, other_tenant, other_user):
+    if field == "assigned_to":
+        return other_user
+    if field in ("contact",):
+        return ContactFactory(tenant=other_tenant)
+    return ProjectFactory(tenant=other_tenant)
+
+
+FOREIGN_KEYS = [
+    (CONTACTS, "assigned_to"),
+    (PROJECTS, "contact"),
+    (PROJECTS, "parent_project"),
+    (ACTIVITIES, "contact"),
+    (ACTIVITIES, "project"),
+]
+
+
+def foreign_key_error(field, target):
+    if field == "assigned_to":
+        return {"code": "does_not_exist", "detail": f'User "{target.pk}" is not an active member of this tenant.'}
+    return {"code": "does_not_exist", "detail": f'Invalid pk "{target.pk}" - object does not exist.'}
+
+
+@pytest.mark.parametrize(("resource", "field"), FOREIGN_KEYS, ids=lambda value: str(value))
+def test_create_pointing_at_another_tenants_row_is_400_and_writes_nothing(
+    resource, field, tenant, other_tenant, owner, other_user
+):
+    target = foreign_target(field, other_tenant, other_user)
+    body = {**resource.payload(tenant), field: target.pk}
+    before = tables()
+
+    response = client_for(owner).post(resource.url, body)
+
+    assert_invalid(response, attr=field, **foreign_key_error(field, target))
+    assert tables() == before
+
+
+@pytest.mark.parametrize(("resource", "field"), FOREIGN_KEYS, ids=lambda value: str(value))
+@pytest.mark.parametrize("method", ["put", "patch"])
+def test_update_pointing_at_another_tenants_row_is_400_and_changes_nothing(
+    resource, field, method, tenant, other_tenant, owner, other_user
+):
+    record = resource.make(tenant)
+    target = foreign_target(field, other_tenant, other_user)
+    body = {**(resource.payload(tenant) if method == "put" else {}), field: target.pk}
+    before = row(record)
+
+    response = getattr(client_for(owner), method)(resource.detail(record.pk), body)
+
+    assert_invalid(response, attr=field, **foreign_key_error(field, target))
+    assert row(record) == before
+
+
+@pytest.mark.parametrize(
+    "status", [Membership.Status.DEACTIVATED, Membership.Status.SUSPENDED, Membership.Status.PENDING]
+)
+def test_contact_cannot_be_assigned_to_an_inactive_member(tenant, owner, member_user, status):
+    Membership.objects.filter(user=member_user).update(status=status)
+    contact = ContactFactory(tenant=tenant)
+
+    response = client_for(owner).patch(CONTACTS.detail(contact.pk), {"assigned_to": member_user.pk})
+
+    assert_invalid(
+        response,
+        attr="assigned_to",
+        code="does_not_exist",
+        detail=f'User "{member_user.pk}" is not an active member of this tenant.',
+    )
+    assert Contact.objects.get(pk=contact.pk).assigned_to_id is None
+
+
+@pytest.mark.parametrize("field", ["from_user", "to_user"])
+def test_reassign_to_or_from_another_tenants_user_is_400(
+    field, tenant, manager, member_user, other_user, django_capture_on_commit_callbacks
+):
+    ContactFactory(tenant=tenant, assigned_to=member_user)
+    body = {"from_user": member_user.pk, "to_user": manager.pk, field: other_user.pk}
+    before = table(Contact)
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = client_for(manager).post(CONTACTS.url + "reassign/", body)
+
+    assert_invalid(
+        response,
+        attr=field,
+        code="does_not_exist",
+        detail=f'User "{other_user.pk}" is not an active member of this tenant.',
+    )
+    assert callbacks == []
+    assert table(Contact) == before
