@@ -124,17 +124,21 @@ class SoftDeleteViewSet(TenantScopedViewSet):
     def perform_purge(self, record: Any) -> None:
         raise NotImplementedError
 
+    def wants_deleted(self) -> bool:
+        """`?deleted=true` reads deleted rows; writes never see them (restore them first)."""
+        return self.action in ("list", "retrieve") and query_flag(self.request, "deleted")
+
     def required_role(self, request: Request) -> Role:
         if self.action == "destroy":
             return Role.ADMIN if query_flag(request, "purge") else Role.MANAGER
-        if self.action == "restore" or query_flag(request, "deleted"):
+        if self.action == "restore" or self.wants_deleted():
             return Role.MANAGER
         return super().required_role(request)
 
     def filter_visible(self, queryset: QuerySet) -> QuerySet:
         if self.action == "restore" or (self.action == "destroy" and query_flag(self.request, "purge")):
             return queryset
-        return queryset.filter(is_deleted=query_flag(self.request, "deleted"))
+        return queryset.filter(is_deleted=self.wants_deleted())
 
     def perform_destroy(self, instance: Any) -> None:
         if query_flag(self.request, "purge"):
