@@ -1,10 +1,18 @@
 """Serializer plumbing shared by every app's API."""
 
+from collections.abc import Callable
 from typing import Any
 
-from django.core.exceptions import FieldDoesNotExist
 from django.db import models
 from rest_framework import serializers
+
+
+def json_kind_validator(name: str, kind: type) -> Callable[[Any], None]:
+    def validate(value: Any) -> None:
+        if value is not None and not isinstance(value, kind):
+            raise serializers.ValidationError(f"{name} must be {'an object' if kind is dict else 'a list'}.")
+
+    return validate
 
 
 class TenantModelSerializer(serializers.ModelSerializer):
@@ -12,21 +20,15 @@ class TenantModelSerializer(serializers.ModelSerializer):
 
     JSON columns must hold the kind of value their default has (an object for
     `custom_fields`, a list for `materials_list`), so clients cannot store a stray string.
+    The check is a field validator, so it is reported with every other invalid field.
     """
 
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        model = self.Meta.model
-        for name, value in attrs.items():
-            try:
-                field = model._meta.get_field(name)
-            except FieldDoesNotExist:  # a serializer-only input such as `reason`
-                continue
-            if isinstance(field, models.JSONField) and field.has_default() and value is not None:
-                expected = type(field.get_default())
-                if not isinstance(value, expected):
-                    kind = "an object" if expected is dict else "a list"
-                    raise serializers.ValidationError({name: [f"{name} must be {kind}."]})
-        return attrs
+    def build_standard_field(self, field_name: str, model_field: models.Field) -> tuple[type, dict[str, Any]]:
+        field_class, field_kwargs = super().build_standard_field(field_name, model_field)
+        if isinstance(model_field, models.JSONField) and model_field.has_default():
+            kind = type(model_field.get_default())
+            field_kwargs["validators"] = [*field_kwargs.get("validators", []), json_kind_validator(field_name, kind)]
+        return field_class, field_kwargs
 
     def create(self, validated_data: dict[str, Any]) -> Any:
         raise NotImplementedError("Views call a service with serializer.validated_data.")
