@@ -10,19 +10,20 @@ class StrictOrderingFilter(OrderingFilter):
 
     def get_ordering(self, request: Request, queryset: QuerySet, view: APIView) -> list[str]:
         raw = request.query_params.get(self.ordering_param)
-        if not raw:
-            return list(self.get_default_ordering(view) or ["-id"])
-        fields = [term.strip() for term in raw.split(",") if term.strip()]
-        allowed = sorted(name for name, _ in self.get_valid_fields(queryset, view, {"request": request}))
-        unknown = [term for term in fields if term.lstrip("-") not in allowed]
-        if unknown:
-            raise ValidationError(
-                {
-                    self.ordering_param: [
-                        f"Unknown ordering field(s): {', '.join(unknown)}. Allowed: {', '.join(allowed)}."
-                    ]
-                }
-            )
+        if raw:
+            fields = [term.strip() for term in raw.split(",") if term.strip()]
+            allowed = sorted(name for name, _ in self.get_valid_fields(queryset, view, {"request": request}))
+            unknown = [term for term in fields if term.lstrip("-") not in allowed]
+            if unknown:
+                raise ValidationError(
+                    {
+                        self.ordering_param: [
+                            f"Unknown ordering field(s): {', '.join(unknown)}. Allowed: {', '.join(allowed)}."
+                        ]
+                    }
+                )
+        else:
+            fields = list(self.get_default_ordering(view) or [])
         if not any(term.lstrip("-") in {"id", "pk"} for term in fields):
             fields.append("-id")
         return fields
