@@ -8,7 +8,6 @@ from django.db.models import Q
 from crm.errors import ApplicationError
 from crm.models import Membership, Tenant, User
 
-
 # What a tenant can be named by: its id (bigint), or its subdomain (a slug).
 _TENANT_ID = re.compile(r"[0-9]{1,18}")
 _SUBDOMAIN = re.compile(r"[-a-zA-Z0-9_]{1,63}")
