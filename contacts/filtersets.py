@@ -2,7 +2,7 @@ import django_filters
 from django.db.models import QuerySet
 
 from contacts.models import Contact, ContactPriority, ContactStage, ContactType
-from crm.api.filtersets import CommaListFilter, CreatedRangeFilterSet, filter_tags_all
+from crm.api.filtersets import BooleanFilter, CommaListFilter, CreatedRangeFilterSet, IdFilter, filter_tags_all
 from crm.search import prefix_search_query
 
 
@@ -10,8 +10,8 @@ class ContactFilterSet(CreatedRangeFilterSet):
     type = django_filters.MultipleChoiceFilter(choices=ContactType.choices)
     stage = django_filters.MultipleChoiceFilter(choices=ContactStage.choices)
     priority = django_filters.MultipleChoiceFilter(choices=ContactPriority.choices)
-    assigned_to = django_filters.NumberFilter(field_name="assigned_to_id", help_text="User id.")
-    unassigned = django_filters.BooleanFilter(field_name="assigned_to", lookup_expr="isnull")
+    assigned_to = IdFilter(field_name="assigned_to_id", help_text="User id.")
+    unassigned = BooleanFilter(field_name="assigned_to", lookup_expr="isnull")
     source = django_filters.CharFilter(lookup_expr="iexact")
     insurance_carrier = django_filters.CharFilter(lookup_expr="iexact")
     address_city = django_filters.CharFilter(lookup_expr="iexact")

@@ -1,16 +1,16 @@
 import django_filters
 from django.db.models import Q, QuerySet
 
-from crm.api.filtersets import CreatedRangeFilterSet
+from crm.api.filtersets import BooleanFilter, CreatedRangeFilterSet, IdFilter
 from crm.models import Activity, ActivityDirection, ActivityType, Membership, Project, ProjectStatus, ProjectType, Role
 
 
 class ProjectFilterSet(CreatedRangeFilterSet):
     status = django_filters.MultipleChoiceFilter(choices=ProjectStatus.choices)
     type = django_filters.MultipleChoiceFilter(choices=ProjectType.choices)
-    contact = django_filters.NumberFilter(field_name="contact_id")
-    parent_project = django_filters.NumberFilter(field_name="parent_project_id")
-    insurance_approved = django_filters.BooleanFilter()
+    contact = IdFilter(field_name="contact_id")
+    parent_project = IdFilter(field_name="parent_project_id")
+    insurance_approved = BooleanFilter()
     scheduled_after = django_filters.DateFilter(field_name="scheduled_start", lookup_expr="gte")
     scheduled_before = django_filters.DateFilter(field_name="scheduled_start", lookup_expr="lte")
     search = django_filters.CharFilter(method="filter_search", help_text="Name or project number contains.")
@@ -29,14 +29,12 @@ class ProjectFilterSet(CreatedRangeFilterSet):
 class ActivityFilterSet(CreatedRangeFilterSet):
     type = django_filters.MultipleChoiceFilter(choices=ActivityType.choices)
     direction = django_filters.ChoiceFilter(choices=ActivityDirection.choices)
-    contact = django_filters.NumberFilter(field_name="contact_id")
-    project = django_filters.NumberFilter(field_name="project_id")
-    performed_by = django_filters.NumberFilter(field_name="performed_by_id")
+    contact = IdFilter(field_name="contact_id")
+    project = IdFilter(field_name="project_id")
+    performed_by = IdFilter(field_name="performed_by_id")
     scheduled_after = django_filters.IsoDateTimeFilter(field_name="scheduled_at", lookup_expr="gte")
     scheduled_before = django_filters.IsoDateTimeFilter(field_name="scheduled_at", lookup_expr="lt")
-    open = django_filters.BooleanFilter(
-        field_name="completed_at", lookup_expr="isnull", help_text="true: not completed yet."
-    )
+    open = BooleanFilter(field_name="completed_at", lookup_expr="isnull", help_text="true: not completed yet.")
     search = django_filters.CharFilter(method="filter_search", help_text="Subject or content contains.")
 
     class Meta:

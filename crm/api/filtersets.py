@@ -1,7 +1,37 @@
 """Filter pieces shared by every app's FilterSets."""
 
+from typing import Any
+
 import django_filters
+from django import forms
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
+
+
+class StrictNullBooleanField(forms.NullBooleanField):
+    """true/false (or 1/0, yes/no); anything else is an error, not a silently ignored filter."""
+
+    widget = forms.TextInput
+
+    def to_python(self, value: Any) -> bool | None:
+        if value in (None, ""):
+            return None
+        normalized = str(value).strip().lower()
+        if normalized in {"true", "1", "yes"}:
+            return True
+        if normalized in {"false", "0", "no"}:
+            return False
+        raise ValidationError("Use true or false; got %(value)r.", code="invalid", params={"value": value})
+
+
+class BooleanFilter(django_filters.BooleanFilter):
+    field_class = StrictNullBooleanField
+
+
+class IdFilter(django_filters.NumberFilter):
+    """A row's or user's id: `1.5` is an error, not a filter on id 1."""
+
+    field_class = forms.IntegerField
 
 
 class CreatedRangeFilterSet(django_filters.FilterSet):
