@@ -1,0 +1,61 @@
+# The two commands: `make run` (the app with demo data) and `make test` (lint + the suite).
+# Both start from nothing: they create .venv, install the pinned requirements, check that
+# PostgreSQL and Redis answer and create the database when it is missing.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+PORT ?= 8000
+VENV := .venv
+BIN := $(VENV)/bin
+# Touched after a successful install: pip runs again only when a requirements file changes.
+INSTALLED := $(VENV)/.installed
+
+.PHONY: help run test lint bench setup services database
+
+help:
+	@echo "make run    migrate, load the demo tenant and start web + Celery worker + beat"
+	@echo "make test   lint, makemigrations --check and the test suite on PostgreSQL and Redis"
+	@echo "make lint   ruff check, ruff format --check and makemigrations --check only"
+	@echo "make bench  every benchmark in bench/ (BENCH_SMALL=1 for a quick run)"
+
+$(INSTALLED): requirements.txt requirements-dev.txt
+	@test -x $(BIN)/python || { echo "Creating $(VENV) with $$(command -v $(PYTHON))"; $(PYTHON) -m venv $(VENV); }
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
+
+services: $(INSTALLED)
+	@$(BIN)/python -m scripts.check_services
+
+database: services
+	@$(BIN)/python -m scripts.ensure_database
+
+setup: database
+
+run: setup
+	$(BIN)/python manage.py migrate --no-input
+	$(BIN)/python manage.py seed_demo
+	@echo
+	@echo "Admin:     http://localhost:$(PORT)/admin/"
+	@echo "API docs:  http://localhost:$(PORT)/api/v1/docs/"
+	@echo "Health:    http://localhost:$(PORT)/healthz"
+	@echo
+	@mkdir -p var
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start --port $(PORT)
+
+lint: $(INSTALLED)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python manage.py makemigrations --check --dry-run
+
+test: setup lint
+	$(BIN)/pytest
+
+bench: setup
+	@set -- bench/*.py; test -e "$$1" || { echo "No benchmarks in bench/."; exit 0; }; \
+	for script in "$$@"; do \
+		echo "== $$script"; \
+		$(BIN)/python "$$script" $(if $(filter 1,$(BENCH_SMALL)),--small); \
+	done
