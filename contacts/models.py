@@ -6,12 +6,19 @@ from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVector, SearchVectorField
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Func, Q, TextField, Value
 from django.db.models.functions import Lower, Now
 from django.utils.timezone import now
 
 from crm.fields import choices_check, non_negative_check
 from crm.models import SoftDeleteQuerySet
+
+
+def regexp_replace(field: str, pattern: str, replacement: str) -> Func:
+    """`field` with every match of `pattern` replaced (an immutable function, fit for a generated column)."""
+    return Func(
+        F(field), Value(pattern), Value(replacement), Value("g"), function="regexp_replace", output_field=TextField()
+    )
 
 
 class ContactType(models.TextChoices):
@@ -106,10 +113,22 @@ class Contact(models.Model):
     created_at = models.DateTimeField(default=now, db_default=Now(), editable=False)
     updated_at = models.DateTimeField(auto_now=True, db_default=Now())
     search = models.GeneratedField(
-        expression=SearchVector("first_name", "last_name", "email", "phone", "mobile_phone", config="simple"),
+        expression=SearchVector(
+            "first_name",
+            "last_name",
+            regexp_replace("email", "[[:punct:]]+", " "),
+            regexp_replace("phone", "[^0-9]+", " "),
+            regexp_replace("phone", "[^0-9]+", ""),
+            regexp_replace("mobile_phone", "[^0-9]+", " "),
+            regexp_replace("mobile_phone", "[^0-9]+", ""),
+            config="simple",
+        ),
         output_field=SearchVectorField(),
         db_persist=True,
-        help_text="Full-text search over names, email and phones (query it with config='simple').",
+        help_text=(
+            "Full-text search over names, the words of the email and the digits of the phones, "
+            "grouped as written and run together (query it with crm.search.prefix_search_query)."
+        ),
     )
 
     objects = SoftDeleteQuerySet.as_manager()

@@ -4,13 +4,16 @@ import re
 
 from django.contrib.postgres.search import SearchQuery
 
-_WORD = re.compile(r"\w+", re.UNICODE)
+# Letters and digits: punctuation separates words, as it does in the indexed columns
+# (`jane.doe@example.com` is indexed as jane, doe, example, com; `(555) 123-4567` as
+# 555, 123, 4567 and 5551234567).
+_WORD = re.compile(r"[^\W_]+")
 
 
 def prefix_search_query(text: str) -> SearchQuery | None:
-    """`smi joh` -> `smi:* & joh:*` in the 'simple' configuration (the one the column uses).
+    """`smi joh` -> `smi:* & joh:*` in the 'simple' configuration (the one the columns use).
 
-    Only word characters reach to_tsquery, so no input can make it raise a syntax error.
+    Only letters and digits reach to_tsquery, so no input can make it raise a syntax error.
     """
     words = _WORD.findall(text.lower())
     if not words:
