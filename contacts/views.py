@@ -13,7 +13,7 @@ from contacts.serializers import ContactSerializer
 from contacts.services import contact_create, contact_delete, contact_purge, contact_restore, contact_update
 from contacts.tasks import contacts_reassign_task
 from crm.api.fields import TenantMemberField
-from crm.api.views import SoftDeleteViewSet
+from crm.api.views import SoftDeleteViewSet, restore_schema
 from crm.models import Role
 
 
@@ -26,6 +26,7 @@ class ReassignAcceptedSerializer(serializers.Serializer):
     contacts = serializers.IntegerField(help_text="How many contacts will move.")
 
 
+@restore_schema(ContactSerializer)
 class ContactViewSet(SoftDeleteViewSet):
     """People (and, after the organizations merge, companies) a roofing company works with."""
 

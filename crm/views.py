@@ -11,7 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from crm.api.errors import CONFLICT_RESPONSE
-from crm.api.views import SoftDeleteViewSet, TenantScopedViewSet
+from crm.api.views import SoftDeleteViewSet, TenantScopedViewSet, restore_schema
 from crm.filtersets import ActivityFilterSet, MembershipFilterSet, ProjectFilterSet
 from crm.models import Activity, Membership, Project, Role
 from crm.serializers import (
@@ -38,6 +38,7 @@ from crm.services import (
 )
 
 
+@restore_schema(ProjectSerializer)
 class ProjectViewSet(SoftDeleteViewSet):
     """Roofing jobs."""
 

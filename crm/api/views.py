@@ -103,6 +103,11 @@ PURGE_PARAMETER = OpenApiParameter(
 )
 
 
+def restore_schema(serializer: type) -> Any:
+    """The schema of a SoftDeleteViewSet's restore: the row, or a 409 when it clashes with a live one."""
+    return extend_schema_view(restore=extend_schema(responses={200: serializer, 409: CONFLICT_RESPONSE}))
+
+
 @extend_schema_view(
     list=extend_schema(parameters=[DELETED_PARAMETER]),
     retrieve=extend_schema(parameters=[DELETED_PARAMETER]),
@@ -112,7 +117,8 @@ class SoftDeleteViewSet(TenantScopedViewSet):
     """DELETE marks a row deleted (manager+); `?deleted=true` lists them and `restore` brings
     one back (manager+); `DELETE ...?purge=true` removes a deleted row for good (admin+).
 
-    Subclasses call their services in `perform_soft_delete`, `perform_restore`, `perform_purge`.
+    Subclasses call their services in `perform_soft_delete`, `perform_restore`, `perform_purge`,
+    and document restore's 409 with `restore_schema(TheirSerializer)`.
     """
 
     def perform_soft_delete(self, record: Any) -> None:
@@ -146,7 +152,7 @@ class SoftDeleteViewSet(TenantScopedViewSet):
         else:
             self.perform_soft_delete(instance)
 
-    @extend_schema(request=None, responses={200: None})
+    @extend_schema(request=None)
     @action(detail=True, methods=["post"])
     def restore(self, request: Request, pk: str | None = None) -> Response:
         return Response(self.get_serializer(self.perform_restore(self.get_object())).data)
