@@ -1,0 +1,100 @@
+"""The OpenAPI schema: every route, its tenant header, its error responses; and the docs page."""
+
+import pytest
+from drf_spectacular.drainage import GENERATOR_STATS
+from drf_spectacular.validation import validate_schema
+from rest_framework.test import APIClient
+
+TENANT_ROUTES = {
+    "/api/v1/contacts/": {"get", "post"},
+    "/api/v1/contacts/{id}/": {"get", "put", "patch", "delete"},
+    "/api/v1/contacts/{id}/restore/": {"post"},
+    "/api/v1/contacts/reassign/": {"post"},
+    "/api/v1/projects/": {"get", "post"},
+    "/api/v1/projects/{id}/": {"get", "put", "patch", "delete"},
+    "/api/v1/projects/{id}/restore/": {"post"},
+    "/api/v1/activities/": {"get", "post"},
+    "/api/v1/activities/{id}/": {"get", "put", "patch", "delete"},
+    "/api/v1/memberships/": {"get", "post"},
+    "/api/v1/memberships/{id}/": {"get", "patch", "delete"},
+}
+OTHER_ROUTES = {"/api/v1/me/": {"get"}, "/api/v1/auth/token/": {"post"}}
+
+
+@pytest.fixture(scope="module")
+def generated(django_db_blocker):
+    """The schema served at /api/v1/schema/, and whether generating it warned."""
+    GENERATOR_STATS.reset()
+    with django_db_blocker.unblock():
+        response = APIClient().get("/api/v1/schema/", {"format": "json"})
+    assert response.status_code == 200
+    return response.json(), bool(GENERATOR_STATS)
+
+
+@pytest.fixture
+def schema(generated):
+    return generated[0]
+
+
+def operations(schema, path):
+    return {method for method in schema["paths"][path] if method != "parameters"}
+
+
+def test_schema_lists_every_route_and_nothing_else(schema):
+    assert {path: operations(schema, path) for path in schema["paths"]} == {**TENANT_ROUTES, **OTHER_ROUTES}
+
+
+@pytest.mark.parametrize(("path", "method"), [(p, m) for p, methods in TENANT_ROUTES.items() for m in methods])
+def test_every_tenant_route_documents_the_tenant_header_and_errors(schema, path, method):
+    operation = schema["paths"][path][method]
+
+    headers = [parameter for parameter in operation["parameters"] if parameter["in"] == "header"]
+    assert [(header["name"], header.get("required", False)) for header in headers] == [("X-Tenant", False)]
+    assert {"400", "401", "403", "404"} <= set(operation["responses"])
+    assert operation["security"] == [{"tokenAuth": []}, {"cookieAuth": []}]
+
+
+def test_routes_without_a_tenant_do_not_ask_for_one(schema):
+    for path, methods in OTHER_ROUTES.items():
+        for method in methods:
+            assert all(p["in"] != "header" for p in schema["paths"][path][method].get("parameters", []))
+
+
+@pytest.mark.parametrize(("resource", "component"), [("contacts", "Contact"), ("projects", "Project")])
+def test_soft_delete_operations_document_their_parameters_and_conflicts(schema, resource, component):
+    item = schema["paths"][f"/api/v1/{resource}/{{id}}/"]
+    restore = schema["paths"][f"/api/v1/{resource}/{{id}}/restore/"]["post"]
+
+    assert "purge" in {p["name"] for p in item["delete"]["parameters"]}
+    assert "deleted" in {p["name"] for p in schema["paths"][f"/api/v1/{resource}/"]["get"]["parameters"]}
+    assert "409" in item["delete"]["responses"]
+    assert restore["responses"]["200"]["content"]["application/json"]["schema"] == {
+        "$ref": f"#/components/schemas/{component}"
+    }
+    assert "409" in restore["responses"]
+
+
+def test_contact_fields_are_documented(schema):
+    contact = schema["components"]["schemas"]["Contact"]
+
+    assert {"id", "display_name", "email", "phone", "lead_score", "custom_fields", "tags", "is_deleted"} <= set(
+        contact["properties"]
+    )
+    assert contact["properties"]["lead_score"]["maximum"] == 100
+    assert "search" not in contact["properties"]
+
+
+def test_schema_is_valid_openapi_and_generates_without_warnings(generated):
+    schema, warned = generated
+
+    validate_schema(schema)
+    assert schema["openapi"] == "3.0.3"
+    assert warned is False
+
+
+def test_docs_page_renders(db):
+    response = APIClient().get("/api/v1/docs/")
+
+    assert response.status_code == 200
+    assert b"swagger-ui" in response.content
+    assert b"/api/v1/schema/" in response.content
