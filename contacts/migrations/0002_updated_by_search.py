@@ -7,6 +7,17 @@ from django.conf import settings
 from django.db import migrations, models
 
 
+def regexp_replace(field, pattern, replacement):
+    return models.Func(
+        models.F(field),
+        models.Value(pattern),
+        models.Value(replacement),
+        models.Value("g"),
+        function="regexp_replace",
+        output_field=models.TextField(),
+    )
+
+
 class Migration(migrations.Migration):
     dependencies = [
         ("contacts", "0001_initial"),
@@ -32,9 +43,19 @@ class Migration(migrations.Migration):
             field=models.GeneratedField(
                 db_persist=True,
                 expression=django.contrib.postgres.search.SearchVector(
-                    "first_name", "last_name", "email", "phone", "mobile_phone", config="simple"
+                    "first_name",
+                    "last_name",
+                    regexp_replace("email", "[[:punct:]]+", " "),
+                    regexp_replace("phone", "[^0-9]+", " "),
+                    regexp_replace("phone", "[^0-9]+", ""),
+                    regexp_replace("mobile_phone", "[^0-9]+", " "),
+                    regexp_replace("mobile_phone", "[^0-9]+", ""),
+                    config="simple",
                 ),
-                help_text="Full-text search over names, email and phones (query it with config='simple').",
+                help_text=(
+                    "Full-text search over names, the words of the email and the digits of the phones, "
+                    "grouped as written and run together (query it with crm.search.prefix_search_query)."
+                ),
                 output_field=django.contrib.postgres.search.SearchVectorField(),
             ),
         ),
