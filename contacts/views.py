@@ -18,7 +18,7 @@ from crm.models import Role
 
 
 class ReassignSerializer(serializers.Serializer):
-    from_user = TenantMemberField(help_text="Whose contacts move.")
+    from_user = TenantMemberField(active_only=False, help_text="Whose contacts move (a current or former member).")
     to_user = TenantMemberField(allow_null=True, help_text="Who takes them (null: leave them unassigned).")
 
 

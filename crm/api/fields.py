@@ -28,13 +28,17 @@ class TenantPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField):
 
 
 class TenantMemberField(serializers.PrimaryKeyRelatedField):
-    """A user who is an active member of the request's tenant."""
+    """A user who is an active member of the request's tenant (or, with `active_only=False`,
+    who has been one: a deactivated or suspended member still owns rows someone must take over)."""
 
     default_error_messages = {
         "does_not_exist": 'User "{pk_value}" is not an active member of this tenant.',
     }
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, *, active_only: bool = True, **kwargs: Any) -> None:
+        self.active_only = active_only
+        if not active_only:
+            kwargs.setdefault("error_messages", {"does_not_exist": 'User "{pk_value}" is not a member of this tenant.'})
         if not kwargs.get("read_only"):
             kwargs.setdefault("queryset", get_user_model()._default_manager.all())
         super().__init__(**kwargs)
@@ -45,4 +49,5 @@ class TenantMemberField(serializers.PrimaryKeyRelatedField):
         queryset = super().get_queryset()
         if tenant is None:
             return queryset.none()
-        return queryset.filter(pk__in=Membership.objects.active().filter(tenant=tenant).values("user_id"))
+        memberships = Membership.objects.active() if self.active_only else Membership.objects.all()
+        return queryset.filter(pk__in=memberships.filter(tenant=tenant).values("user_id"))
