@@ -7,6 +7,7 @@ import pytest
 from django.utils import timezone
 
 from contacts.models import Contact
+from crm.models import Membership
 from tests.api import api_errors, assert_invalid, row, table
 from tests.conftest import client_for
 from tests.factories import ContactFactory
@@ -347,3 +348,43 @@ def test_system_fields_cannot_be_written(tenant, other_tenant, member_user, view
     assert after.pop("updated_by_id") == member_user.pk
     del after["updated_at"], before["updated_at"], before["updated_by_id"]
     assert after == before
+
+
+@pytest.mark.parametrize("status", ["active", "deactivated", "suspended"])
+def test_reassign_moves_the_contacts_of_a_current_or_former_member(
+    tenant, manager, member_user, status, django_capture_on_commit_callbacks
+):
+    Membership.objects.filter(user=member_user).update(status=status)
+    ContactFactory.create_batch(2, tenant=tenant, assigned_to=member_user)
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = client_for(manager).post(URL + "reassign/", {"from_user": member_user.pk, "to_user": manager.pk})
+
+    assert response.status_code == 202, response.content
+    assert response.json() == {"contacts": 2}
+    assert len(callbacks) == 1
+
+
+@pytest.mark.parametrize("status", ["deactivated", "suspended"])
+def test_reassign_to_a_former_member_is_400(tenant, manager, member_user, status, django_capture_on_commit_callbacks):
+    Membership.objects.filter(user=member_user).update(status=status)
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = client_for(manager).post(URL + "reassign/", {"from_user": manager.pk, "to_user": member_user.pk})
+
+    assert_invalid(
+        response,
+        attr="to_user",
+        code="does_not_exist",
+        detail=f'User "{member_user.pk}" is not an active member of this tenant.',
+    )
+    assert callbacks == []
+
+
+def test_reassign_names_missing_fields(tenant, manager):
+    response = client_for(manager).post(URL + "reassign/", {})
+
+    assert api_errors(response, 400, type="validation_error") == [
+        {"code": "required", "detail": "This field is required.", "attr": "from_user"},
+        {"code": "required", "detail": "This field is required.", "attr": "to_user"},
+    ]

@@ -311,11 +311,12 @@ def test_reassign_to_or_from_another_tenants_user_is_400(
     with django_capture_on_commit_callbacks() as callbacks:
         response = client_for(manager).post(CONTACTS.url + "reassign/", body)
 
+    membership = "a member" if field == "from_user" else "an active member"  # a former member's contacts move too
     assert_invalid(
         response,
         attr=field,
         code="does_not_exist",
-        detail=f'User "{other_user.pk}" is not an active member of this tenant.',
+        detail=f'User "{other_user.pk}" is not {membership} of this tenant.',
     )
     assert callbacks == []
     assert table(Contact) == before
