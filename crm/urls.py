@@ -29,3 +29,5 @@ urlpatterns = [
     path("api/v1/", include(api_v1)),
     path("healthz", healthz, name="healthz"),
 ]
+
+handler404 = "crm.api.errors.not_found"

@@ -8,8 +8,11 @@ from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.defaults import page_not_found
 from drf_spectacular.utils import OpenApiResponse
 from drf_standardized_errors import handler
+from drf_standardized_errors.formatter import ExceptionFormatter
 from rest_framework import exceptions, serializers, status
 from rest_framework.exceptions import ErrorDetail
 from rest_framework.serializers import as_serializer_error
@@ -37,6 +40,15 @@ class ExceptionHandler(handler.ExceptionHandler):
         if isinstance(exc, IntegrityError):
             return self.convert_known_exceptions(constraint_violation(exc))
         return super().convert_known_exceptions(exc)
+
+
+def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """Django's 404 for URLs no route matches (`handler404`): under /api/ in the API's error shape."""
+    if not request.path.startswith("/api/"):
+        return page_not_found(request, exception)
+    error = exceptions.NotFound()
+    body = ExceptionFormatter(error, {"view": None, "args": (), "kwargs": {}, "request": None}, exception).run()
+    return JsonResponse(body, status=error.status_code)
 
 
 class Error409Serializer(serializers.Serializer):
