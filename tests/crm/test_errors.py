@@ -289,3 +289,14 @@ def test_odd_body_values_never_answer_500(client, tenant, resource, field):
         if response.status_code != 200:
             errors = api_errors(response, 400, type="validation_error")
             assert {error["attr"].split(".")[0] for error in errors} == {field}, (value, errors)
+
+
+@pytest.mark.parametrize("url", ["/api/v1/nope/", "/api/v1/contacts/1/nope/", "/api/v2/contacts/", "/api/"])
+def test_unknown_api_urls_answer_404_in_the_documented_shape(client, url):
+    assert_error(client.get(url), 404, code="not_found", detail="Not found.")
+
+
+def test_unknown_urls_outside_the_api_keep_djangos_page(client):
+    response = client.get("/nowhere/")
+
+    assert (response.status_code, response["Content-Type"]) == (404, "text/html; charset=utf-8")
