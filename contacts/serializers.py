@@ -17,9 +17,11 @@ class ContactSerializer(TenantModelSerializer):
         read_only_fields = ["created_by", "updated_by", "created_at", "updated_at", "is_deleted"]
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        """A contact keeps a name, an email or a phone, however a create or an update leaves it."""
         attrs = super().validate(attrs)
-        if self.instance is None and not any(
-            attrs.get(name) for name in ("first_name", "last_name", "email", "phone", "mobile_phone")
+        if not any(
+            attrs.get(name, getattr(self.instance, name, None))
+            for name in ("first_name", "last_name", "email", "phone", "mobile_phone")
         ):
             raise serializers.ValidationError({"first_name": ["Give the contact a name, an email or a phone number."]})
         return attrs
