@@ -125,6 +125,27 @@ def test_a_contact_needs_a_name_an_email_or_a_phone(tenant, member_user):
     assert not Contact.objects.exists()
 
 
+def test_an_update_cannot_leave_a_contact_without_a_name_an_email_or_a_phone(tenant, member_user):
+    contact = ContactFactory(tenant=tenant, first_name="Dana", last_name="", email=None, phone=None, mobile_phone=None)
+    before = row(contact)
+
+    response = client_for(member_user).patch(detail(contact), {"first_name": "", "city": "Boulder"})
+
+    assert_invalid(
+        response, attr="first_name", code="invalid", detail="Give the contact a name, an email or a phone number."
+    )
+    assert row(contact) == before
+
+
+def test_an_update_may_swap_one_way_to_reach_the_contact_for_another(tenant, member_user):
+    contact = ContactFactory(tenant=tenant, first_name="", last_name="", email="dana@example.com", phone=None)
+
+    response = client_for(member_user).patch(detail(contact), {"email": "", "phone": "555-123-4567"})
+
+    assert response.status_code == 200
+    assert Contact.objects.values_list("email", "phone").get(pk=contact.pk) == (None, "555-123-4567")
+
+
 @pytest.mark.parametrize("email", ["dana@example.com", "DANA@Example.com"])
 def test_email_is_unique_per_tenant_case_insensitively(tenant, other_tenant, member_user, email):
     ContactFactory(tenant=tenant, email="dana@example.com")
