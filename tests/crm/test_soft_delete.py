@@ -4,9 +4,13 @@ import pytest
 
 from contacts.models import Contact
 from crm.models import Activity, Project
-from tests.api import SOFT_DELETE_RESOURCES, assert_error, make_deleted, row
+from tests.api import PROJECTS, SOFT_DELETE_RESOURCES, assert_error, make_deleted, row
 from tests.conftest import client_for
 from tests.factories import ActivityFactory, ContactFactory, ProjectFactory
+
+
+def make_deleted_contact(tenant, **fields):
+    return ContactFactory(tenant=tenant, is_deleted=True, **fields)
 
 
 def listed(client, url):
@@ -83,10 +87,6 @@ def test_restoring_a_contact_whose_email_is_taken_again_is_409(tenant, manager):
     assert row(deleted) == before
 
 
-def make_deleted_contact(tenant, **fields):
-    return ContactFactory(tenant=tenant, is_deleted=True, **fields)
-
-
 def test_a_deleted_contacts_email_can_be_used_again(tenant, member_user):
     make_deleted_contact(tenant, email="dana@example.com")
 
@@ -127,7 +127,7 @@ def test_purging_a_contact_removes_it_and_its_activities(tenant, admin_user):
 
 
 def test_purging_a_project_removes_it(tenant, owner):
-    project = make_deleted(next(r for r in SOFT_DELETE_RESOURCES if r.name == "projects"), tenant)
+    project = make_deleted(PROJECTS, tenant)
 
     response = client_for(owner).delete(f"/api/v1/projects/{project.pk}/?purge=true")
 
