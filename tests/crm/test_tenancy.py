@@ -1,8 +1,10 @@
 """Tenant isolation: resolving the request's tenant, 404 for other tenants' rows, foreign keys."""
 
 import pytest
+from django.core.exceptions import ImproperlyConfigured
 
 from contacts.models import Contact
+from crm.api.views import TenantScopedViewSet
 from crm.models import Membership, Role
 from tests.api import (
     ACTIVITIES,
@@ -320,3 +322,11 @@ def test_reassign_to_or_from_another_tenants_user_is_400(
     )
     assert callbacks == []
     assert table(Contact) == before
+
+
+def test_overriding_get_queryset_is_refused_at_class_creation():
+    with pytest.raises(ImproperlyConfigured, match=r"Sneaky overrides get_queryset\(\); override get_tenant_queryset"):
+
+        class Sneaky(TenantScopedViewSet):
+            def get_queryset(self):
+                return Contact.objects.all()
