@@ -4,7 +4,6 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
-from django.db.models import Q
 from django.http import HttpRequest
 
 
@@ -15,7 +14,9 @@ class UsernameOrEmailBackend(ModelBackend):
         if username is None or password is None:
             return None
         user_model = get_user_model()
-        user = user_model._default_manager.filter(Q(username=username) | Q(email__iexact=username)).first()
+        users = user_model._default_manager
+        # A username wins over another user's email that happens to be spelled the same.
+        user = users.filter(username=username).first() or users.filter(email__iexact=username).first()
         if user is None:
             user_model().set_password(password)  # spend the same time as a real check
             return None

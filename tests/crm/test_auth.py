@@ -2,6 +2,7 @@
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.cache import cache
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
@@ -160,3 +161,35 @@ def test_token_requests_need_no_csrf_token(member_user, tenant):
 
     assert response.status_code == 201
     assert get_user_model().objects.get(pk=Contact.objects.get().created_by_id) == member_user
+
+
+def test_a_username_wins_over_another_users_email_spelled_the_same(db):
+    by_email = UserFactory(username="dana", email="boss@example.com", password="the email owner's password")
+    by_username = UserFactory(username="boss@example.com", email="other@example.com")
+
+    response = APIClient().post(TOKEN_URL, {"username": "boss@example.com", "password": PASSWORD}, format="json")
+
+    assert response.status_code == 200
+    assert Token.objects.get(key=response.json()["token"]).user == by_username
+    assert not Token.objects.filter(user=by_email).exists()
+
+
+def test_password_guessing_is_throttled_per_address(db, settings):
+    settings.LOGIN_THROTTLE_RATE = "3/minute"
+    cache.clear()
+    UserFactory(username="dana")
+    client = APIClient()
+    wrong = {"username": "dana", "password": "guess"}
+
+    statuses = [client.post(TOKEN_URL, wrong, format="json").status_code for _ in range(3)]
+    blocked = client.post(TOKEN_URL, {"username": "dana", "password": PASSWORD}, format="json")
+
+    assert statuses == [400, 400, 400]
+    assert_error(
+        blocked,
+        429,
+        code="throttled",
+        detail="Request was throttled. Expected available in 60 seconds.",
+    )
+    assert blocked["Retry-After"] == "60"
+    assert not Token.objects.exists()
