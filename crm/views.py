@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from crm.api.errors import CONFLICT_RESPONSE
+from crm.api.throttling import LoginRateThrottle
 from crm.api.views import SoftDeleteViewSet, TenantScopedViewSet, restore_schema
 from crm.filtersets import ActivityFilterSet, MembershipFilterSet, ProjectFilterSet
 from crm.models import Activity, Membership, Project, Role
@@ -157,6 +158,7 @@ class TokenView(APIView):
 
     permission_classes = [AllowAny]
     authentication_classes: list = []
+    throttle_classes = [LoginRateThrottle]
 
     @extend_schema(request=TokenRequestSerializer, responses=TokenSerializer)
     def post(self, request: Request) -> Response:

@@ -12,3 +12,12 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # test's task (and never writes it into the demo database).
 CELERY_BROKER_URL = os.environ.get("TEST_CELERY_BROKER_URL", REDIS_URL.rsplit("/", 1)[0] + "/15")
 CELERY_TASK_DEFAULT_QUEUE = f"ridgeline-test-{os.getpid()}"
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": CELERY_BROKER_URL,
+        "KEY_PREFIX": f"ridgeline-test-{os.getpid()}",
+    }
+}
+# Tests log in many times a minute from one address; the throttle's own test lowers it.
+LOGIN_THROTTLE_RATE = "100000/minute"
