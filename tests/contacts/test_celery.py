@@ -8,6 +8,7 @@ from celery.signals import task_postrun
 from django.db import connections
 
 from contacts.models import Contact
+from contacts.tasks import contacts_reassign_task
 from crm.celery import app
 from tests.conftest import client_for
 from tests.factories import ContactFactory
@@ -55,3 +56,23 @@ def test_reassign_runs_in_a_real_worker_as_the_requesting_user(
     )
     assert Contact.objects.filter(pk__in=[deleted.pk, elsewhere.pk], assigned_to=member_user).count() == 2
     assert Contact.objects.get(pk=deleted.pk).updated_by is None
+
+
+@pytest.mark.django_db
+def test_the_task_moves_nothing_when_a_user_was_deleted_after_the_request(tenant, manager, member_user, admin_user):
+    """Moving to a user who no longer exists must not quietly unassign the contacts."""
+    contact = ContactFactory(tenant=tenant, assigned_to=member_user)
+    gone_id = admin_user.pk
+    admin_user.delete()
+
+    moved = contacts_reassign_task(
+        tenant_id=tenant.pk,
+        user_id=manager.pk,
+        real_user_id=manager.pk,
+        from_user_id=member_user.pk,
+        to_user_id=gone_id,
+    )
+
+    assert moved == 0
+    contact.refresh_from_db()
+    assert contact.assigned_to == member_user
