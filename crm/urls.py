@@ -9,7 +9,9 @@ from contacts.views import ContactViewSet
 from crm.health import healthz
 from crm.views import ActivityViewSet, MembershipViewSet, MeView, ProjectViewSet, TokenView
 
-router = DefaultRouter(trailing_slash=True)
+router = DefaultRouter()
+# `/contacts` and `/contacts/` both answer: a redirect to add the slash would turn a POST into a GET.
+router.trailing_slash = "/?"
 router.include_root_view = False
 router.register("contacts", ContactViewSet, basename="contact")
 router.register("projects", ProjectViewSet, basename="project")
