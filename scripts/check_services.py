@@ -2,8 +2,8 @@
 
 Run from the repository root: `python -m scripts.check_services`.
 
-The URLs come from the Django settings (DATABASE_URL, CELERY_BROKER_URL / REDIS_URL, with
-their loopback defaults), so this checks exactly what the app will use. When a service does
+The URLs come from the Django settings (DATABASE_URL, REDIS_URL for the cache and
+CELERY_BROKER_URL, with their loopback defaults), so this checks exactly what the app will use. When a service does
 not answer it says which, where it looked (without the password) and how to start it here.
 """
 
@@ -71,17 +71,16 @@ def main() -> int:
         failures.append(
             ("PostgreSQL", without_password(settings.DATABASE_URL), "DATABASE_URL", problem, START_POSTGRES)
         )
-    problem = redis_problem(settings.CELERY_BROKER_URL)
-    if problem:
-        failures.append(
-            (
-                "Redis",
-                without_password(settings.CELERY_BROKER_URL),
-                "CELERY_BROKER_URL / REDIS_URL",
-                problem,
-                START_REDIS,
-            )
-        )
+    redis_urls: dict[str, list[str]] = {}  # the cache and the broker often share one URL
+    for url, variable in [
+        (settings.CACHES["default"]["LOCATION"], "REDIS_URL"),
+        (settings.CELERY_BROKER_URL, "CELERY_BROKER_URL"),
+    ]:
+        redis_urls.setdefault(url, []).append(variable)
+    for url, variables in redis_urls.items():
+        problem = redis_problem(url)
+        if problem:
+            failures.append(("Redis", without_password(url), " / ".join(variables), problem, START_REDIS))
     for name, url, variable, problem, start in failures:
         sys.stderr.write(
             f"\n{name} does not answer at {url}\n"
