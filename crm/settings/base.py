@@ -215,3 +215,12 @@ CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_TASK_DEFAULT_QUEUE", "ridgeli
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
+
+# `manage.py schema_check` and `adopt_database` report every table, column, constraint,
+# index, trigger, function, view, sequence, type and extension that differs from what
+# the migrations create. Objects that belong to other tools are listed here as
+# `fnmatch` patterns over the identifiers the report prints (`kind:name` or
+# `kind:table.name`), e.g. "extension:pg_stat_statements", "table:celery_*". An ignored
+# table takes its columns, constraints, indexes and triggers with it. Ignored objects are
+# still listed in the report, under "ignored". See docs/operations.md.
+SCHEMA_CHECK_IGNORE: list[str] = []

@@ -1,0 +1,159 @@
+"""Two schema snapshots compared: what the migrations describe and what a database holds.
+
+Objects are matched by kind and name, with two normalisations so that a database
+migrated by Django, or created by hand to the same schema, compares clean:
+
+- Index definitions are compared without the index's name (`CREATE INDEX ON ...`).
+- A constraint or index whose name was generated (Django's hashed names such as
+  `contacts_tenant_id_23e151d7_fk_tenants_id`, PostgreSQL's `contacts_pkey`,
+  `users_username_key`, `contacts_roof_age_check`) matches an object of the same
+  definition on the same table whatever that one is called: code never refers to such a
+  name, Django finds those objects by their columns. A name a migration chose
+  (`contacts_type_valid`) must match too, because a later migration drops it by name;
+  the same definition under another name is reported as different.
+"""
+
+import fnmatch
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from crm.schema.introspection import KINDS, TABLE_KINDS, SchemaObject
+
+UNTRACKED = "untracked"
+MISSING = "missing"
+DIFFERENT = "different"
+
+DJANGO_GENERATED_NAME = re.compile(r"_[0-9a-f]{8}(_[a-z0-9_]+)?$")
+POSTGRES_GENERATED_SUFFIX = re.compile(r"_(key|check|fkey)[0-9]*$")
+INDEX_NAME = re.compile(r"^(CREATE (?:UNIQUE )?INDEX )(?:\"(?:[^\"]|\"\")+\"|\S+) ON ")
+
+
+@dataclass(frozen=True)
+class Difference:
+    status: str  # UNTRACKED, MISSING or DIFFERENT
+    kind: str
+    table: str
+    name: str
+    expected: str | None  # the migrations' definition
+    actual: str | None  # the database's definition
+
+    @property
+    def label(self) -> str:
+        return f"{self.table}.{self.name}" if self.table else self.name
+
+    @property
+    def identifier(self) -> str:
+        return f"{self.kind}:{self.label}"
+
+
+@dataclass
+class Comparison:
+    differences: list[Difference] = field(default_factory=list)
+    ignored: list[Difference] = field(default_factory=list)
+
+    def of_status(self, status: str) -> list[Difference]:
+        return [difference for difference in self.differences if difference.status == status]
+
+
+def is_generated_name(obj: SchemaObject) -> bool:
+    """True when no code can depend on the name: PostgreSQL or Django made it up."""
+    if obj.kind not in {"constraint", "index"}:
+        return False
+    if DJANGO_GENERATED_NAME.search(obj.name) or obj.name == f"{obj.table}_pkey":
+        return True
+    return (
+        obj.kind == "constraint"
+        and obj.name.startswith(f"{obj.table}_")
+        and bool(POSTGRES_GENERATED_SUFFIX.search(obj.name))
+    )
+
+
+def comparable(obj: SchemaObject) -> str:
+    """The definition as compared: an index's without its own name."""
+    if obj.kind == "index":
+        return INDEX_NAME.sub(r"\1ON ", obj.definition, count=1)
+    return obj.definition
+
+
+def matching_key(obj: SchemaObject) -> tuple[str, str, str]:
+    return obj.kind, obj.table, comparable(obj)
+
+
+def named(obj: SchemaObject) -> str:
+    return f"{obj.name}: {comparable(obj)}"
+
+
+def pair_by_name(expected: list[SchemaObject], actual: list[SchemaObject]) -> Iterable[Difference]:
+    """Match objects of the same kind, table and name; consume the matched ones."""
+    actual_by_key = {(obj.kind, obj.table, obj.name): obj for obj in actual}
+    for obj in list(expected):
+        other = actual_by_key.get((obj.kind, obj.table, obj.name))
+        if other is None:
+            continue
+        expected.remove(obj)
+        actual.remove(other)
+        if comparable(obj) != comparable(other):
+            yield Difference(DIFFERENT, obj.kind, obj.table, obj.name, comparable(obj), comparable(other))
+
+
+def pair_by_definition(expected: list[SchemaObject], actual: list[SchemaObject]) -> Iterable[Difference]:
+    """Match constraints and indexes of the same table and definition under other names."""
+    for obj in list(expected):
+        if obj.kind not in {"constraint", "index"}:
+            continue
+        key = matching_key(obj)
+        other = next((candidate for candidate in actual if matching_key(candidate) == key), None)
+        if other is None:
+            continue
+        expected.remove(obj)
+        actual.remove(other)
+        if not is_generated_name(obj):
+            yield Difference(DIFFERENT, obj.kind, obj.table, obj.name, named(obj), named(other))
+
+
+def compare(
+    expected: Sequence[SchemaObject], actual: Sequence[SchemaObject], *, ignore: Sequence[str] = ()
+) -> Comparison:
+    """Compare `actual` (a database) with `expected` (the migrations).
+
+    `ignore` holds `fnmatch` patterns over identifiers (`table:spatial_ref_sys`,
+    `index:contacts.*_trgm`); ignoring a table ignores its columns, constraints, indexes
+    and triggers. Ignored differences are returned apart, so a report can list them.
+    """
+    expected_left, actual_left = list(expected), list(actual)
+    differences = [
+        *pair_by_name(expected_left, actual_left),
+        *pair_by_definition(expected_left, actual_left),
+    ]
+    # A table only one side has is one difference, not one per column.
+    lone_tables = {obj.label for obj in [*expected_left, *actual_left] if obj.kind in TABLE_KINDS}
+    for status, objects in ((MISSING, expected_left), (UNTRACKED, actual_left)):
+        for obj in objects:
+            if obj.table in lone_tables:
+                continue
+            definition = comparable(obj)
+            differences.append(
+                Difference(
+                    status,
+                    obj.kind,
+                    obj.table,
+                    obj.name,
+                    definition if status == MISSING else None,
+                    definition if status == UNTRACKED else None,
+                )
+            )
+
+    def ignored(difference: Difference) -> bool:
+        return any(
+            fnmatch.fnmatchcase(difference.identifier, pattern)
+            or (difference.table and fnmatch.fnmatchcase(f"table:{difference.table}", pattern))
+            for pattern in ignore
+        )
+
+    order = {kind: position for position, kind in enumerate(KINDS)}
+    differences.sort(key=lambda difference: (order[difference.kind], difference.label))
+    result = Comparison()
+    for difference in differences:
+        (result.ignored if ignored(difference) else result.differences).append(difference)
+    return result
