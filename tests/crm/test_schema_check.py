@@ -340,7 +340,7 @@ def manage(*arguments: str, database: str) -> subprocess.Popen:
     )
 
 
-def test_an_unreachable_database_exits_2_with_the_reason(django_db_setup):
+def test_an_unreachable_database_exits_2_with_the_reason():
     environment = {
         **os.environ,
         "DATABASE_URL": "postgres://postgres@127.0.0.1:1/ridgeline",
@@ -362,7 +362,7 @@ def test_an_unreachable_database_exits_2_with_the_reason(django_db_setup):
 
 
 @pytest.mark.parametrize("signal_number", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
-def test_interrupted_check_drops_its_shadow(django_db_setup, signal_number):
+def test_interrupted_check_drops_its_shadow(db, signal_number):
     """The check is held on a lock while its shadow exists, then interrupted."""
     name = connection.settings_dict["NAME"]
     shadow = shadow_name(name)
