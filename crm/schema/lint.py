@@ -1,0 +1,289 @@
+"""The migration lint: what `make test` refuses in a migration of this project.
+
+- `irreversible`: an operation that cannot be reversed (RunPython without reverse_code,
+  RunSQL without reverse_sql, ...).
+- On an existing table listed in `MIGRATION_LINT_LARGE_TABLES` (created by an earlier
+  migration, so it holds production rows), operations that block writes while
+  PostgreSQL rewrites or reads the whole table:
+  - `not-null-without-db-default`: a NOT NULL column without `db_default`;
+  - `table-rewrite`: a column type change, a stored generated column;
+  - `blocking-scan`: SET NOT NULL, a CHECK or FOREIGN KEY constraint validated in place;
+  - `non-concurrent-index`: an index built without CONCURRENTLY (AddIndex, a unique
+    constraint, an indexed, unique or foreign key field).
+  Raw SQL (RunSQL) is read statement by statement for the same patterns.
+- `missing-migration`: models whose changes no migration records (`makemigrations --check`).
+
+A migration exempts itself from a check, next to its operations, with the reason:
+
+    class Migration(migrations.Migration):
+        lint_exemptions = {"table-rewrite": "why this rewrite is acceptable"}
+
+An exemption must name a check that finds something in that migration, so exemptions
+do not outlive their reason.
+
+Only the project's own apps (in the repository, not installed packages) are linted; the
+migrations of Django and other libraries are replayed to know the state, not judged.
+"""
+
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlparse
+from django.apps import apps
+from django.conf import settings
+from django.contrib.postgres.operations import AddConstraintNotValid, AddIndexConcurrently
+from django.db import DEFAULT_DB_ALIAS, connections, models
+from django.db.migrations import operations
+from django.db.migrations.autodetector import MigrationAutodetector
+from django.db.migrations.loader import MigrationLoader
+from django.db.migrations.migration import Migration
+from django.db.migrations.operations.base import Operation
+from django.db.migrations.questioner import NonInteractiveMigrationQuestioner
+from django.db.migrations.state import ModelState, ProjectState
+
+IRREVERSIBLE = "irreversible"
+NOT_NULL = "not-null-without-db-default"
+REWRITE = "table-rewrite"
+SCAN = "blocking-scan"
+INDEX = "non-concurrent-index"
+MISSING_MIGRATION = "missing-migration"
+EXEMPTION = "exemption"
+CHECKS = (IRREVERSIBLE, NOT_NULL, REWRITE, SCAN, INDEX)
+
+
+@dataclass(frozen=True)
+class Finding:
+    migration: str  # "app.name", or the app label for a missing migration
+    check: str
+    message: str
+    exempt_because: str = ""
+
+
+def db_table(model_state: ModelState) -> str:
+    return model_state.options.get("db_table") or f"{model_state.app_label}_{model_state.name_lower}"
+
+
+def creates_index(field: models.Field) -> bool:
+    return not field.many_to_many and (field.db_index or field.unique or field.primary_key)
+
+
+def column_type(field: models.Field) -> str | None:
+    """The column type a plain field creates; None where it needs the model (relations)."""
+    if field.is_relation or isinstance(field, models.GeneratedField):
+        return None
+    return field.db_type(connections[DEFAULT_DB_ALIAS])
+
+
+WIDENING = re.compile(r"^varchar\((\d+)\)$")
+
+
+def rewrites_column(old: models.Field, new: models.Field) -> bool:
+    """True when PostgreSQL rewrites the table to change `old`'s column into `new`'s.
+    Widening a varchar or turning it into text is a catalog-only change."""
+    if isinstance(new, models.GeneratedField):
+        return new.db_persist and not (isinstance(old, models.GeneratedField) and old.expression == new.expression)
+    before, after = column_type(old), column_type(new)
+    if before is None or after is None or before == after:
+        return False
+    widened = WIDENING.match(before.replace("character varying", "varchar"))
+    if widened and after == "text":
+        return False
+    longer = WIDENING.match(after.replace("character varying", "varchar"))
+    return not (widened and longer and int(longer[1]) >= int(widened[1]))
+
+
+def field_operation_findings(operation: Operation, old: models.Field | None, table: str) -> Iterator[tuple[str, str]]:
+    field = operation.field
+    where = f"{table}.{operation.name}"
+    if isinstance(operation, operations.AddField):
+        if isinstance(field, models.GeneratedField):
+            if field.db_persist:
+                yield REWRITE, f"adds the stored generated column {where}: PostgreSQL rewrites every row"
+        elif not field.null and not field.many_to_many and field.db_default is models.NOT_PROVIDED:
+            yield NOT_NULL, f"adds NOT NULL column {where} without db_default"
+        if creates_index(field):
+            yield INDEX, f"adds {where} with an index built without CONCURRENTLY"
+        if field.is_relation and not field.many_to_many and field.db_constraint:
+            yield SCAN, f"adds a foreign key on {where}, validated while writes wait"
+    elif isinstance(operation, operations.AlterField) and old is not None:
+        if rewrites_column(old, field):
+            yield REWRITE, f"changes the column {where} in a way that rewrites the table"
+        if old.null and not field.null:
+            yield SCAN, f"sets {where} NOT NULL, which reads every row while writes wait"
+        if creates_index(field) and not creates_index(old):
+            yield INDEX, f"indexes {where} without CONCURRENTLY"
+
+
+def model_operation_findings(operation: Operation, table: str) -> Iterator[tuple[str, str]]:
+    if isinstance(operation, AddIndexConcurrently):
+        return
+    if isinstance(operation, operations.AddIndex):
+        yield INDEX, f"builds index {operation.index.name} on {table} without CONCURRENTLY"
+    elif isinstance(operation, operations.AddConstraint) and not isinstance(operation, AddConstraintNotValid):
+        constraint = operation.constraint
+        if isinstance(constraint, models.CheckConstraint):
+            yield SCAN, f"adds check constraint {constraint.name} on {table}, validated while writes wait"
+        else:
+            yield INDEX, f"adds constraint {constraint.name} on {table} with an index built without CONCURRENTLY"
+    elif isinstance(operation, (operations.AlterUniqueTogether, operations.AlterIndexTogether)) and (
+        operation.option_value
+    ):
+        yield INDEX, f"adds {operation.option_name} on {table} with indexes built without CONCURRENTLY"
+
+
+SQL_TABLE = r"(?:ONLY\s+)?(?:IF\s+EXISTS\s+)?(?:\"?\w+\"?\.)?\"?(?P<table>\w+)\"?"
+SQL_INDEX = re.compile(
+    r"^CREATE\s+(?:UNIQUE\s+)?INDEX\s+(?!CONCURRENTLY)(?:IF\s+NOT\s+EXISTS\s+)?(?:\"?[\w$]+\"?\s+)?ON\s+" + SQL_TABLE,
+    re.IGNORECASE,
+)
+SQL_ALTER = re.compile(r"^ALTER\s+TABLE\s+" + SQL_TABLE + r"\s+(?P<actions>.*)$", re.IGNORECASE | re.DOTALL)
+SQL_ACTIONS = (
+    (re.compile(r"\bALTER\s+(?:COLUMN\s+)?\S+\s+(?:SET\s+DATA\s+)?TYPE\b", re.I), REWRITE, "changes a column type"),
+    (
+        re.compile(r"\bGENERATED\s+ALWAYS\s+AS\s*\(.*\)\s*STORED", re.I | re.S),
+        REWRITE,
+        "adds a stored generated column",
+    ),
+    (re.compile(r"\bSET\s+NOT\s+NULL\b", re.I), SCAN, "sets a column NOT NULL"),
+    (
+        re.compile(r"\bADD\s+(?:CONSTRAINT\s+\S+\s+)?(?:CHECK|FOREIGN\s+KEY)\b(?!.*\bNOT\s+VALID\b)", re.I | re.S),
+        SCAN,
+        "adds a constraint validated in place",
+    ),
+    (
+        re.compile(r"\bADD\s+(?:CONSTRAINT\s+\S+\s+)?(?:UNIQUE|PRIMARY\s+KEY)\b(?!.*\bUSING\s+INDEX\b)", re.I | re.S),
+        INDEX,
+        "adds a unique constraint with an index built without CONCURRENTLY",
+    ),
+)
+SQL_ADD_COLUMN = re.compile(r"\bADD\s+(?:COLUMN\s+)?(?!CONSTRAINT\b)(?P<definition>[^,]*)", re.I)
+
+
+def statements(sql: object) -> Iterator[str]:
+    """The statements of a RunSQL `sql` argument (a string, or a list of strings or
+    (sql, params) pairs)."""
+    parts = [sql] if isinstance(sql, str) else sql or []
+    for part in parts:
+        text = part[0] if isinstance(part, list | tuple) else part
+        for statement in sqlparse.split(sqlparse.format(text, strip_comments=True)):
+            yield " ".join(statement.rstrip(";").split())
+
+
+def sql_findings(sql: object, large_tables: set[str]) -> Iterator[tuple[str, str]]:
+    for statement in statements(sql):
+        if (index := SQL_INDEX.match(statement)) and index["table"] in large_tables:
+            yield INDEX, f"RunSQL builds an index on {index['table']} without CONCURRENTLY"
+            continue
+        alter = SQL_ALTER.match(statement)
+        if not alter or alter["table"] not in large_tables:
+            continue
+        for pattern, check, what in SQL_ACTIONS:
+            if pattern.search(alter["actions"]):
+                yield check, f"RunSQL {what} on {alter['table']}"
+        for added in SQL_ADD_COLUMN.finditer(alter["actions"]):
+            definition = added["definition"].upper()
+            if "NOT NULL" in definition and "DEFAULT" not in definition and "GENERATED" not in definition:
+                yield NOT_NULL, f"RunSQL adds a NOT NULL column without a default on {alter['table']}"
+
+
+def irreversible_message(operation: Operation) -> str:
+    if isinstance(operation, operations.RunPython):
+        return f"RunPython {operation.code.__name__} has no reverse_code"
+    if isinstance(operation, operations.RunSQL):
+        return "RunSQL has no reverse_sql"
+    return f"{operation.describe()} cannot be reversed"
+
+
+def operation_findings(
+    operation: Operation, app_label: str, state: ProjectState, existing: set[str], large_tables: set[str]
+) -> Iterator[tuple[str, str]]:
+    """What `operation` does to the large tables that existed before its migration, and
+    whether it can be reversed. `state` is the state just before the operation."""
+    if not operation.reversible:
+        yield IRREVERSIBLE, irreversible_message(operation)
+    if isinstance(operation, operations.SeparateDatabaseAndState):
+        for database_operation in operation.database_operations:
+            yield from operation_findings(database_operation, app_label, state, existing, large_tables)
+        return
+    if isinstance(operation, operations.RunSQL):
+        yield from sql_findings(operation.sql, large_tables & existing)
+        return
+    model_name = getattr(operation, "model_name_lower", None)
+    model_state = state.models.get((app_label, model_name)) if model_name else None
+    if model_state is None:
+        return
+    table = db_table(model_state)
+    if table not in large_tables or table not in existing:
+        return
+    if isinstance(operation, operations.AddField | operations.AlterField):
+        old = model_state.fields.get(operation.name) if isinstance(operation, operations.AlterField) else None
+        yield from field_operation_findings(operation, old, table)
+    else:
+        yield from model_operation_findings(operation, table)
+
+
+def exemptions(migration: Migration) -> dict[str, str]:
+    return dict(getattr(migration, "lint_exemptions", {}))
+
+
+def lint_migration(migration: Migration, state: ProjectState, large_tables: set[str]) -> list[Finding]:
+    """Lint `migration` and move `state` past it."""
+    name = f"{migration.app_label}.{migration.name}"
+    existing = {db_table(model_state) for model_state in state.models.values()}
+    found: list[tuple[str, str]] = []
+    for operation in migration.operations:
+        found.extend(operation_findings(operation, migration.app_label, state, existing, large_tables))
+        operation.state_forwards(migration.app_label, state)
+    findings = []
+    exempt = exemptions(migration)
+    for check, reason in exempt.items():
+        if check not in CHECKS:
+            findings.append(
+                Finding(name, EXEMPTION, f"exempts unknown check {check!r}; the checks are {', '.join(CHECKS)}")
+            )
+        elif not isinstance(reason, str) or not reason.strip():
+            findings.append(Finding(name, EXEMPTION, f"exempts {check} without saying why"))
+        elif check not in {found_check for found_check, _ in found}:
+            findings.append(Finding(name, EXEMPTION, f"exempts {check}, which finds nothing here: remove it"))
+    for check, message in found:
+        reason = exempt.get(check)
+        findings.append(Finding(name, check, message, reason if isinstance(reason, str) and reason.strip() else ""))
+    return findings
+
+
+def is_project_app(app_label: str) -> bool:
+    path = Path(apps.get_app_config(app_label).path)
+    return path.is_relative_to(settings.BASE_DIR) and "site-packages" not in path.parts
+
+
+def missing_migrations(loader: MigrationLoader) -> Iterator[Finding]:
+    autodetector = MigrationAutodetector(
+        loader.project_state(),
+        ProjectState.from_apps(apps),
+        NonInteractiveMigrationQuestioner(specified_apps=None, dry_run=True),
+    )
+    for app_label, app_migrations in sorted(autodetector.changes(graph=loader.graph).items()):
+        described = "; ".join(
+            operation.describe() for migration in app_migrations for operation in migration.operations
+        )
+        yield Finding(app_label, MISSING_MIGRATION, f"models changed without a migration: {described}")
+
+
+def lint(large_tables: Iterable[str] | None = None) -> list[Finding]:
+    """Every finding of every migration of the project's apps, in migration order."""
+    tables = set(settings.MIGRATION_LINT_LARGE_TABLES if large_tables is None else large_tables)
+    loader = MigrationLoader(None, ignore_no_migrations=True)
+    graph = loader.graph
+    plan: dict[tuple[str, str], None] = {}
+    for leaf in sorted(graph.leaf_nodes()):
+        plan.update(dict.fromkeys(graph.forwards_plan(leaf)))
+    state = ProjectState(real_apps=loader.unmigrated_apps)
+    findings: list[Finding] = []
+    for node in plan:
+        migration_findings = lint_migration(graph.nodes[node], state, tables)
+        if is_project_app(node[0]):
+            findings.extend(migration_findings)
+    findings.extend(missing_migrations(loader))
+    return findings
