@@ -1,7 +1,8 @@
 """Two schema snapshots compared: what the migrations describe and what a database holds.
 
-Objects are matched by kind and name, with two normalisations so that a database
-migrated by Django, or created by hand to the same schema, compares clean:
+Objects are matched by kind and name, with these normalisations so that a database
+migrated by Django, created by hand to the same schema, or restored from pg_dump,
+compares clean:
 
 - Index definitions are compared without the index's name (`CREATE INDEX ON ...`).
 - A constraint or index whose name was generated (Django's hashed names such as
@@ -11,6 +12,11 @@ migrated by Django, or created by hand to the same schema, compares clean:
   name, Django finds those objects by their columns. A name a migration chose
   (`contacts_type_valid`) must match too, because a later migration drops it by name;
   the same definition under another name is reported as different.
+- A list of varchar literals reads the same before and after a pg_dump round trip.
+
+Anything else is compared as PostgreSQL prints it, so an expression written another
+way (`email <> ''` for `NOT (email = '')`) is reported: recreate the object as the
+migration writes it.
 """
 
 import fnmatch
@@ -26,6 +32,11 @@ DIFFERENT = "different"
 
 DJANGO_GENERATED_NAME = re.compile(r"_[0-9a-f]{8}(_[a-z0-9_]+)?$")
 POSTGRES_GENERATED_SUFFIX = re.compile(r"_(key|check|fkey)[0-9]*$")
+LITERAL = re.compile(r"'(?:[^']|'')*'")
+VARCHAR_ARRAY = re.compile(
+    r"\(ARRAY\[(?:'(?:[^']|'')*'::character varying(?:, )?)+\]\)::text\[\]"
+    r"|ARRAY\[(?:\('(?:[^']|'')*'::character varying\)::text(?:, )?)+\]"
+)
 INDEX_NAME = re.compile(r"^(CREATE (?:UNIQUE )?INDEX )(?:\"(?:[^\"]|\"\")+\"|\S+) ON ")
 
 
@@ -69,11 +80,21 @@ def is_generated_name(obj: SchemaObject) -> bool:
     )
 
 
+def varchar_array(match: re.Match) -> str:
+    return f"ARRAY[{', '.join(LITERAL.findall(match[0]))}]::text[]"
+
+
 def comparable(obj: SchemaObject) -> str:
-    """The definition as compared: an index's without its own name."""
+    """The definition as compared: an index's without its own name, and a list of
+    varchar literals (`x IN ('a', 'b')`) in one form whether or not it went through
+    pg_dump, which reads Django's `(ARRAY['a'::character varying])::text[]` back as
+    `ARRAY[('a'::character varying)::text]`."""
+    definition = obj.definition
     if obj.kind == "index":
-        return INDEX_NAME.sub(r"\1ON ", obj.definition, count=1)
-    return obj.definition
+        definition = INDEX_NAME.sub(r"\1ON ", definition, count=1)
+    if obj.kind in {"column", "constraint", "index", "view", "type"}:
+        definition = VARCHAR_ARRAY.sub(varchar_array, definition)
+    return definition
 
 
 def matching_key(obj: SchemaObject) -> tuple[str, str, str]:

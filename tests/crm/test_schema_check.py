@@ -9,6 +9,7 @@ import io
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -21,10 +22,11 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import DEFAULT_DB_ALIAS, connection
 from django.db.migrations.loader import MigrationLoader
+from psycopg import sql
 
 from crm.schema.check import snapshot
 from crm.schema.comparison import compare
-from crm.schema.introspection import SchemaObject
+from crm.schema.introspection import SchemaObject, introspect
 from crm.schema.shadow import migrate, shadow_database, shadow_name
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -221,6 +223,39 @@ def test_a_migrated_database_compares_clean(db, migrations_snapshot):
 )
 def test_each_change_by_hand_is_named(db, migrations_snapshot, statements, expected):
     assert drift(migrations_snapshot, *statements) == expected
+
+
+def test_a_database_restored_from_pg_dump_compares_clean(db, migrations_snapshot):
+    """pg_dump prints varchar IN lists in a form PostgreSQL reads back differently."""
+    name = f"{connection.settings_dict['NAME']}_restored"
+    with psycopg.connect(database_url(connection.settings_dict["NAME"]), autocommit=True) as server:
+        server.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        server.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        try:
+            dump = subprocess.run(  # noqa: S603 - the PostgreSQL client on our own test database
+                [
+                    shutil.which("pg_dump") or "pg_dump",
+                    "--schema-only",
+                    "--no-owner",
+                    database_url(connection.settings_dict["NAME"]),
+                ],
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            subprocess.run(  # noqa: S603 - the PostgreSQL client on a database this test created
+                [shutil.which("psql") or "psql", "--no-psqlrc", "--quiet", "-v", "ON_ERROR_STOP=1", database_url(name)],
+                input=dump.stdout,
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            with psycopg.connect(database_url(name)) as restored, restored.cursor() as cursor:
+                comparison = compare(migrations_snapshot, introspect(cursor))
+        finally:
+            server.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+    assert comparison.differences == []
 
 
 def test_ignore_patterns_move_differences_aside(db, migrations_snapshot):

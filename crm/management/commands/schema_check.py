@@ -11,6 +11,7 @@ from django.db import DEFAULT_DB_ALIAS
 from django.db import Error as DatabaseError
 
 from crm.schema.check import schema_check
+from crm.schema.comparison import UNTRACKED
 from crm.schema.report import as_json, as_text
 from crm.schema.shadow import ShadowError, sigterm_as_interrupt
 
@@ -58,5 +59,10 @@ class Command(BaseCommand):
             )
             summary = f"Drift: {count} difference{'s' if count != 1 else ''}." if drift else "No drift."
             self.stdout.write(f"{summary} ({result.seconds:.1f} s)")
+            if not result.migrations and result.comparison.of_status(UNTRACKED):
+                self.stdout.write(
+                    "The database records no migrations. If the old system created it, see "
+                    "`manage.py adopt_database --dry-run` (docs/operations.md, adopting a database)."
+                )
         if drift:
             sys.exit(1)
