@@ -45,7 +45,7 @@ def label(node: Node) -> str:
 
 
 def ignore_patterns() -> list[str]:
-    return list(getattr(settings, "SCHEMA_CHECK_IGNORE", []))
+    return list(settings.SCHEMA_CHECK_IGNORE)
 
 
 @dataclass

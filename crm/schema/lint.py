@@ -29,6 +29,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import sqlparse
 from django.apps import apps
@@ -94,7 +95,9 @@ def rewrites_column(old: models.Field, new: models.Field) -> bool:
     return not (widened and longer and int(longer[1]) >= int(widened[1]))
 
 
-def field_operation_findings(operation: Operation, old: models.Field | None, table: str) -> Iterator[tuple[str, str]]:
+def field_operation_findings(
+    operation: operations.AddField | operations.AlterField, old: models.Field | None, table: str
+) -> Iterator[tuple[str, str]]:
     field = operation.field
     where = f"{table}.{operation.name}"
     if isinstance(operation, operations.AddField):
@@ -161,7 +164,7 @@ SQL_ACTIONS = (
 SQL_ADD_COLUMN = re.compile(r"\bADD\s+(?:COLUMN\s+)?(?!CONSTRAINT\b)(?P<definition>[^,]*)", re.I)
 
 
-def statements(sql: object) -> Iterator[str]:
+def statements(sql: Any) -> Iterator[str]:
     """The statements of a RunSQL `sql` argument (a string, or a list of strings or
     (sql, params) pairs)."""
     parts = [sql] if isinstance(sql, str) else sql or []
@@ -171,7 +174,7 @@ def statements(sql: object) -> Iterator[str]:
             yield " ".join(statement.rstrip(";").split())
 
 
-def sql_findings(sql: object, large_tables: set[str]) -> Iterator[tuple[str, str]]:
+def sql_findings(sql: Any, large_tables: set[str]) -> Iterator[tuple[str, str]]:
     for statement in statements(sql):
         if (index := SQL_INDEX.match(statement)) and index["table"] in large_tables:
             yield INDEX, f"RunSQL builds an index on {index['table']} without CONCURRENTLY"
@@ -190,7 +193,7 @@ def sql_findings(sql: object, large_tables: set[str]) -> Iterator[tuple[str, str
 
 def irreversible_message(operation: Operation) -> str:
     if isinstance(operation, operations.RunPython):
-        return f"RunPython {operation.code.__name__} has no reverse_code"
+        return f"RunPython {getattr(operation.code, '__name__', operation.code)} has no reverse_code"
     if isinstance(operation, operations.RunSQL):
         return "RunSQL has no reverse_sql"
     return f"{operation.describe()} cannot be reversed"
@@ -248,8 +251,8 @@ def lint_migration(migration: Migration, state: ProjectState, large_tables: set[
         elif check not in {found_check for found_check, _ in found}:
             findings.append(Finding(name, EXEMPTION, f"exempts {check}, which finds nothing here: remove it"))
     for check, message in found:
-        reason = exempt.get(check)
-        findings.append(Finding(name, check, message, reason if isinstance(reason, str) and reason.strip() else ""))
+        reason = exempt.get(check, "")
+        findings.append(Finding(name, check, message, reason.strip() if isinstance(reason, str) else ""))
     return findings
 
 

@@ -1,11 +1,12 @@
 """The shadow database: a temporary database holding what the migrations describe.
 
 `shadow_database()` creates it next to the live database (same server, same encoding
-and locale, from `template0`), points the Django connection alias at it while the block
-runs, and drops it afterwards whatever happens: an error, Ctrl-C (KeyboardInterrupt), or
-a SIGTERM the caller turned into one. A shadow left behind by a killed process (SIGKILL)
-is dropped by the next run. Two runs against the same database do not share a shadow:
-the second one is refused while the first holds the shadow's advisory lock.
+and locale, from `template0`) and drops it afterwards whatever happens: an error, Ctrl-C
+(KeyboardInterrupt), or a SIGTERM the caller turned into one (`sigterm_as_interrupt`).
+A shadow left behind by a killed process (SIGKILL) is dropped by the next run. Two runs
+against the same database do not share a shadow: the second one is refused while the
+first holds the shadow's advisory lock. `migrate()` applies migrations to a shadow over
+one connection and prints nothing.
 """
 
 import copy
@@ -47,6 +48,8 @@ def admin_connection(live: BaseDatabaseWrapper) -> psycopg.Connection:
 
 
 def drop(live: BaseDatabaseWrapper, name: str) -> None:
+    """Drop `name` over a new connection: the one that created it may have been cut by
+    the interrupt that brought us here."""
     with admin_connection(live) as connection:
         connection.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 

@@ -340,6 +340,19 @@ def test_allow_unapplied_reports_pending_migrations_without_failing(db):
     assert output.splitlines()[-1].startswith("No drift. (")
 
 
+def test_a_shadow_left_by_a_killed_run_is_replaced(db):
+    name = shadow_name(connection.settings_dict["NAME"])
+    with psycopg.connect(database_url(connection.settings_dict["NAME"]), autocommit=True) as server:
+        server.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    with psycopg.connect(database_url(name), autocommit=True) as leftover:
+        leftover.execute("CREATE TABLE half_built (id bigint)")
+
+    status, output = run_schema_check()
+
+    assert status == 0, output
+    assert not database_exists(name)
+
+
 def test_a_second_run_against_the_same_database_is_refused(db):
     name = shadow_name(connection.settings_dict["NAME"])
     with psycopg.connect(database_url(connection.settings_dict["NAME"]), autocommit=True) as other_run:
