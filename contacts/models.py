@@ -163,7 +163,6 @@ class Contact(models.Model):
                 name="contacts_tenant_recent_idx",
             ),
             models.Index(fields=["tenant", "stage"], name="contacts_tenant_stage_idx"),
-            models.Index(fields=["assigned_to"], name="contacts_assigned_to_idx"),
             GinIndex(fields=["tags"], name="contacts_tags_gin"),
             GinIndex(fields=["search"], name="contacts_search_gin"),
         ]

@@ -300,10 +300,6 @@ class Migration(migrations.Migration):
         ),
         migrations.AddIndex(
             model_name="contact",
-            index=models.Index(fields=["assigned_to"], name="contacts_assigned_to_idx"),
-        ),
-        migrations.AddIndex(
-            model_name="contact",
             index=django.contrib.postgres.indexes.GinIndex(fields=["tags"], name="contacts_tags_gin"),
         ),
         migrations.AddConstraint(
