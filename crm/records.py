@@ -34,10 +34,16 @@ def record_save(record: M, *, actor: Actor, update_fields: list[str] | None = No
     Database constraints (uniqueness, checks, triggers) are the final word: a violation
     becomes an ApplicationError naming the field, and nothing is written.
     """
-    if update_fields is not None:
-        record.clean_fields(exclude=[f.name for f in record._meta.fields if f.name not in update_fields])
-    else:
-        record.clean_fields()
+    # Foreign keys arrive as rows already fetched and checked by the service (same tenant,
+    # active member); re-checking that each exists would cost a query per key.
+    relations = {f.name for f in record._meta.fields if f.is_relation}
+    record.clean_fields(
+        exclude=[
+            f.name
+            for f in record._meta.fields
+            if f.name in relations or (update_fields is not None and f.name not in update_fields)
+        ]
+    )
     if hasattr(record, "updated_by_id"):
         record.updated_by = actor.user  # type: ignore[attr-defined]
         if update_fields is not None:
