@@ -1,4 +1,5 @@
 from django.db.models import QuerySet
+from django_filters.rest_framework import DjangoFilterBackend
 from rest_framework.exceptions import ValidationError
 from rest_framework.filters import OrderingFilter
 from rest_framework.request import Request
@@ -27,3 +28,15 @@ class StrictOrderingFilter(OrderingFilter):
         if not any(term.lstrip("-") in {"id", "pk"} for term in fields):
             fields.append("-id")
         return fields
+
+
+class FilterBackend(DjangoFilterBackend):
+    """django-filter, not even built when the query string holds only paging, ordering and
+    soft-delete flags: the unfiltered page is the most frequent request of every list."""
+
+    not_filters = frozenset({"page", "page_size", "ordering", "deleted", "purge"})
+
+    def filter_queryset(self, request: Request, queryset: QuerySet, view: APIView) -> QuerySet:
+        if set(request.query_params) <= self.not_filters:
+            return queryset
+        return super().filter_queryset(request, queryset, view)

@@ -162,7 +162,7 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PAGINATION_CLASS": "crm.api.pagination.PageNumberPagination",
     "DEFAULT_FILTER_BACKENDS": [
-        "django_filters.rest_framework.DjangoFilterBackend",
+        "crm.api.filtering.FilterBackend",
         "crm.api.filtering.StrictOrderingFilter",
     ],
     "PAGE_SIZE": 50,
