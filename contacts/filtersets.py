@@ -12,6 +12,7 @@ class ContactFilterSet(CreatedRangeFilterSet):
     priority = django_filters.MultipleChoiceFilter(choices=ContactPriority.choices)
     assigned_to = IdFilter(field_name="assigned_to_id", help_text="User id.")
     unassigned = BooleanFilter(field_name="assigned_to", lookup_expr="isnull")
+    substatus = IdFilter(field_name="substatus_id", help_text="Substatus id.")
     source = django_filters.CharFilter(lookup_expr="iexact")
     insurance_carrier = django_filters.CharFilter(lookup_expr="iexact")
     address_city = django_filters.CharFilter(lookup_expr="iexact")

@@ -112,6 +112,18 @@ class Contact(models.Model):
     )
     created_at = models.DateTimeField(default=now, db_default=Now(), editable=False)
     updated_at = models.DateTimeField(auto_now=True, db_default=Now())
+    substatus = models.ForeignKey(
+        "substatus.SubstatusConfig",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        db_index=False,  # contacts_substatus_since_idx leads with it
+        related_name="contacts",
+        help_text="The step within the stage; the database gives the stage's default when none is named.",
+    )
+    substatus_since = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="When it entered its substatus (kept by the database)."
+    )
     search = models.GeneratedField(
         expression=SearchVector(
             "first_name",
@@ -165,6 +177,7 @@ class Contact(models.Model):
             models.Index(fields=["tenant", "stage"], name="contacts_tenant_stage_idx"),
             # The list's COUNT(*) reads this small index, a tenth of the size of the one above.
             models.Index(fields=["tenant"], condition=Q(is_deleted=False), name="contacts_tenant_alive_idx"),
+            models.Index(fields=["substatus", "substatus_since"], name="contacts_substatus_since_idx"),
             GinIndex(fields=["tags"], name="contacts_tags_gin"),
             GinIndex(fields=["search"], name="contacts_search_gin"),
         ]

@@ -12,27 +12,41 @@ from crm.tenancy import tenant_ensure_members, tenant_ensure_owns
 
 SYSTEM_FIELDS = frozenset({"id", "tenant", "created_by", "updated_by", "created_at", "updated_at", "is_deleted"})
 CONTACT_WRITABLE_FIELDS = frozenset(
-    f.name for f in Contact._meta.concrete_fields if f.name not in SYSTEM_FIELDS and not f.generated
+    f.name for f in Contact._meta.concrete_fields if f.name not in SYSTEM_FIELDS and f.editable
 )
+# Kept by the database (the substatus triggers): read back after a write that may change them.
+CONTACT_DATABASE_KEPT_FIELDS = ["substatus", "substatus_since"]
 
 
 def _check_references(contact: Contact, fields: dict[str, Any]) -> None:
+    if "substatus" in fields:
+        tenant_ensure_owns(contact.tenant, substatus=fields["substatus"])
     if "assigned_to" in fields:
         tenant_ensure_members(contact.tenant, assigned_to=fields["assigned_to"])
 
 
-def contact_create(*, actor: Actor, **fields: Any) -> Contact:
+def contact_create(*, actor: Actor, reason: str = "", **fields: Any) -> Contact:
+    """A new contact; without a `substatus` the database gives its stage's default."""
     contact = Contact(tenant=actor.tenant, created_by=actor.user)
     _check_references(contact, fields)
     record_assign(contact, fields, allowed=CONTACT_WRITABLE_FIELDS)
-    return record_save(contact, actor=actor)
+    record_save(contact, actor=actor, reason=reason)
+    contact.refresh_from_db(fields=CONTACT_DATABASE_KEPT_FIELDS)
+    return contact
 
 
 def contact_update(*, contact: Contact, actor: Actor, reason: str = "", **fields: Any) -> Contact:
-    """Change the given fields only (concurrent edits of other fields are kept)."""
+    """Change the given fields only (concurrent edits of other fields are kept).
+
+    A new `stage` without a `substatus` takes the stage's default (the database's rule);
+    `reason` goes into the substatus history.
+    """
     _check_references(contact, fields)
     changed = record_assign(contact, fields, allowed=CONTACT_WRITABLE_FIELDS)
-    return record_save(contact, actor=actor, update_fields=changed, reason=reason)
+    record_save(contact, actor=actor, update_fields=changed, reason=reason)
+    if {"stage", "substatus"} & set(changed):
+        contact.refresh_from_db(fields=CONTACT_DATABASE_KEPT_FIELDS)
+    return contact
 
 
 def contact_delete(*, contact: Contact, actor: Actor) -> Contact:

@@ -39,6 +39,7 @@ class ContactViewSet(SoftDeleteViewSet):
         "last_name",
         "email",
         "stage",
+        "substatus_since",
         "type",
         "priority",
         "lead_score",

@@ -10,6 +10,7 @@ class ProjectFilterSet(CreatedRangeFilterSet):
     type = django_filters.MultipleChoiceFilter(choices=ProjectType.choices)
     contact = IdFilter(field_name="contact_id")
     parent_project = IdFilter(field_name="parent_project_id")
+    substatus = IdFilter(field_name="substatus_id", help_text="Substatus id.")
     insurance_approved = BooleanFilter()
     scheduled_after = django_filters.DateFilter(field_name="scheduled_start", lookup_expr="gte")
     scheduled_before = django_filters.DateFilter(field_name="scheduled_start", lookup_expr="lte")

@@ -250,6 +250,18 @@ class Project(models.Model):
     )
     created_at = models.DateTimeField(default=now, db_default=Now(), editable=False)
     updated_at = models.DateTimeField(auto_now=True, db_default=Now())
+    substatus = models.ForeignKey(
+        "substatus.SubstatusConfig",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        db_index=False,  # projects_substatus_since_idx leads with it
+        related_name="projects",
+        help_text="The step within the status; the database gives the status's default when none is named.",
+    )
+    substatus_since = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="When it entered its substatus (kept by the database)."
+    )
     organization = models.ForeignKey(
         "contacts.Organization",
         on_delete=models.SET_NULL,
@@ -298,6 +310,7 @@ class Project(models.Model):
             models.Index(fields=["tenant", "status"], name="projects_tenant_status_idx"),
             # The list's COUNT(*) reads this small index.
             models.Index(fields=["tenant"], condition=Q(is_deleted=False), name="projects_tenant_alive_idx"),
+            models.Index(fields=["substatus", "substatus_since"], name="projects_substatus_since_idx"),
         ]
 
     def __str__(self) -> str:

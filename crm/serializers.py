@@ -13,11 +13,32 @@ from crm.models import Activity, Membership, Project, Role
 class ProjectSerializer(TenantModelSerializer):
     contact = TenantPrimaryKeyRelatedField(Contact, allow_null=True, required=False)
     parent_project = TenantPrimaryKeyRelatedField(Project, allow_null=True, required=False)
+    substatus = TenantPrimaryKeyRelatedField(
+        Project._meta.get_field("substatus").related_model,
+        allow_null=True,
+        required=False,
+        help_text="A substatus of the project's status; omitted on a status change: the status's default.",
+    )
+    reason = serializers.CharField(
+        write_only=True,
+        required=False,
+        allow_blank=True,
+        max_length=1000,
+        help_text="Why the status or substatus changes; kept in the substatus history.",
+    )
 
     class Meta:
         model = Project
         exclude = ["tenant"]
-        read_only_fields = ["organization", "created_by", "updated_by", "created_at", "updated_at", "is_deleted"]
+        read_only_fields = [
+            "organization",
+            "created_by",
+            "updated_by",
+            "created_at",
+            "updated_at",
+            "is_deleted",
+            "substatus_since",
+        ]
 
 
 class ActivitySerializer(TenantModelSerializer):

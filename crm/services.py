@@ -11,8 +11,10 @@ from crm.tenancy import tenant_ensure_owns
 
 SYSTEM_FIELDS = frozenset({"id", "tenant", "created_by", "updated_by", "created_at", "updated_at", "is_deleted"})
 PROJECT_WRITABLE_FIELDS = frozenset(
-    f.name for f in Project._meta.concrete_fields if f.name not in SYSTEM_FIELDS | {"organization"}
+    f.name for f in Project._meta.concrete_fields if f.name not in SYSTEM_FIELDS | {"organization"} and f.editable
 )
+# Kept by the database (the substatus triggers): read back after a write that may change them.
+PROJECT_DATABASE_KEPT_FIELDS = ["substatus", "substatus_since"]
 ACTIVITY_WRITABLE_FIELDS = frozenset(
     f.name for f in Activity._meta.concrete_fields if f.name not in SYSTEM_FIELDS | {"performed_by", "on_behalf_of"}
 )
@@ -36,23 +38,30 @@ def _check_parent(project: Project, parent: Project | None) -> None:
 def _check_project_references(project: Project, fields: dict[str, Any]) -> None:
     tenant_ensure_owns(
         project.tenant,
-        **{name: fields[name] for name in ("contact", "parent_project") if name in fields},
+        **{name: fields[name] for name in ("contact", "parent_project", "substatus") if name in fields},
     )
     if "parent_project" in fields:
         _check_parent(project, fields["parent_project"])
 
 
-def project_create(*, actor: Actor, **fields: Any) -> Project:
+def project_create(*, actor: Actor, reason: str = "", **fields: Any) -> Project:
+    """A new project; without a `substatus` the database gives its status's default."""
     project = Project(tenant=_tenant_of(actor), created_by=actor.user)
     _check_project_references(project, fields)
     record_assign(project, fields, allowed=PROJECT_WRITABLE_FIELDS)
-    return record_save(project, actor=actor)
+    record_save(project, actor=actor, reason=reason)
+    project.refresh_from_db(fields=PROJECT_DATABASE_KEPT_FIELDS)
+    return project
 
 
 def project_update(*, project: Project, actor: Actor, reason: str = "", **fields: Any) -> Project:
+    """Change the given fields; a new `status` without a `substatus` takes the status's default."""
     _check_project_references(project, fields)
     changed = record_assign(project, fields, allowed=PROJECT_WRITABLE_FIELDS)
-    return record_save(project, actor=actor, update_fields=changed, reason=reason)
+    record_save(project, actor=actor, update_fields=changed, reason=reason)
+    if {"status", "substatus"} & set(changed):
+        project.refresh_from_db(fields=PROJECT_DATABASE_KEPT_FIELDS)
+    return project
 
 
 def project_delete(*, project: Project, actor: Actor) -> Project:

@@ -51,6 +51,7 @@ class ProjectViewSet(SoftDeleteViewSet):
         "name",
         "project_number",
         "status",
+        "substatus_since",
         "estimated_value",
         "scheduled_start",
         "estimated_completion",

@@ -74,7 +74,11 @@ def test_create_stores_every_field_and_answers_the_row(tenant, member_user):
         "updated_by": member_user.pk,
         "created_at": body["created_at"],
         "updated_at": body["updated_at"],
+        "substatus": contact.substatus_id,
+        "substatus_since": body["substatus_since"],
     }
+    assert contact.substatus.key == "decision_maker_identified"  # the qualified stage's default
+    assert dt.datetime.fromisoformat(body["substatus_since"]) == contact.substatus_since
     assert contact.tenant == tenant
     assert (contact.roof_age, contact.deductible, contact.tags) == (17, Decimal("1000.00"), ["hail", "insurance"])
     assert dt.datetime.fromisoformat(body["created_at"]) == contact.created_at

@@ -1,0 +1,244 @@
+"""Substatuses: a tenant's finer steps under each contact stage and project status, and their history.
+
+The rules that keep records and substatuses consistent (defaults, validation, history rows)
+are PostgreSQL triggers, so that every write path obeys them; they are declared in
+`substatus/triggers.py` and installed by this app's migrations.
+"""
+
+from django.conf import settings
+from django.core.validators import MinValueValidator, RegexValidator
+from django.db import models
+from django.db.models import F, Q
+from django.db.models.functions import Now
+from django.utils.timezone import now
+
+from contacts.models import ContactStage
+from crm.actor import Source
+from crm.fields import choices_check
+from crm.models import ProjectStatus, hex_color
+
+
+class Entity(models.TextChoices):
+    CONTACT = "contact"
+    PROJECT = "project"
+
+
+# The statuses each kind of record moves through (a contact's `stage`, a project's `status`).
+STATUSES: dict[str, type[models.TextChoices]] = {Entity.CONTACT: ContactStage, Entity.PROJECT: ProjectStatus}
+STATUS_FIELD = {Entity.CONTACT: "stage", Entity.PROJECT: "status"}
+
+
+def status_choices() -> list[tuple[str, str]]:
+    """Every status of every entity (a contact stage and a project status may share a name)."""
+    return sorted({(value, label) for choices in STATUSES.values() for value, label in choices.choices})
+
+
+class SubstatusConfig(models.Model):
+    """One substatus of a tenant, under one status of contacts or projects."""
+
+    Entity = Entity
+
+    tenant = models.ForeignKey("crm.Tenant", on_delete=models.CASCADE, related_name="substatuses")
+    entity = models.CharField(max_length=20, choices=Entity.choices)
+    status = models.CharField(
+        max_length=20, choices=status_choices(), help_text="The contact stage or project status it belongs to."
+    )
+    key = models.SlugField(
+        max_length=50,
+        validators=[RegexValidator(r"^[a-z0-9_]+$", "Use lowercase letters, digits and underscores.")],
+        help_text="Stable identifier for integrations and reports, e.g. `estimate_sent`.",
+    )
+    label = models.CharField(max_length=100)
+    description = models.TextField(blank=True, default="", db_default="")
+    color = models.CharField(max_length=7, blank=True, default="", db_default="", validators=[hex_color])
+    icon = models.CharField(max_length=50, blank=True, default="", db_default="")
+    position = models.PositiveSmallIntegerField(default=0, db_default=0, help_text="Order within its status.")
+    is_default = models.BooleanField(
+        default=False, db_default=False, help_text="Given to records entering the status without a substatus."
+    )
+    is_terminal = models.BooleanField(
+        default=False, db_default=False, help_text="The end of the road: never transitions automatically."
+    )
+    auto_transition_to = models.ForeignKey(
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="auto_transitions_from",
+        help_text="Another substatus of the same status that records move to after the delay.",
+    )
+    auto_transition_delay_hours = models.PositiveIntegerField(null=True, blank=True, validators=[MinValueValidator(1)])
+    is_active = models.BooleanField(
+        default=True, db_default=True, help_text="Inactive substatuses cannot be chosen; history keeps them."
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=now, db_default=Now(), editable=False)
+    updated_at = models.DateTimeField(auto_now=True, db_default=Now())
+
+    class Meta:
+        db_table = "status_substatus_configs"
+        verbose_name = "substatus"
+        ordering = ["entity", "status", "position", "id"]
+        constraints = [
+            choices_check("entity", Entity, "substatus_configs_entity_valid"),
+            models.CheckConstraint(
+                condition=Q(entity=Entity.CONTACT, status__in=ContactStage.values)
+                | Q(entity=Entity.PROJECT, status__in=ProjectStatus.values),
+                name="substatus_configs_status_valid",
+                violation_error_message="This status does not exist for this kind of record.",
+            ),
+            models.UniqueConstraint(
+                fields=["tenant", "entity", "status", "key"],
+                name="substatus_configs_key_unique",
+                violation_error_message="Another substatus of this status has this key.",
+            ),
+            models.UniqueConstraint(
+                fields=["tenant", "entity", "status"],
+                condition=Q(is_default=True),
+                name="substatus_configs_one_default",
+                violation_error_message="This status already has a default substatus.",
+            ),
+            models.CheckConstraint(
+                condition=Q(is_default=False) | Q(is_active=True),
+                name="substatus_configs_default_active",
+                violation_error_message="The default substatus must stay active: make another one the default first.",
+            ),
+            models.CheckConstraint(
+                condition=Q(auto_transition_to__isnull=True, auto_transition_delay_hours__isnull=True)
+                | Q(auto_transition_to__isnull=False, auto_transition_delay_hours__gte=1),
+                name="substatus_configs_auto_transition_delay",
+                violation_error_message="An automatic transition needs a delay of at least one hour (and only then).",
+            ),
+            models.CheckConstraint(
+                condition=Q(is_terminal=False) | Q(auto_transition_to__isnull=True),
+                name="substatus_configs_terminal_stays",
+                violation_error_message="A terminal substatus cannot transition automatically.",
+            ),
+            models.CheckConstraint(
+                condition=~Q(auto_transition_to=F("pk")),
+                name="substatus_configs_no_self_transition",
+                violation_error_message="A substatus cannot transition to itself.",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["auto_transition_to"],
+                condition=Q(auto_transition_to__isnull=False),
+                name="substatus_configs_rules_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_status_display()}: {self.label}"
+
+
+class HistorySource(models.TextChoices):
+    API = Source.API, "API"
+    ADMIN = Source.ADMIN
+    TASK = Source.TASK
+    MIGRATION = Source.MIGRATION
+    SQL = Source.SQL, "SQL"
+
+
+class SubstatusHistoryQuerySet(models.QuerySet["SubstatusHistory"]):
+    """History is append-only: rows are written by the database triggers, never changed."""
+
+    def update(self, **kwargs: object) -> int:
+        raise TypeError("Substatus history is append-only.")
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise TypeError("Substatus history is append-only.")
+
+
+class SubstatusHistory(models.Model):
+    """One change of a record's status or substatus, written by a trigger on every write path.
+
+    The references are not database foreign keys: an append-only log copies values that the
+    record's own constraints have just checked, and must neither block nor rewrite itself
+    when a user or tenant goes away (and one foreign-key check per logged row would cost as
+    much as the row itself).
+    """
+
+    Source = HistorySource
+
+    tenant = models.ForeignKey(
+        "crm.Tenant", on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
+    )
+    entity = models.CharField(max_length=20, choices=Entity.choices)
+    record_id = models.BigIntegerField()
+    from_status = models.CharField(max_length=20, null=True, blank=True, help_text="Empty for a new record.")  # noqa: DJ001
+    to_status = models.CharField(max_length=20)
+    from_substatus = models.ForeignKey(
+        SubstatusConfig,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    to_substatus = models.ForeignKey(
+        SubstatusConfig,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    before = models.JSONField(null=True, blank=True, help_text="The tracked fields before (empty for a new record).")
+    after = models.JSONField(help_text="The tracked fields after the change.")
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The effective user (the impersonated user during an impersonation).",
+    )
+    impersonated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The admin who acted while impersonating; empty otherwise.",
+    )
+    reason = models.TextField(blank=True, default="", db_default="")
+    source = models.CharField(max_length=20, choices=HistorySource.choices)
+    changed_at = models.DateTimeField()
+
+    objects = SubstatusHistoryQuerySet.as_manager()
+
+    class Meta:
+        db_table = "substatus_history"
+        verbose_name = "substatus change"
+        verbose_name_plural = "substatus history"
+        ordering = ["-changed_at", "-id"]
+        constraints = [
+            choices_check("entity", Entity, "substatus_history_entity_valid"),
+            choices_check("source", HistorySource, "substatus_history_source_valid"),
+        ]
+        indexes = [
+            models.Index(
+                "tenant",
+                "entity",
+                "record_id",
+                F("changed_at").desc(),
+                F("id").desc(),
+                name="substatus_history_record_idx",
+            ),
+            models.Index(fields=["tenant", "entity", "changed_at"], name="substatus_history_time_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.entity} {self.record_id}: {self.from_status or '-'} -> {self.to_status}"
+
+    def delete(self, *args: object, **kwargs: object) -> tuple[int, dict[str, int]]:
+        raise TypeError("Substatus history is append-only.")

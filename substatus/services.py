@@ -1,0 +1,250 @@
+"""Writes to substatus configurations, and the automatic transitions of records.
+
+Records (contacts, projects) get and change their substatus through their own services and
+the database triggers (substatus/triggers.py); nothing here second-guesses those rules.
+"""
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+from django.db import IntegrityError, models
+from django.db.models import Case, Max, Q, Value, When
+from django.db.models.functions import Now
+from django.utils import timezone
+
+from contacts.models import Contact
+from crm.actor import Actor, Source
+from crm.errors import ApplicationError, Conflict
+from crm.models import Project, Tenant
+from crm.records import record_assign, record_save
+from crm.tenancy import tenant_ensure_owns
+from substatus.models import Entity, SubstatusConfig, SubstatusHistory
+
+logger = logging.getLogger(__name__)
+
+RECORD_MODELS: dict[str, type[models.Model]] = {Entity.CONTACT: Contact, Entity.PROJECT: Project}
+
+CREATE_FIELDS = frozenset(
+    {
+        "entity",
+        "status",
+        "key",
+        "label",
+        "description",
+        "color",
+        "icon",
+        "position",
+        "is_default",
+        "is_terminal",
+        "auto_transition_to",
+        "auto_transition_delay_hours",
+        "is_active",
+    }
+)
+UPDATE_FIELDS = CREATE_FIELDS - {"entity", "status"}
+
+
+def _tenant_of(actor: Actor) -> Tenant:
+    if actor.tenant is None:
+        raise ValueError("substatus services need an actor with a tenant")
+    return actor.tenant
+
+
+def _group(config: SubstatusConfig) -> models.QuerySet[SubstatusConfig]:
+    """The substatuses sharing `config`'s tenant, entity and status."""
+    return SubstatusConfig.objects.filter(tenant_id=config.tenant_id, entity=config.entity, status=config.status)
+
+
+def _check(config: SubstatusConfig, fields: dict[str, Any]) -> None:
+    """The rules a person can act on, named by field; the database enforces them all again."""
+    target = fields.get("auto_transition_to", config.auto_transition_to)
+    delay = fields.get("auto_transition_delay_hours", config.auto_transition_delay_hours)
+    terminal = fields.get("is_terminal", config.is_terminal)
+    if "auto_transition_to" in fields:
+        tenant_ensure_owns(config.tenant, auto_transition_to=target)
+    if target is not None:
+        if config.pk is not None and target.pk == config.pk:
+            raise ApplicationError(
+                "A substatus cannot transition to itself.", code="invalid", attr="auto_transition_to"
+            )
+        if (target.entity, target.status) != (config.entity, config.status):
+            raise ApplicationError(
+                "The automatic transition must go to another substatus of the same status.",
+                code="invalid",
+                attr="auto_transition_to",
+            )
+        if terminal:
+            raise ApplicationError(
+                "A terminal substatus cannot transition automatically.", code="invalid", attr="auto_transition_to"
+            )
+        if delay is None:
+            raise ApplicationError(
+                "Say after how many hours the automatic transition happens.",
+                code="required",
+                attr="auto_transition_delay_hours",
+            )
+    elif delay is not None:
+        raise ApplicationError(
+            "A delay only goes with an automatic transition: choose where records go.",
+            code="invalid",
+            attr="auto_transition_delay_hours",
+        )
+    if config.is_default and fields.get("is_default") is False:
+        raise ApplicationError(
+            "A status keeps one default: make another substatus the default instead.",
+            code="default_required",
+            attr="is_default",
+        )
+    if fields.get("is_default", config.is_default) and not fields.get("is_active", config.is_active):
+        raise ApplicationError(
+            "The default substatus stays active: make another one the default first.",
+            code="default_active",
+            attr="is_active",
+        )
+
+
+def _save(config: SubstatusConfig, *, actor: Actor, changed: list[str] | None) -> SubstatusConfig:
+    """Save, taking the default from the status's current one in the same transaction."""
+    with actor.atomic():
+        if config.is_default and (changed is None or "is_default" in changed):
+            # Lock the status's substatuses (in pk order) so two switches cannot race, then
+            # clear the old default first: the one-default index is checked row by row.
+            list(_group(config).select_for_update().order_by("pk").values_list("pk", flat=True))
+            _group(config).filter(is_default=True).exclude(pk=config.pk).update(is_default=False, updated_at=Now())
+        return record_save(config, actor=actor, update_fields=changed)
+
+
+def substatus_create(*, actor: Actor, **fields: Any) -> SubstatusConfig:
+    config = SubstatusConfig(tenant=_tenant_of(actor), created_by=actor.user)
+    _check(config, fields)
+    record_assign(config, fields, allowed=CREATE_FIELDS)
+    if "position" not in fields:
+        last = _group(config).aggregate(last=Max("position"))["last"]
+        config.position = 0 if last is None else last + 1
+    return _save(config, actor=actor, changed=None)
+
+
+def substatus_update(*, substatus: SubstatusConfig, actor: Actor, **fields: Any) -> SubstatusConfig:
+    """Change a substatus; `is_default=True` makes it its status's default in one switch."""
+    moved = {name for name in ("entity", "status") if name in fields and fields[name] != getattr(substatus, name)}
+    if moved:
+        raise ApplicationError(
+            "A substatus stays under its status: create a new one for another status.",
+            code="parent_fixed",
+            attr=sorted(moved)[0],
+        )
+    fields = {name: value for name, value in fields.items() if name not in {"entity", "status"}}
+    _check(substatus, fields)
+    changed = record_assign(substatus, fields, allowed=UPDATE_FIELDS)
+    return _save(substatus, actor=actor, changed=[*changed, "updated_at"])
+
+
+def substatus_reorder(*, actor: Actor, ids: list[int]) -> list[SubstatusConfig]:
+    """Put every substatus of one status in the given order (all of them, each once)."""
+    tenant = _tenant_of(actor)
+    if len(set(ids)) != len(ids):
+        raise ApplicationError("Each substatus appears once in the order.", code="duplicate", attr="ids")
+    with actor.atomic():
+        found = {
+            config.pk: config
+            for config in SubstatusConfig.objects.filter(tenant=tenant, pk__in=ids).select_for_update().order_by("pk")
+        }
+        unknown = [pk for pk in ids if pk not in found]
+        if unknown:
+            raise ApplicationError(f"Unknown substatus id(s): {unknown}.", code="does_not_exist", attr="ids")
+        groups = {(config.entity, config.status) for config in found.values()}
+        if len(groups) > 1:
+            raise ApplicationError(
+                "Reorder the substatuses of one status at a time.", code="several_statuses", attr="ids"
+            )
+        group = _group(next(iter(found.values())))
+        missing = sorted(set(group.values_list("pk", flat=True)) - set(ids))
+        if missing:
+            raise ApplicationError(
+                f"List every substatus of this status; missing: {missing}.", code="incomplete", attr="ids"
+            )
+        group.update(
+            position=Case(*(When(pk=pk, then=Value(position)) for position, pk in enumerate(ids))),
+            updated_at=Now(),
+        )
+    return list(group.order_by("position", "pk"))
+
+
+def substatus_delete(*, substatus: SubstatusConfig, actor: Actor) -> None:
+    """Delete a substatus nothing uses; one in use is a 409 saying what uses it."""
+    if substatus.is_default:
+        raise Conflict("This is its status's default substatus: make another one the default first.", code="is_default")
+    model = RECORD_MODELS[substatus.entity]
+    records = model._default_manager.filter(substatus=substatus).count()
+    if records:
+        noun = model._meta.verbose_name if records == 1 else model._meta.verbose_name_plural
+        raise Conflict(
+            f"{records} {noun} use this substatus: move them to another one, or deactivate it instead.",
+            code="in_use",
+        )
+    sources = list(substatus.auto_transitions_from.values_list("label", flat=True))
+    if sources:
+        raise Conflict(
+            f"Substatuses transition automatically to this one ({', '.join(sources)}): change them first.",
+            code="in_use",
+        )
+    history = SubstatusHistory.objects.filter(tenant_id=substatus.tenant_id, entity=substatus.entity)
+    if history.filter(Q(to_substatus=substatus) | Q(from_substatus=substatus)).exists():
+        raise Conflict(
+            "Records have been in this substatus: deactivate it instead, so their history stays readable.",
+            code="in_history",
+        )
+    try:
+        with actor.atomic():
+            substatus.delete()
+    except IntegrityError as exc:  # a record took it meanwhile
+        raise Conflict("This substatus came into use meanwhile: deactivate it instead.", code="in_use") from exc
+
+
+# Automatic transitions -----------------------------------------------------------------
+
+
+def substatus_auto_transition(*, now: datetime | None = None, batch_size: int = 500) -> int:
+    """Move every record that has sat in a substatus longer than its automatic transition's delay.
+
+    Runs each active rule whose target is active, in batches under `skip_locked` row locks,
+    through the records' own UPDATE (so the triggers check the target and write history with
+    source `task` and the reason). Running it again moves only what is still due; a terminal
+    substatus never has a rule (a database constraint). Returns how many records moved.
+    """
+    now = now or timezone.now()
+    rules = (
+        SubstatusConfig.objects.filter(auto_transition_to__isnull=False, is_active=True)
+        .filter(auto_transition_to__is_active=True)
+        .select_related("tenant", "auto_transition_to")
+        .order_by("tenant_id", "pk")
+    )
+    moved = 0
+    for rule in rules:
+        try:
+            moved += _auto_transition_rule(rule, now=now, batch_size=batch_size)
+        except IntegrityError:  # the rule changed under us (e.g. its target was just deactivated)
+            logger.warning("Automatic transition of substatus %s skipped until the next run", rule.pk, exc_info=True)
+    return moved
+
+
+def _auto_transition_rule(rule: SubstatusConfig, *, now: datetime, batch_size: int) -> int:
+    hours = cast(int, rule.auto_transition_delay_hours)  # a database constraint pairs a target with a delay
+    model = RECORD_MODELS[rule.entity]
+    actor = Actor(tenant=rule.tenant, user=None, source=Source.TASK)
+    reason = f"auto-transition after {hours} h"
+    due = model._default_manager.filter(
+        tenant_id=rule.tenant_id,
+        substatus=rule,
+        substatus_since__lte=now - timedelta(hours=hours),
+    ).order_by("pk")
+    moved = 0
+    while True:
+        with actor.atomic(reason=reason):
+            batch = list(due.select_for_update(skip_locked=True).values_list("pk", flat=True)[:batch_size])
+            if not batch:
+                return moved
+            moved += model._default_manager.filter(pk__in=batch, substatus=rule).update(
+                substatus=rule.auto_transition_to, updated_at=Now()
+            )
