@@ -8,6 +8,12 @@ from rest_framework.routers import DefaultRouter
 from contacts.views import ContactViewSet
 from crm.health import healthz
 from crm.views import ActivityViewSet, MembershipViewSet, MeView, ProjectViewSet, TokenView
+from substatus.views import (
+    ContactSubstatusHistoryViewSet,
+    ProjectSubstatusHistoryViewSet,
+    SubstatusAnalyticsView,
+    SubstatusViewSet,
+)
 
 router = DefaultRouter()
 # `/contacts` and `/contacts/` both answer: a redirect to add the slash would turn a POST into a GET.
@@ -17,10 +23,22 @@ router.register("contacts", ContactViewSet, basename="contact")
 router.register("projects", ProjectViewSet, basename="project")
 router.register("activities", ActivityViewSet, basename="activity")
 router.register("memberships", MembershipViewSet, basename="membership")
+router.register("substatuses", SubstatusViewSet, basename="substatus")
 
 api_v1 = [
     path("auth/token/", TokenView.as_view(), name="auth-token"),
     path("me/", MeView.as_view(), name="me"),
+    path(
+        "contacts/<int:record_pk>/substatus-history/",
+        ContactSubstatusHistoryViewSet.as_view({"get": "list"}),
+        name="contact-substatus-history",
+    ),
+    path(
+        "projects/<int:record_pk>/substatus-history/",
+        ProjectSubstatusHistoryViewSet.as_view({"get": "list"}),
+        name="project-substatus-history",
+    ),
+    path("substatus/analytics/", SubstatusAnalyticsView.as_view(), name="substatus-analytics"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("", include(router.urls)),

@@ -12,10 +12,10 @@ from django.db.models import F, Q
 from django.db.models.functions import Now
 from django.utils.timezone import now
 
-from contacts.models import ContactStage
+from contacts.models import Contact, ContactStage
 from crm.actor import Source
 from crm.fields import choices_check
-from crm.models import ProjectStatus, hex_color
+from crm.models import Project, ProjectStatus, hex_color
 
 
 class Entity(models.TextChoices):
@@ -23,7 +23,9 @@ class Entity(models.TextChoices):
     PROJECT = "project"
 
 
-# The statuses each kind of record moves through (a contact's `stage`, a project's `status`).
+# The records that have substatuses, and the statuses each moves through (a contact's
+# `stage`, a project's `status`).
+RECORD_MODELS: dict[str, type[models.Model]] = {Entity.CONTACT: Contact, Entity.PROJECT: Project}
 STATUSES: dict[str, type[models.TextChoices]] = {Entity.CONTACT: ContactStage, Entity.PROJECT: ProjectStatus}
 STATUS_FIELD = {Entity.CONTACT: "stage", Entity.PROJECT: "status"}
 

@@ -13,17 +13,14 @@ from django.db.models import Case, Max, Q, Value, When
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from contacts.models import Contact
 from crm.actor import Actor, Source
 from crm.errors import ApplicationError, Conflict
-from crm.models import Project, Tenant
+from crm.models import Tenant
 from crm.records import record_assign, record_save
 from crm.tenancy import tenant_ensure_owns
-from substatus.models import Entity, SubstatusConfig, SubstatusHistory
+from substatus.models import RECORD_MODELS, STATUS_FIELD, STATUSES, SubstatusConfig, SubstatusHistory
 
 logger = logging.getLogger(__name__)
-
-RECORD_MODELS: dict[str, type[models.Model]] = {Entity.CONTACT: Contact, Entity.PROJECT: Project}
 
 CREATE_FIELDS = frozenset(
     {
@@ -58,6 +55,11 @@ def _group(config: SubstatusConfig) -> models.QuerySet[SubstatusConfig]:
 
 def _check(config: SubstatusConfig, fields: dict[str, Any]) -> None:
     """The rules a person can act on, named by field; the database enforces them all again."""
+    entity, status = fields.get("entity", config.entity), fields.get("status", config.status)
+    if entity in STATUSES and status not in STATUSES[entity].values:
+        raise ApplicationError(
+            f"{status!r} is not a {STATUS_FIELD[entity]} of {entity}s.", code="invalid_choice", attr="status"
+        )
     target = fields.get("auto_transition_to", config.auto_transition_to)
     delay = fields.get("auto_transition_delay_hours", config.auto_transition_delay_hours)
     terminal = fields.get("is_terminal", config.is_terminal)
@@ -68,7 +70,7 @@ def _check(config: SubstatusConfig, fields: dict[str, Any]) -> None:
             raise ApplicationError(
                 "A substatus cannot transition to itself.", code="invalid", attr="auto_transition_to"
             )
-        if (target.entity, target.status) != (config.entity, config.status):
+        if (target.entity, target.status) != (entity, status):
             raise ApplicationError(
                 "The automatic transition must go to another substatus of the same status.",
                 code="invalid",

@@ -221,7 +221,12 @@ CELERY_TASK_TIME_LIMIT = 360
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_TASK_DEFAULT_QUEUE", "ridgeline")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
-CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
+CELERY_BEAT_SCHEDULE: dict[str, dict] = {
+    "substatus-auto-transition": {
+        "task": "substatus.tasks.substatus_auto_transition_task",
+        "schedule": 15 * 60,  # seconds; delays are whole hours, so a quarter-hour late at most
+    },
+}
 
 # `manage.py schema_check` and `adopt_database` report every table, column, constraint,
 # index, trigger, function, view, sequence, type and extension that differs from what

@@ -1,0 +1,170 @@
+"""Reads: a record's substatus history, and time-in-substatus analytics."""
+
+import datetime as dt
+import json
+import zoneinfo
+from typing import Any
+
+from django.db import connection
+from django.db.models import QuerySet
+
+from crm.models import Tenant
+from substatus.models import RECORD_MODELS, STATUS_FIELD, STATUSES, SubstatusHistory
+
+# What a history list shows, joined in so that a page costs a constant number of queries.
+HISTORY_RELATED = ("from_substatus", "to_substatus", "changed_by", "impersonated_by")
+
+
+def substatus_history_for_record(*, tenant_id: int, entity: str, record_id: int) -> QuerySet[SubstatusHistory]:
+    """A record's history, newest first."""
+    return (
+        SubstatusHistory.objects.filter(tenant_id=tenant_id, entity=entity, record_id=record_id)
+        .select_related(*HISTORY_RELATED)
+        .order_by("-changed_at", "-id")
+    )
+
+
+# Every row of `substatus_history` in the window is an entry into its `to_substatus`; the
+# rows that change the status are entries into the status. A stay lasts until the record's
+# next change (or until now, for a live record still there; deleted records' last stays
+# count as entries without a time). Rows before the window are not read: the next change
+# of an entry in the window is never earlier than the entry.
+_STATS_SQL = """
+WITH changes AS (
+    SELECT history.id, history.record_id, history.from_status, history.to_status,
+           history.to_substatus_id, history.changed_at,
+           lead(history.changed_at) OVER by_record AS next_changed_at,
+           lead(history.to_status) OVER by_record AS next_status
+    FROM substatus_history AS history
+    WHERE history.tenant_id = %(tenant)s AND history.entity = %(entity)s AND history.changed_at >= %(start)s
+    WINDOW by_record AS (PARTITION BY history.record_id ORDER BY history.changed_at, history.id)
+),
+status_entries AS (
+    SELECT record_id, to_status, changed_at,
+           lead(changed_at) OVER by_record AS next_changed_at,
+           lead(to_status) OVER by_record AS next_status
+    FROM changes
+    WHERE from_status IS DISTINCT FROM to_status
+    WINDOW by_record AS (PARTITION BY record_id ORDER BY changed_at, id)
+),
+stays AS (
+    SELECT false AS whole_status, to_status AS status, to_substatus_id AS substatus_id,
+           record_id, changed_at, next_changed_at, next_status
+    FROM changes
+    UNION ALL
+    SELECT true, to_status, NULL, record_id, changed_at, next_changed_at, next_status
+    FROM status_entries
+),
+timed AS (
+    SELECT stays.whole_status, stays.status, stays.substatus_id, stays.next_status,
+           EXTRACT(EPOCH FROM COALESCE(stays.next_changed_at, CASE WHEN live.id IS NOT NULL THEN %(now)s END)
+                              - stays.changed_at)::double precision AS seconds
+    FROM stays
+    LEFT JOIN {table} AS live
+           ON stays.next_changed_at IS NULL AND live.id = stays.record_id AND NOT live.is_deleted
+    WHERE stays.changed_at < %(end)s
+),
+stats AS (
+    SELECT whole_status, status, substatus_id, count(*) AS entries, avg(seconds) AS avg_seconds,
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY seconds) AS median_seconds,
+           percentile_cont(0.9) WITHIN GROUP (ORDER BY seconds) AS p90_seconds
+    FROM timed
+    GROUP BY whole_status, status, substatus_id
+),
+moves AS (
+    SELECT whole_status, status, substatus_id, next_status, count(*) AS moved
+    FROM timed
+    WHERE next_status IS NOT NULL
+    GROUP BY whole_status, status, substatus_id, next_status
+)
+SELECT stats.whole_status, stats.status, stats.substatus_id, stats.entries,
+       stats.avg_seconds, stats.median_seconds, stats.p90_seconds,
+       (SELECT jsonb_object_agg(moves.next_status, moves.moved::double precision / stats.entries)
+        FROM moves
+        WHERE moves.whole_status = stats.whole_status AND moves.status = stats.status
+          AND moves.substatus_id IS NOT DISTINCT FROM stats.substatus_id) AS next_statuses
+FROM stats
+"""
+
+# The tenant's substatuses of the entity with how many live records are in each now, and
+# the live records without a substatus (no config: NULL id).
+_CURRENT_SQL = """
+WITH current AS (
+    SELECT {status} AS status, substatus_id, count(*) AS records
+    FROM {table}
+    WHERE tenant_id = %(tenant)s AND NOT is_deleted
+    GROUP BY {status}, substatus_id
+),
+configs AS (
+    SELECT * FROM status_substatus_configs WHERE tenant_id = %(tenant)s AND entity = %(entity)s
+)
+SELECT COALESCE(configs.status, current.status), configs.id, configs.key, configs.label, configs.is_active,
+       COALESCE(current.records, 0)
+FROM configs FULL JOIN current ON current.substatus_id = configs.id
+ORDER BY configs.position, configs.id
+"""
+
+
+def _empty_stats() -> dict[str, Any]:
+    return {
+        "current": 0,
+        "entries": 0,
+        "avg_seconds": None,
+        "median_seconds": None,
+        "p90_seconds": None,
+        "next_statuses": {},
+    }
+
+
+def analytics_window(*, tenant: Tenant, start: dt.date, end: dt.date) -> tuple[dt.datetime, dt.datetime]:
+    """The instants bounding the days `start` to `end` (both included) in the tenant's time zone."""
+    zone = zoneinfo.ZoneInfo(tenant.timezone)
+    return (
+        dt.datetime.combine(start, dt.time.min, tzinfo=zone),
+        dt.datetime.combine(end + dt.timedelta(days=1), dt.time.min, tzinfo=zone),
+    )
+
+
+def substatus_analytics(
+    *, tenant: Tenant, entity: str, start: dt.date, end: dt.date, now: dt.datetime
+) -> list[dict[str, Any]]:
+    """For each status of `entity` and each of its substatuses: how many live records are there
+    now, how many entered it from `start` to `end` (tenant's days), how long those entries
+    lasted (average, median, 90th percentile, in seconds; stays still running count until
+    `now`) and the share of them that moved on to each next status. Two queries.
+    """
+    first, after_last = analytics_window(tenant=tenant, start=start, end=end)
+    table = RECORD_MODELS[entity]._meta.db_table
+    params = {"tenant": tenant.pk, "entity": entity, "start": first, "end": after_last, "now": now}
+    statuses: dict[str, dict[str, Any]] = {
+        status: {"status": status, **_empty_stats(), "substatuses": {}} for status in STATUSES[entity].values
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(_CURRENT_SQL.format(table=table, status=STATUS_FIELD[entity]), params)
+        for status, pk, key, label, is_active, records in cursor.fetchall():
+            group = statuses[status]
+            group["substatuses"][pk] = {
+                "id": pk,
+                "key": key,
+                "label": label if pk is not None else "No substatus",
+                "is_active": is_active if pk is not None else True,
+                **_empty_stats(),
+                "current": records,
+            }
+            group["current"] += records
+        cursor.execute(_STATS_SQL.format(table=table), params)
+        for whole_status, status, pk, entries, average, median, p90, moves in cursor.fetchall():
+            if whole_status:
+                target = statuses[status]
+            else:
+                target = statuses[status]["substatuses"].setdefault(
+                    pk, {"id": None, "key": None, "label": "No substatus", "is_active": True, **_empty_stats()}
+                )
+            target.update(
+                entries=entries,
+                avg_seconds=average,
+                median_seconds=median,
+                p90_seconds=p90,
+                next_statuses=json.loads(moves) if moves else {},  # jsonb arrives as text
+            )
+    return [{**group, "substatuses": list(group["substatuses"].values())} for group in statuses.values()]
