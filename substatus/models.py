@@ -109,7 +109,11 @@ class SubstatusConfig(models.Model):
             ),
             models.CheckConstraint(
                 condition=Q(auto_transition_to__isnull=True, auto_transition_delay_hours__isnull=True)
-                | Q(auto_transition_to__isnull=False, auto_transition_delay_hours__gte=1),
+                | Q(
+                    auto_transition_to__isnull=False,
+                    auto_transition_delay_hours__isnull=False,  # NULL >= 1 would pass a CHECK
+                    auto_transition_delay_hours__gte=1,
+                ),
                 name="substatus_configs_auto_transition_delay",
                 violation_error_message="An automatic transition needs a delay of at least one hour (and only then).",
             ),

@@ -316,7 +316,11 @@ class Migration(migrations.Migration):
             constraint=models.CheckConstraint(
                 condition=models.Q(
                     models.Q(("auto_transition_delay_hours__isnull", True), ("auto_transition_to__isnull", True)),
-                    models.Q(("auto_transition_delay_hours__gte", 1), ("auto_transition_to__isnull", False)),
+                    models.Q(
+                        ("auto_transition_delay_hours__gte", 1),
+                        ("auto_transition_delay_hours__isnull", False),
+                        ("auto_transition_to__isnull", False),
+                    ),
                     _connector="OR",
                 ),
                 name="substatus_configs_auto_transition_delay",
