@@ -92,7 +92,7 @@ class SubstatusConfig(models.Model):
                 violation_error_message="This status does not exist for this kind of record.",
             ),
             models.UniqueConstraint(
-                fields=["tenant", "entity", "status", "key"],
+                fields=["tenant", "key", "entity", "status"],  # `key` first: the field it names
                 name="substatus_configs_key_unique",
                 violation_error_message="Another substatus of this status has this key.",
             ),

@@ -289,7 +289,7 @@ class Migration(migrations.Migration):
         migrations.AddConstraint(
             model_name="substatusconfig",
             constraint=models.UniqueConstraint(
-                fields=("tenant", "entity", "status", "key"),
+                fields=("tenant", "key", "entity", "status"),
                 name="substatus_configs_key_unique",
                 violation_error_message="Another substatus of this status has this key.",
             ),
