@@ -45,7 +45,7 @@ class SubstatusConfig(models.Model):
     status = models.CharField(
         max_length=20, choices=status_choices(), help_text="The contact stage or project status it belongs to."
     )
-    key = models.SlugField(
+    key = models.CharField(
         max_length=50,
         validators=[RegexValidator(r"^[a-z0-9_]+$", "Use lowercase letters, digits and underscores.")],
         help_text="Stable identifier for integrations and reports, e.g. `estimate_sent`.",

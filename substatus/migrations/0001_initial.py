@@ -47,8 +47,9 @@ class Migration(migrations.Migration):
                 ),
                 (
                     "key",
-                    models.SlugField(
+                    models.CharField(
                         help_text="Stable identifier for integrations and reports, e.g. `estimate_sent`.",
+                        max_length=50,
                         validators=[
                             django.core.validators.RegexValidator(
                                 "^[a-z0-9_]+$", "Use lowercase letters, digits and underscores."
