@@ -65,9 +65,12 @@ timed AS (
     WHERE stays.changed_at < %(end)s
 ),
 stats AS (
-    SELECT whole_status, status, substatus_id, count(*) AS entries, avg(seconds) AS avg_seconds,
-           percentile_cont(0.5) WITHIN GROUP (ORDER BY seconds) AS median_seconds,
-           percentile_cont(0.9) WITHIN GROUP (ORDER BY seconds) AS p90_seconds
+    SELECT whole_status, status, substatus_id, count(*) AS entries,
+           round(avg(seconds)::numeric, 3)::double precision AS avg_seconds,
+           round((percentile_cont(0.5) WITHIN GROUP (ORDER BY seconds))::numeric, 3)::double precision
+               AS median_seconds,
+           round((percentile_cont(0.9) WITHIN GROUP (ORDER BY seconds))::numeric, 3)::double precision
+               AS p90_seconds
     FROM timed
     GROUP BY whole_status, status, substatus_id
 ),
@@ -130,7 +133,7 @@ def substatus_analytics(
 ) -> list[dict[str, Any]]:
     """For each status of `entity` and each of its substatuses: how many live records are there
     now, how many entered it from `start` to `end` (tenant's days), how long those entries
-    lasted (average, median, 90th percentile, in seconds; stays still running count until
+    lasted (average, median, 90th percentile, in seconds to the millisecond; stays still running count until
     `now`) and the share of them that moved on to each next status. Two queries.
     """
     first, after_last = analytics_window(tenant=tenant, start=start, end=end)
