@@ -70,7 +70,8 @@ def test_unknown_ordering_field_is_400_naming_the_allowed_ones(client):
         code="invalid",
         detail=(
             "Unknown ordering field(s): password, tenant__name. Allowed: address_city, created_at, email, "
-            "first_name, last_inspection_date, last_name, lead_score, priority, stage, type, updated_at."
+            "first_name, last_inspection_date, last_name, lead_score, priority, stage, substatus_since, type, "
+            "updated_at."
         ),
     )
 

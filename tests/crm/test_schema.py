@@ -17,6 +17,12 @@ TENANT_ROUTES = {
     "/api/v1/activities/{id}/": {"get", "put", "patch", "delete"},
     "/api/v1/memberships/": {"get", "post"},
     "/api/v1/memberships/{id}/": {"get", "patch", "delete"},
+    "/api/v1/substatuses/": {"get", "post"},
+    "/api/v1/substatuses/{id}/": {"get", "put", "patch", "delete"},
+    "/api/v1/substatuses/reorder/": {"post"},
+    "/api/v1/contacts/{record_pk}/substatus-history/": {"get"},
+    "/api/v1/projects/{record_pk}/substatus-history/": {"get"},
+    "/api/v1/substatus/analytics/": {"get"},
 }
 OTHER_ROUTES = {"/api/v1/me/": {"get"}, "/api/v1/auth/token/": {"post"}}
 
