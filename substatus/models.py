@@ -232,13 +232,9 @@ class SubstatusHistory(models.Model):
             choices_check("source", HistorySource, "substatus_history_source_valid"),
         ]
         indexes = [
+            # A record's history (read backwards for newest first), and analytics' windows by record.
             models.Index(
-                "tenant",
-                "entity",
-                "record_id",
-                F("changed_at").desc(),
-                F("id").desc(),
-                name="substatus_history_record_idx",
+                fields=["tenant", "entity", "record_id", "changed_at", "id"], name="substatus_history_record_idx"
             ),
             models.Index(fields=["tenant", "entity", "changed_at"], name="substatus_history_time_idx"),
         ]

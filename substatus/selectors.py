@@ -5,7 +5,7 @@ import json
 import zoneinfo
 from typing import Any
 
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import QuerySet
 
 from crm.models import Tenant
@@ -57,8 +57,8 @@ stays AS (
 ),
 timed AS (
     SELECT stays.whole_status, stays.status, stays.substatus_id, stays.next_status,
-           EXTRACT(EPOCH FROM COALESCE(stays.next_changed_at, CASE WHEN live.id IS NOT NULL THEN %(now)s END)
-                              - stays.changed_at)::double precision AS seconds
+           date_part('epoch', COALESCE(stays.next_changed_at, CASE WHEN live.id IS NOT NULL THEN %(now)s END)
+                              - stays.changed_at) AS seconds
     FROM stays
     LEFT JOIN {table} AS live
            ON stays.next_changed_at IS NULL AND live.id = stays.record_id AND NOT live.is_deleted
@@ -75,18 +75,23 @@ stats AS (
     GROUP BY whole_status, status, substatus_id
 ),
 moves AS (
-    SELECT whole_status, status, substatus_id, next_status, count(*) AS moved
-    FROM timed
-    WHERE next_status IS NOT NULL
-    GROUP BY whole_status, status, substatus_id, next_status
+    SELECT moved.whole_status, moved.status, moved.substatus_id,
+           jsonb_object_agg(moved.next_status, moved.entries::double precision / stats.entries) AS next_statuses
+    FROM (
+        SELECT whole_status, status, substatus_id, next_status, count(*) AS entries
+        FROM timed
+        WHERE next_status IS NOT NULL
+        GROUP BY whole_status, status, substatus_id, next_status
+    ) AS moved
+    JOIN stats ON stats.whole_status = moved.whole_status AND stats.status = moved.status
+              AND stats.substatus_id IS NOT DISTINCT FROM moved.substatus_id
+    GROUP BY moved.whole_status, moved.status, moved.substatus_id
 )
 SELECT stats.whole_status, stats.status, stats.substatus_id, stats.entries,
-       stats.avg_seconds, stats.median_seconds, stats.p90_seconds,
-       (SELECT jsonb_object_agg(moves.next_status, moves.moved::double precision / stats.entries)
-        FROM moves
-        WHERE moves.whole_status = stats.whole_status AND moves.status = stats.status
-          AND moves.substatus_id IS NOT DISTINCT FROM stats.substatus_id) AS next_statuses
+       stats.avg_seconds, stats.median_seconds, stats.p90_seconds, moves.next_statuses
 FROM stats
+LEFT JOIN moves ON moves.whole_status = stats.whole_status AND moves.status = stats.status
+               AND moves.substatus_id IS NOT DISTINCT FROM stats.substatus_id
 """
 
 # The tenant's substatuses of the entity with how many live records are in each now, and
@@ -142,7 +147,10 @@ def substatus_analytics(
     statuses: dict[str, dict[str, Any]] = {
         status: {"status": status, **_empty_stats(), "substatuses": {}} for status in STATUSES[entity].values
     }
-    with connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
+        # Sorting a window of history rows fits in memory; compiling the plan (JIT) would cost
+        # more than running it.
+        cursor.execute("SET LOCAL work_mem = '64MB'; SET LOCAL jit = off")
         cursor.execute(_CURRENT_SQL.format(table=table, status=STATUS_FIELD[entity]), params)
         for status, pk, key, label, is_active, records in cursor.fetchall():
             group = statuses[status]

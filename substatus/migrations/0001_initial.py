@@ -347,11 +347,7 @@ class Migration(migrations.Migration):
         migrations.AddIndex(
             model_name="substatushistory",
             index=models.Index(
-                models.F("tenant"),
-                models.F("entity"),
-                models.F("record_id"),
-                models.OrderBy(models.F("changed_at"), descending=True),
-                models.OrderBy(models.F("id"), descending=True),
+                fields=["tenant", "entity", "record_id", "changed_at", "id"],
                 name="substatus_history_record_idx",
             ),
         ),
