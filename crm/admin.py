@@ -165,8 +165,9 @@ class ProjectAdmin(SoftDeleteAdmin):
     list_filter = ["status", "type", "insurance_approved"]
     list_select_related = ["contact"]
     search_fields = ["name", "project_number"]
-    autocomplete_fields = ["contact", "parent_project", "organization"]
-    readonly_fields = [*RECORD_FIELDS, "is_deleted"]
+    autocomplete_fields = ["contact", "parent_project"]
+    # The legacy organization link is the merge's to change: the service never writes it.
+    readonly_fields = [*RECORD_FIELDS, "is_deleted", "organization"]
     date_hierarchy = "created_at"
     fieldsets = [
         (None, {"fields": ["tenant", "name", "project_number", "status", "type", "contact", "parent_project"]}),
