@@ -53,8 +53,13 @@ def _group(config: SubstatusConfig) -> models.QuerySet[SubstatusConfig]:
     return SubstatusConfig.objects.filter(tenant_id=config.tenant_id, entity=config.entity, status=config.status)
 
 
-def _check(config: SubstatusConfig, fields: dict[str, Any]) -> None:
-    """The rules a person can act on, named by field; the database enforces them all again."""
+def substatus_check(*, substatus: SubstatusConfig, fields: dict[str, Any]) -> None:
+    """Refuse `fields` for `substatus` (a new one: unsaved) naming the field (ApplicationError).
+
+    The rules a person can act on; forms call it to show errors early, the services call it
+    again, and the database enforces them all once more.
+    """
+    config = substatus
     entity, status = fields.get("entity", config.entity), fields.get("status", config.status)
     if entity in STATUSES and status not in STATUSES[entity].values:
         raise ApplicationError(
@@ -119,7 +124,7 @@ def _save(config: SubstatusConfig, *, actor: Actor, changed: list[str] | None) -
 
 def substatus_create(*, actor: Actor, **fields: Any) -> SubstatusConfig:
     config = SubstatusConfig(tenant=_tenant_of(actor), created_by=actor.user)
-    _check(config, fields)
+    substatus_check(substatus=config, fields=fields)
     record_assign(config, fields, allowed=CREATE_FIELDS)
     if "position" not in fields:
         last = _group(config).aggregate(last=Max("position"))["last"]
@@ -137,7 +142,7 @@ def substatus_update(*, substatus: SubstatusConfig, actor: Actor, **fields: Any)
             attr=sorted(moved)[0],
         )
     fields = {name: value for name, value in fields.items() if name not in {"entity", "status"}}
-    _check(substatus, fields)
+    substatus_check(substatus=substatus, fields=fields)
     changed = record_assign(substatus, fields, allowed=UPDATE_FIELDS)
     return _save(substatus, actor=actor, changed=[*changed, "updated_at"])
 
