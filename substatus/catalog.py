@@ -65,7 +65,7 @@ DEFAULT_CATALOG: list[CatalogEntry] = [
 ]
 
 # One color per stage or status, so a board reads at a glance.
-STATUS_COLORS = {
+STATUS_COLORS: dict[tuple[str, str], str] = {
     (C, ContactStage.NEW): "#64748b",
     (C, ContactStage.CONTACTED): "#0ea5e9",
     (C, ContactStage.QUALIFIED): "#6366f1",

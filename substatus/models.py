@@ -27,7 +27,7 @@ class Entity(models.TextChoices):
 # `stage`, a project's `status`).
 RECORD_MODELS: dict[str, type[models.Model]] = {Entity.CONTACT: Contact, Entity.PROJECT: Project}
 STATUSES: dict[str, type[models.TextChoices]] = {Entity.CONTACT: ContactStage, Entity.PROJECT: ProjectStatus}
-STATUS_FIELD = {Entity.CONTACT: "stage", Entity.PROJECT: "status"}
+STATUS_FIELD: dict[str, str] = {Entity.CONTACT: "stage", Entity.PROJECT: "status"}
 
 
 def status_choices() -> list[tuple[str, str]]:

@@ -143,7 +143,7 @@ def substatus_analytics(
     """
     first, after_last = analytics_window(tenant=tenant, start=start, end=end)
     table = RECORD_MODELS[entity]._meta.db_table
-    params = {"tenant": tenant.pk, "entity": entity, "start": first, "end": after_last, "now": now}
+    params: dict[str, Any] = {"tenant": tenant.pk, "entity": entity, "start": first, "end": after_last, "now": now}
     statuses: dict[str, dict[str, Any]] = {
         status: {"status": status, **_empty_stats(), "substatuses": {}} for status in STATUSES[entity].values
     }
