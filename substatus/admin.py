@@ -123,7 +123,7 @@ class SubstatusConfigAdmin(TenantScopedAdmin):
             self.message_user(request, exc.message, messages.ERROR)
             return HttpResponseRedirect(reverse("admin:substatus_substatusconfig_change", args=[object_id]))
 
-    @admin.action(description="Make the selected substatus its status's default")
+    @admin.action(description="Make the selected substatus its status's default", permissions=["change"])
     def make_default(self, request: HttpRequest, queryset: QuerySet) -> None:
         chosen = list(queryset.select_related("tenant"))
         groups = {(obj.tenant_id, obj.entity, obj.status) for obj in chosen}
