@@ -2,7 +2,6 @@ import datetime as dt
 import zoneinfo
 from typing import Any
 
-import django_filters
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
@@ -15,10 +14,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from crm.api.errors import CONFLICT_RESPONSE
-from crm.api.filtersets import BooleanFilter
 from crm.api.views import TenantMixin, TenantScopedViewSet
 from crm.models import Role
-from substatus.models import RECORD_MODELS, Entity, SubstatusConfig, SubstatusHistory, status_choices
+from substatus.filtersets import SubstatusFilterSet
+from substatus.models import RECORD_MODELS, Entity, SubstatusConfig, SubstatusHistory
 from substatus.selectors import HISTORY_RELATED, substatus_analytics
 from substatus.serializers import (
     AnalyticsQuerySerializer,
@@ -28,16 +27,6 @@ from substatus.serializers import (
     SubstatusSerializer,
 )
 from substatus.services import substatus_create, substatus_delete, substatus_reorder, substatus_update
-
-
-class SubstatusFilterSet(django_filters.FilterSet):
-    entity = django_filters.ChoiceFilter(choices=Entity.choices)
-    status = django_filters.MultipleChoiceFilter(choices=status_choices())
-    is_active = BooleanFilter()
-
-    class Meta:
-        model = SubstatusConfig
-        fields: list[str] = []
 
 
 class SubstatusViewSet(TenantScopedViewSet):
