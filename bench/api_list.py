@@ -65,7 +65,8 @@ def build() -> tuple[_data.SeededTenant, str]:
 
 def raw_columns() -> list[str]:
     """The table columns behind the serializer's fields (display_name is computed from them)."""
-    names = [name for name in ContactSerializer().fields if name != "display_name"]
+    fields = ContactSerializer().fields
+    names = [name for name, field in fields.items() if name != "display_name" and not field.write_only]
     return [Contact._meta.get_field(name).column for name in names]
 
 
