@@ -4,18 +4,13 @@ from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from contacts.models import Contact, Organization
+from contacts.models import Contact
 from contacts.services import (
     contact_create,
     contact_delete,
     contact_purge,
     contact_restore,
     contact_update,
-    organization_create,
-    organization_delete,
-    organization_purge,
-    organization_restore,
-    organization_update,
 )
 from crm.actor import Actor
 from crm.admin_base import SoftDeleteAdmin
@@ -86,31 +81,3 @@ class ContactAdmin(SoftDeleteAdmin):
 
     def purge(self, obj: Contact, actor: Actor) -> None:
         contact_purge(contact=obj, actor=actor)
-
-
-@admin.register(Organization)
-class OrganizationAdmin(SoftDeleteAdmin):
-    """Legacy companies, until the organizations merge turns them into company contacts."""
-
-    list_display = ["name", "org_type", "stage", "primary_contact", "phone", "email", "default_assignee"]
-    list_filter = ["org_type", "stage"]
-    list_select_related = ["primary_contact", "default_assignee"]
-    search_fields = ["name", "email", "phone"]
-    autocomplete_fields = ["primary_contact", "default_assignee"]
-    readonly_fields = ["created_by", "created_at", "updated_at", "is_deleted"]
-    date_hierarchy = "created_at"
-
-    def service_create(self, actor: Actor, fields: dict[str, Any]) -> Organization:
-        return organization_create(actor=actor, **fields)
-
-    def service_update(self, obj: Organization, actor: Actor, fields: dict[str, Any]) -> Organization:
-        return organization_update(organization=obj, actor=actor, **fields)
-
-    def soft_delete(self, obj: Organization, actor: Actor) -> None:
-        organization_delete(organization=obj, actor=actor)
-
-    def restore_row(self, obj: Organization, actor: Actor) -> None:
-        organization_restore(organization=obj, actor=actor)
-
-    def purge(self, obj: Organization, actor: Actor) -> None:
-        organization_purge(organization=obj, actor=actor)

@@ -1,4 +1,9 @@
-"""Contacts (the people a roofing company works with) and the legacy organizations."""
+"""Contacts: the people and companies a roofing company works with.
+
+Companies were a table of their own (`organizations`) in the old system; the organizations
+merge (contacts migrations 0004-0007) turned each one into a company contact and recorded
+where it went in `merged_organizations`.
+"""
 
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
@@ -14,10 +19,11 @@ from crm.fields import choices_check, non_negative_check
 from crm.models import SoftDeleteQuerySet
 
 
-def regexp_replace(field: str, pattern: str, replacement: str) -> Func:
+def regexp_replace(field: "str | Func", pattern: str, replacement: str) -> Func:
     """`field` with every match of `pattern` replaced (an immutable function, fit for a generated column)."""
+    source = F(field) if isinstance(field, str) else field
     return Func(
-        F(field), Value(pattern), Value(replacement), Value("g"), function="regexp_replace", output_field=TextField()
+        source, Value(pattern), Value(replacement), Value("g"), function="regexp_replace", output_field=TextField()
     )
 
 
@@ -44,17 +50,56 @@ class ContactPriority(models.TextChoices):
     URGENT = "urgent"
 
 
+class ContactCategory(models.TextChoices):
+    """What a contact is to the roofing company; also the roles a contact can hold on a job."""
+
+    HOMEOWNER = "homeowner"
+    ADJUSTER = "adjuster"
+    SUBCONTRACTOR = "subcontractor"
+    PROPERTY_MANAGER = "property_manager"
+    REAL_ESTATE_AGENT = "real_estate_agent"
+    DEVELOPER = "developer"
+    LOCAL_BUSINESS = "local_business"
+    OTHER = "other"
+
+
 class Contact(models.Model):
+    """A person, or a company (`is_organization`) whose name is `company`."""
+
     Type = ContactType
     Stage = ContactStage
     Priority = ContactPriority
+    Category = ContactCategory
 
     tenant = models.ForeignKey("crm.Tenant", on_delete=models.PROTECT, related_name="contacts")
+    is_organization = models.BooleanField(
+        default=False, db_default=False, help_text="A company (its name is `company`) rather than a person."
+    )
+    company = models.CharField(
+        max_length=255,
+        blank=True,
+        default="",
+        db_default="",
+        help_text="A company's name; the company a person works for.",
+    )
+    company_contact = models.ForeignKey(
+        "self",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="people",
+        db_index=False,  # a partial index (rows that have one) is declared in Meta
+        help_text="The company contact (same tenant) this person works for.",
+    )
+    contact_category = models.CharField(
+        max_length=30, choices=Category.choices, default=Category.HOMEOWNER, db_default=Category.HOMEOWNER
+    )
     first_name = models.CharField(max_length=100, blank=True, default="", db_default="")
     last_name = models.CharField(max_length=100, blank=True, default="", db_default="")
     email = models.EmailField(max_length=254, null=True, blank=True)  # noqa: DJ001
     phone = models.CharField(max_length=32, null=True, blank=True)  # noqa: DJ001
     mobile_phone = models.CharField(max_length=32, null=True, blank=True)  # noqa: DJ001
+    website = models.URLField(max_length=500, null=True, blank=True)  # noqa: DJ001
     address_street = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
     address_city = models.CharField(max_length=100, null=True, blank=True)  # noqa: DJ001
     address_state = models.CharField(max_length=50, null=True, blank=True)  # noqa: DJ001
@@ -103,6 +148,7 @@ class Contact(models.Model):
     )
     custom_fields = models.JSONField(default=dict, db_default={}, blank=True)
     tags = ArrayField(models.CharField(max_length=50), default=list, db_default=[], blank=True)
+    notes = models.TextField(null=True, blank=True)  # noqa: DJ001
     is_deleted = models.BooleanField(default=False, db_default=False)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
@@ -128,18 +174,21 @@ class Contact(models.Model):
         expression=SearchVector(
             "first_name",
             "last_name",
+            "company",
             regexp_replace("email", "[[:punct:]]+", " "),
             regexp_replace("phone", "[^0-9]+", " "),
             regexp_replace("phone", "[^0-9]+", ""),
             regexp_replace("mobile_phone", "[^0-9]+", " "),
             regexp_replace("mobile_phone", "[^0-9]+", ""),
+            regexp_replace(regexp_replace("website", "^[[:alpha:]]+://(www[.])?", ""), "[[:punct:]]+", " "),
             config="simple",
         ),
         output_field=SearchVectorField(),
         db_persist=True,
         help_text=(
-            "Full-text search over names, the words of the email and the digits of the phones, "
-            "grouped as written and run together (query it with crm.search.prefix_search_query)."
+            "Full-text search over names, the company, the words of the email and of the website (without "
+            "its scheme and www) and the digits of the phones, grouped as written and run together (query "
+            "it with crm.search.prefix_search_query)."
         ),
     )
 
@@ -158,12 +207,19 @@ class Contact(models.Model):
             models.CheckConstraint(
                 condition=Q(longitude__gte=-180, longitude__lte=180), name="contacts_longitude_range"
             ),
+            choices_check("contact_category", ContactCategory, "contacts_contact_category_valid"),
+            # People only: a company may share its email with a person (its owner, say).
             models.UniqueConstraint(
                 Lower("email"),
                 "tenant",
-                condition=Q(is_deleted=False) & Q(email__isnull=False) & ~Q(email=""),
+                condition=Q(is_deleted=False) & Q(is_organization=False) & Q(email__isnull=False) & ~Q(email=""),
                 name="contacts_email_unique_per_tenant",
-                violation_error_message="Another contact of this tenant has this email.",
+                violation_error_message="Another person of this tenant has this email.",
+            ),
+            models.CheckConstraint(
+                condition=Q(is_organization=False) | Q(company_contact__isnull=True),
+                name="contacts_company_has_no_company_contact",
+                violation_error_message="A company cannot work for another company contact.",
             ),
         ]
         indexes = [
@@ -180,6 +236,19 @@ class Contact(models.Model):
             models.Index(fields=["substatus", "substatus_since"], name="contacts_substatus_since_idx"),
             GinIndex(fields=["tags"], name="contacts_tags_gin"),
             GinIndex(fields=["search"], name="contacts_search_gin"),
+            models.Index(
+                "tenant",
+                models.F("created_at").desc(),
+                models.F("id").desc(),
+                condition=Q(is_organization=True, is_deleted=False),
+                name="contacts_tenant_companies_idx",
+            ),
+            models.Index(fields=["tenant", "contact_category"], name="contacts_tenant_category_idx"),
+            models.Index(
+                fields=["company_contact"],
+                condition=Q(company_contact__isnull=False),
+                name="contacts_company_contact_idx",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -187,62 +256,35 @@ class Contact(models.Model):
 
     @property
     def display_name(self) -> str:
-        return f"{self.first_name} {self.last_name}".strip() or self.email or f"Contact #{self.pk}"
+        name = self.company if self.is_organization else f"{self.first_name} {self.last_name}".strip()
+        return name or self.email or f"Contact #{self.pk}"
 
 
-class OrgType(models.TextChoices):
-    REAL_ESTATE = "real_estate"
-    DEVELOPER = "developer"
-    PROPERTY_MANAGER = "property_manager"
-    LOCAL_BUSINESS = "local_business"
-    OTHER = "other"
+class MergedOrganization(models.Model):
+    """Where a legacy organization went in the organizations merge, with what did not fit a contact.
 
+    Written once by the merge migration (contacts 0006) and kept for good: the company contact's
+    `contact_category`, `type` and `stage` are mapped from the organization's `org_type` and
+    `stage`, which are kept here as they were (NULL included).
+    """
 
-class OrgStage(models.TextChoices):
-    NEW = "new"
-    ACTIVE = "active"
-    INACTIVE = "inactive"
-
-
-class Organization(models.Model):
-    """Legacy: a company contact before the organizations merge (kept as production has it)."""
-
-    OrgType = OrgType
-    Stage = OrgStage
-
-    tenant = models.ForeignKey("crm.Tenant", on_delete=models.PROTECT, related_name="organizations")
-    name = models.CharField(max_length=255)
-    org_type = models.CharField(max_length=20, choices=OrgType.choices, null=True, blank=True)  # noqa: DJ001
-    stage = models.CharField(max_length=20, choices=Stage.choices, null=True, blank=True)  # noqa: DJ001
-    primary_contact = models.ForeignKey(
-        Contact, on_delete=models.SET_NULL, null=True, blank=True, related_name="primary_for_organizations"
+    organization_id = models.BigIntegerField(primary_key=True, help_text="The legacy organization's id.")
+    tenant = models.ForeignKey("crm.Tenant", on_delete=models.PROTECT, related_name="+")
+    contact = models.OneToOneField(
+        Contact,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="merged_organization",
+        help_text="The company contact it became (empty once that contact is purged).",
     )
-    address_street = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
-    address_city = models.CharField(max_length=100, null=True, blank=True)  # noqa: DJ001
-    address_state = models.CharField(max_length=50, null=True, blank=True)  # noqa: DJ001
-    address_zip = models.CharField(max_length=20, null=True, blank=True)  # noqa: DJ001
-    phone = models.CharField(max_length=32, null=True, blank=True)  # noqa: DJ001
-    email = models.EmailField(max_length=254, null=True, blank=True)  # noqa: DJ001
-    website = models.URLField(max_length=500, null=True, blank=True)  # noqa: DJ001
-    notes = models.TextField(null=True, blank=True)  # noqa: DJ001
-    tags = ArrayField(models.CharField(max_length=50), null=True, blank=True)
-    default_assignee = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
-    )
-    is_deleted = models.BooleanField(null=True, default=False, db_default=False)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
-    )
-    created_at = models.DateTimeField(default=now, db_default=Now(), editable=False)
-    updated_at = models.DateTimeField(auto_now=True, db_default=Now())
+    org_type = models.CharField(max_length=20, null=True, blank=True)  # noqa: DJ001
+    stage = models.CharField(max_length=20, null=True, blank=True)  # noqa: DJ001
+    merged_at = models.DateTimeField(db_default=Now(), editable=False)
 
     class Meta:
-        db_table = "organizations"
-        ordering = ["name"]
-        constraints = [
-            choices_check("org_type", OrgType, "organizations_org_type_valid"),
-            choices_check("stage", OrgStage, "organizations_stage_valid"),
-        ]
+        db_table = "merged_organizations"
+        ordering = ["organization_id"]
 
     def __str__(self) -> str:
-        return self.name
+        return f"organization {self.organization_id} -> contact {self.contact_id}"

@@ -4,8 +4,9 @@ from typing import Any
 
 from django.db.models.functions import Now
 
-from contacts.models import Contact, Organization
+from contacts.models import Contact
 from crm.actor import Actor
+from crm.errors import ApplicationError
 from crm.models import User
 from crm.records import record_assign, record_purge, record_restore, record_save, record_soft_delete
 from crm.tenancy import tenant_ensure_members, tenant_ensure_owns
@@ -23,12 +24,44 @@ def _check_references(contact: Contact, fields: dict[str, Any]) -> None:
         tenant_ensure_owns(contact.tenant, substatus=fields["substatus"])
     if "assigned_to" in fields:
         tenant_ensure_members(contact.tenant, assigned_to=fields["assigned_to"])
+    if "company_contact" in fields:
+        tenant_ensure_owns(contact.tenant, company_contact=fields["company_contact"])
+
+
+def _check_company(contact: Contact, fields: dict[str, Any]) -> None:
+    """A company is named by `company` and works for no one; a person works for a company contact."""
+    is_organization = fields.get("is_organization", contact.is_organization)
+    company = fields.get("company", contact.company)
+    company_contact = fields.get("company_contact", contact.company_contact)
+    if is_organization and not (company or "").strip():
+        raise ApplicationError("A company contact needs its name in company.", code="required", attr="company")
+    if company_contact is not None and is_organization:
+        raise ApplicationError(
+            "A company cannot work for another company contact.",
+            code="company_works_for_company",
+            attr="company_contact",
+        )
+    if company_contact is not None and not company_contact.is_organization:
+        raise ApplicationError(
+            f"Contact {company_contact.pk} is a person, not a company contact.",
+            code="not_a_company",
+            attr="company_contact",
+        )
+    if contact.pk is not None and contact.is_organization and not is_organization:
+        people = Contact.objects.filter(company_contact=contact).count()
+        if people:
+            raise ApplicationError(
+                f"{people} people work for this company: link them elsewhere before making it a person.",
+                code="company_has_people",
+                attr="is_organization",
+            )
 
 
 def contact_create(*, actor: Actor, reason: str = "", **fields: Any) -> Contact:
     """A new contact; without a `substatus` the database gives its stage's default."""
     contact = Contact(tenant=actor.tenant, created_by=actor.user)
     _check_references(contact, fields)
+    _check_company(contact, fields)
     record_assign(contact, fields, allowed=CONTACT_WRITABLE_FIELDS)
     record_save(contact, actor=actor, reason=reason)
     contact.refresh_from_db(fields=CONTACT_DATABASE_KEPT_FIELDS)
@@ -42,6 +75,7 @@ def contact_update(*, contact: Contact, actor: Actor, reason: str = "", **fields
     `reason` goes into the substatus history.
     """
     _check_references(contact, fields)
+    _check_company(contact, fields)
     changed = record_assign(contact, fields, allowed=CONTACT_WRITABLE_FIELDS)
     record_save(contact, actor=actor, update_fields=changed, reason=reason)
     if {"stage", "substatus"} & set(changed):
@@ -82,41 +116,3 @@ def contacts_reassign(*, actor: Actor, from_user: User, to_user: User | None, ba
             moved += Contact.objects.filter(pk__in=batch).update(
                 assigned_to=to_user, updated_by=actor.user, updated_at=Now()
             )
-
-
-# Legacy organizations (until the organizations merge turns them into company contacts) ----
-
-ORGANIZATION_WRITABLE_FIELDS = frozenset(
-    f.name for f in Organization._meta.concrete_fields if f.name not in SYSTEM_FIELDS
-)
-
-
-def _check_organization_references(organization: Organization, fields: dict[str, Any]) -> None:
-    tenant_ensure_owns(organization.tenant, **{k: v for k, v in fields.items() if k == "primary_contact"})
-    if "default_assignee" in fields:
-        tenant_ensure_members(organization.tenant, default_assignee=fields["default_assignee"])
-
-
-def organization_create(*, actor: Actor, **fields: Any) -> Organization:
-    organization = Organization(tenant=actor.tenant, created_by=actor.user)
-    _check_organization_references(organization, fields)
-    record_assign(organization, fields, allowed=ORGANIZATION_WRITABLE_FIELDS)
-    return record_save(organization, actor=actor)
-
-
-def organization_update(*, organization: Organization, actor: Actor, **fields: Any) -> Organization:
-    _check_organization_references(organization, fields)
-    changed = record_assign(organization, fields, allowed=ORGANIZATION_WRITABLE_FIELDS)
-    return record_save(organization, actor=actor, update_fields=changed)
-
-
-def organization_delete(*, organization: Organization, actor: Actor) -> Organization:
-    return record_soft_delete(record=organization, actor=actor)
-
-
-def organization_restore(*, organization: Organization, actor: Actor) -> Organization:
-    return record_restore(record=organization, actor=actor)
-
-
-def organization_purge(*, organization: Organization, actor: Actor) -> None:
-    record_purge(record=organization, actor=actor)

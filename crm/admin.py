@@ -166,8 +166,7 @@ class ProjectAdmin(SoftDeleteAdmin):
     list_select_related = ["contact"]
     search_fields = ["name", "project_number"]
     autocomplete_fields = ["contact", "parent_project"]
-    # The legacy organization link is the merge's to change: the service never writes it.
-    readonly_fields = [*RECORD_FIELDS, "is_deleted", "organization"]
+    readonly_fields = [*RECORD_FIELDS, "is_deleted"]
     date_hierarchy = "created_at"
     fieldsets = [
         (None, {"fields": ["tenant", "name", "project_number", "status", "type", "contact", "parent_project"]}),
@@ -203,7 +202,7 @@ class ProjectAdmin(SoftDeleteAdmin):
             "Insurance",
             {"fields": ["insurance_approved", "insurance_approval_amount", "deductible_collected", "supplements"]},
         ),
-        ("Other", {"fields": ["custom_fields", "organization"]}),
+        ("Other", {"fields": ["custom_fields"]}),
         ("Record", {"fields": [*RECORD_FIELDS, "is_deleted"]}),
     ]
 

@@ -262,14 +262,6 @@ class Project(models.Model):
     substatus_since = models.DateTimeField(
         null=True, blank=True, editable=False, help_text="When it entered its substatus (kept by the database)."
     )
-    organization = models.ForeignKey(
-        "contacts.Organization",
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="projects",
-        help_text="Legacy link, replaced by the job's contacts when organizations are merged.",
-    )
 
     objects = SoftDeleteQuerySet.as_manager()
 
@@ -315,6 +307,58 @@ class Project(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class ProjectContactRole(models.TextChoices):
+    """A party's role on a job: every contacts.ContactCategory (a test keeps them in step; the
+    models cannot import each other), plus the organization the job came through and the
+    homeowner's insurance company."""
+
+    HOMEOWNER = "homeowner"
+    ADJUSTER = "adjuster"
+    SUBCONTRACTOR = "subcontractor"
+    PROPERTY_MANAGER = "property_manager"
+    REAL_ESTATE_AGENT = "real_estate_agent"
+    DEVELOPER = "developer"
+    LOCAL_BUSINESS = "local_business"
+    OTHER = "other"
+    ORGANIZATION = "organization"
+    INSURANCE_COMPANY = "insurance_company"
+
+
+class ProjectContact(models.Model):
+    """Another party on a job besides its contact: the adjuster, a sub-contractor, the organization."""
+
+    Role = ProjectContactRole
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="parties")
+    contact = models.ForeignKey(
+        "contacts.Contact",
+        on_delete=models.CASCADE,
+        related_name="project_parts",
+        db_index=False,  # the unique (contact, role, project) index serves lookups by contact
+    )
+    role = models.CharField(max_length=30, choices=ProjectContactRole.choices)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=now, db_default=Now(), editable=False)
+
+    class Meta:
+        db_table = "project_contacts"
+        ordering = ["project", "role", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["contact", "role", "project"],
+                name="project_contacts_unique",
+                violation_error_message="This contact already has this role on the project.",
+            ),
+            choices_check("role", ProjectContactRole, "project_contacts_role_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.contact} ({self.get_role_display()}) on {self.project}"
 
 
 class ActivityType(models.TextChoices):

@@ -7,7 +7,7 @@ from rest_framework import serializers
 from contacts.models import Contact
 from crm.api.fields import TenantPrimaryKeyRelatedField
 from crm.api.serializers import TenantModelSerializer
-from crm.models import Activity, Membership, Project, Role
+from crm.models import Activity, Membership, Project, ProjectContact, Role
 
 
 class ProjectSerializer(TenantModelSerializer):
@@ -30,15 +30,19 @@ class ProjectSerializer(TenantModelSerializer):
     class Meta:
         model = Project
         exclude = ["tenant"]
-        read_only_fields = [
-            "organization",
-            "created_by",
-            "updated_by",
-            "created_at",
-            "updated_at",
-            "is_deleted",
-            "substatus_since",
-        ]
+        read_only_fields = ["created_by", "updated_by", "created_at", "updated_at", "is_deleted", "substatus_since"]
+
+
+class ProjectContactSerializer(TenantModelSerializer):
+    """A party on a job; the project is the one in the URL."""
+
+    contact = TenantPrimaryKeyRelatedField(Contact)
+    contact_display_name = serializers.CharField(source="contact.display_name", read_only=True)
+
+    class Meta:
+        model = ProjectContact
+        fields = ["id", "contact", "contact_display_name", "role", "created_by", "created_at"]
+        read_only_fields = ["created_by", "created_at"]
 
 
 class ActivitySerializer(TenantModelSerializer):

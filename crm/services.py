@@ -5,13 +5,13 @@ from typing import Any
 from contacts.models import Contact
 from crm.actor import Actor
 from crm.errors import ApplicationError, Conflict, Forbidden
-from crm.models import Activity, Membership, MembershipStatus, Project, Role, Tenant, User
+from crm.models import Activity, Membership, MembershipStatus, Project, ProjectContact, Role, Tenant, User
 from crm.records import record_assign, record_purge, record_restore, record_save, record_soft_delete
 from crm.tenancy import tenant_ensure_owns
 
 SYSTEM_FIELDS = frozenset({"id", "tenant", "created_by", "updated_by", "created_at", "updated_at", "is_deleted"})
 PROJECT_WRITABLE_FIELDS = frozenset(
-    f.name for f in Project._meta.concrete_fields if f.name not in SYSTEM_FIELDS | {"organization"} and f.editable
+    f.name for f in Project._meta.concrete_fields if f.name not in SYSTEM_FIELDS and f.editable
 )
 # Kept by the database (the substatus triggers): read back after a write that may change them.
 PROJECT_DATABASE_KEPT_FIELDS = ["substatus", "substatus_since"]
@@ -74,6 +74,29 @@ def project_restore(*, project: Project, actor: Actor) -> Project:
 
 def project_purge(*, project: Project, actor: Actor) -> None:
     record_purge(record=project, actor=actor)
+
+
+# A job's other parties ------------------------------------------------------------------
+
+
+def project_contact_add(*, actor: Actor, project: Project, contact: Contact, role: str) -> ProjectContact:
+    """Record `contact` as a party of `project` (the adjuster, a sub-contractor, ...)."""
+    tenant = _tenant_of(actor)
+    tenant_ensure_owns(tenant, project=project, contact=contact)
+    party = ProjectContact(tenant=tenant, project=project, contact=contact, role=role, created_by=actor.user)
+    return record_save(party, actor=actor)
+
+
+def project_contact_update(*, actor: Actor, project_contact: ProjectContact, **fields: Any) -> ProjectContact:
+    """Change a party's `contact` and/or `role`."""
+    tenant_ensure_owns(project_contact.tenant, **{name: fields[name] for name in ("contact",) if name in fields})
+    changed = record_assign(project_contact, fields, allowed=frozenset({"contact", "role"}))
+    return record_save(project_contact, actor=actor, update_fields=changed)
+
+
+def project_contact_remove(*, actor: Actor, project_contact: ProjectContact) -> None:
+    with actor.atomic():
+        project_contact.delete()
 
 
 def _check_activity_references(activity: Activity, fields: dict[str, Any]) -> None:

@@ -4,8 +4,8 @@ import factory
 from django.contrib.auth import get_user_model
 from factory.django import DjangoModelFactory
 
-from contacts.models import Contact, Organization
-from crm.models import Activity, Membership, Project, Role, Tenant
+from contacts.models import Contact
+from crm.models import Activity, Membership, Project, ProjectContact, Role, Tenant
 
 
 class UserFactory(DjangoModelFactory):
@@ -70,10 +70,22 @@ class ActivityFactory(DjangoModelFactory):
     subject = "Inspection follow-up"
 
 
-class OrganizationFactory(DjangoModelFactory):
+class CompanyFactory(ContactFactory):
+    """A company contact (what an organization became in the merge)."""
+
+    is_organization = True
+    first_name = ""
+    last_name = ""
+    company = factory.Sequence(lambda n: f"Property Group {n}")
+    email = factory.Sequence(lambda n: f"office{n}@company.example")
+    contact_category = Contact.Category.PROPERTY_MANAGER
+
+
+class ProjectContactFactory(DjangoModelFactory):
     class Meta:
-        model = Organization
+        model = ProjectContact
 
     tenant = factory.SubFactory(TenantFactory)
-    name = factory.Sequence(lambda n: f"Property Group {n}")
-    org_type = Organization.OrgType.PROPERTY_MANAGER
+    project = factory.SubFactory(ProjectFactory, tenant=factory.SelfAttribute("..tenant"))
+    contact = factory.SubFactory(ContactFactory, tenant=factory.SelfAttribute("..tenant"))
+    role = ProjectContact.Role.ADJUSTER

@@ -55,6 +55,10 @@ FULL = {
     "priority": "high",
     "custom_fields": {"hoa": True},
     "tags": ["hail", "insurance"],
+    "company": "Whitfield Consulting",
+    "website": "https://whitfield.example/",
+    "contact_category": "adjuster",
+    "notes": "Works from home on Fridays.",
 }
 
 
@@ -68,6 +72,8 @@ def test_create_stores_every_field_and_answers_the_row(tenant, member_user):
         **FULL,
         "id": contact.pk,
         "display_name": "Dana Whitfield",
+        "is_organization": False,
+        "company_contact": None,
         "assigned_to": member_user.pk,
         "is_deleted": False,
         "created_by": member_user.pk,
@@ -162,7 +168,7 @@ def test_email_is_unique_per_tenant_case_insensitively(tenant, other_tenant, mem
         response,
         attr="email",
         code="contacts_email_unique_per_tenant",
-        detail="Another contact of this tenant has this email.",
+        detail="Another person of this tenant has this email.",
     )
     assert table(Contact) == before
 
@@ -186,7 +192,7 @@ def test_update_to_a_taken_email_is_400_and_changes_nothing(tenant, member_user)
         response,
         attr="email",
         code="contacts_email_unique_per_tenant",
-        detail="Another contact of this tenant has this email.",
+        detail="Another person of this tenant has this email.",
     )
     assert row(contact) == before
 

@@ -13,7 +13,7 @@ from tests.factories import (
     ActivityFactory,
     ContactFactory,
     MembershipFactory,
-    OrganizationFactory,
+    CompanyFactory,
     ProjectFactory,
     TenantFactory,
     UserFactory,
@@ -49,7 +49,7 @@ ROW_MAKERS = {
     "project": lambda tenant, name: ProjectFactory(tenant=tenant, name=name),
     "activity": lambda tenant, name: ActivityFactory(tenant=tenant, subject=name),
     "membership": lambda tenant, name: MembershipFactory(tenant=tenant, user=UserFactory(username=name)),
-    "organization": lambda tenant, name: OrganizationFactory(tenant=tenant, name=name),
+    "company contact": lambda tenant, name: CompanyFactory(tenant=tenant, company=name),
     "tenant": lambda tenant, name: tenant,
     "user": lambda tenant, name: MembershipFactory(tenant=tenant, user=UserFactory(username=name)).user,
 }
@@ -160,7 +160,7 @@ def test_a_duplicate_email_is_a_form_error_not_a_500(tenant):
     response = client.post(add_url(Contact), contact_form(tenant, email="DANA@example.com"))
 
     assert response.status_code == 200
-    assert "Another contact of this tenant has this email." in str(response.context["adminform"].form.errors)
+    assert "Another person of this tenant has this email." in str(response.context["adminform"].form.errors)
     assert Contact.objects.filter(email__iexact="dana@example.com").count() == 1
 
 

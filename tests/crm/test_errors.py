@@ -69,8 +69,9 @@ def test_unknown_ordering_field_is_400_naming_the_allowed_ones(client):
         attr="ordering",
         code="invalid",
         detail=(
-            "Unknown ordering field(s): password, tenant__name. Allowed: address_city, created_at, email, "
-            "first_name, last_inspection_date, last_name, lead_score, priority, stage, substatus_since, type, "
+            "Unknown ordering field(s): password, tenant__name. Allowed: address_city, company, contact_category, "
+            "created_at, email, first_name, last_inspection_date, last_name, lead_score, priority, stage, "
+            "substatus_since, type, "
             "updated_at."
         ),
     )

@@ -81,7 +81,7 @@ def test_restoring_a_contact_whose_email_is_taken_again_is_409(tenant, manager):
         response,
         409,
         code="restore_conflict",
-        detail="Cannot restore: Another contact of this tenant has this email.",
+        detail="Cannot restore: Another person of this tenant has this email.",
         attr="email",
     )
     assert row(deleted) == before
