@@ -1,7 +1,7 @@
 import django_filters
 from django.db.models import QuerySet
 
-from contacts.models import Contact, ContactPriority, ContactStage, ContactType
+from contacts.models import Contact, ContactCategory, ContactPriority, ContactStage, ContactType
 from crm.api.filtersets import BooleanFilter, CommaListFilter, CreatedRangeFilterSet, IdFilter, filter_tags_all
 from crm.search import prefix_search_query
 
@@ -10,6 +10,9 @@ class ContactFilterSet(CreatedRangeFilterSet):
     type = django_filters.MultipleChoiceFilter(choices=ContactType.choices)
     stage = django_filters.MultipleChoiceFilter(choices=ContactStage.choices)
     priority = django_filters.MultipleChoiceFilter(choices=ContactPriority.choices)
+    is_organization = BooleanFilter(help_text="true: companies only; false: people only.")
+    contact_category = django_filters.MultipleChoiceFilter(choices=ContactCategory.choices)
+    company_contact = IdFilter(field_name="company_contact_id", help_text="The people of this company contact.")
     assigned_to = IdFilter(field_name="assigned_to_id", help_text="User id.")
     unassigned = BooleanFilter(field_name="assigned_to", lookup_expr="isnull")
     substatus = IdFilter(field_name="substatus_id", help_text="Substatus id.")
@@ -20,7 +23,7 @@ class ContactFilterSet(CreatedRangeFilterSet):
     address_zip = django_filters.CharFilter()
     tags = CommaListFilter(method=filter_tags_all, help_text="Comma-separated; contacts having every tag.")
     search = django_filters.CharFilter(
-        method="filter_search", help_text="Full-text prefix search over names, email and phones."
+        method="filter_search", help_text="Full-text prefix search over names, company, email, phones and website."
     )
 
     class Meta:

@@ -23,6 +23,9 @@ class ContactSerializer(TenantModelSerializer):
         max_length=1000,
         help_text="Why the stage or substatus changes; kept in the substatus history.",
     )
+    company_contact = TenantPrimaryKeyRelatedField(
+        Contact, allow_null=True, required=False, help_text="The company contact this person works for."
+    )
 
     class Meta:
         model = Contact
@@ -30,9 +33,11 @@ class ContactSerializer(TenantModelSerializer):
         read_only_fields = ["created_by", "updated_by", "created_at", "updated_at", "is_deleted", "substatus_since"]
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        """A contact keeps a name, an email or a phone, however a create or an update leaves it."""
+        """A person keeps a name, an email or a phone, however a create or an update leaves it."""
         attrs = super().validate(attrs)
-        if not any(
+        # A company is named by `company`: the service refuses one without it.
+        is_organization = attrs.get("is_organization", getattr(self.instance, "is_organization", False))
+        if not is_organization and not any(
             attrs.get(name, getattr(self.instance, name, None))
             for name in ("first_name", "last_name", "email", "phone", "mobile_phone")
         ):

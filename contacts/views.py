@@ -37,6 +37,8 @@ class ContactViewSet(SoftDeleteViewSet):
         "updated_at",
         "first_name",
         "last_name",
+        "company",
+        "contact_category",
         "email",
         "stage",
         "substatus_since",

@@ -7,7 +7,7 @@ from rest_framework.routers import DefaultRouter
 
 from contacts.views import ContactViewSet
 from crm.health import healthz
-from crm.views import ActivityViewSet, MembershipViewSet, MeView, ProjectViewSet, TokenView
+from crm.views import ActivityViewSet, MembershipViewSet, MeView, ProjectContactViewSet, ProjectViewSet, TokenView
 from substatus.views import (
     ContactSubstatusHistoryViewSet,
     ProjectSubstatusHistoryViewSet,
@@ -21,6 +21,7 @@ router.trailing_slash = "/?"
 router.include_root_view = False
 router.register("contacts", ContactViewSet, basename="contact")
 router.register("projects", ProjectViewSet, basename="project")
+router.register(r"projects/(?P<project_pk>[0-9]{1,18})/contacts", ProjectContactViewSet, basename="project-contact")
 router.register("activities", ActivityViewSet, basename="activity")
 router.register("memberships", MembershipViewSet, basename="membership")
 router.register("substatuses", SubstatusViewSet, basename="substatus")

@@ -1,7 +1,8 @@
 from typing import Any
 
 from django.db.models import QuerySet
-from drf_spectacular.utils import extend_schema
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import status
 from rest_framework.authtoken.models import Token
 from rest_framework.authtoken.serializers import AuthTokenSerializer
@@ -14,12 +15,13 @@ from crm.api.errors import CONFLICT_RESPONSE
 from crm.api.throttling import LoginRateThrottle
 from crm.api.views import SoftDeleteViewSet, TenantScopedViewSet, restore_schema
 from crm.filtersets import ActivityFilterSet, MembershipFilterSet, ProjectFilterSet
-from crm.models import Activity, Membership, Project, Role
+from crm.models import Activity, Membership, Project, ProjectContact, Role
 from crm.serializers import (
     ActivitySerializer,
     MembershipCreateSerializer,
     MembershipSerializer,
     MeSerializer,
+    ProjectContactSerializer,
     ProjectSerializer,
     TokenRequestSerializer,
     TokenSerializer,
@@ -31,6 +33,8 @@ from crm.services import (
     membership_add,
     membership_remove,
     membership_update,
+    project_contact_add,
+    project_contact_remove,
     project_create,
     project_delete,
     project_purge,
@@ -77,6 +81,44 @@ class ProjectViewSet(SoftDeleteViewSet):
 
     def perform_purge(self, record: Project) -> None:
         project_purge(project=record, actor=self.request.actor)
+
+
+@extend_schema_view(
+    **{
+        action: extend_schema(
+            parameters=[OpenApiParameter("project_pk", int, OpenApiParameter.PATH, description="The project's id.")]
+        )
+        for action in ("list", "create", "retrieve", "destroy")
+    }
+)
+class ProjectContactViewSet(TenantScopedViewSet):
+    """A job's other parties: the adjuster, sub-contractors, the organization it came through."""
+
+    serializer_class = ProjectContactSerializer
+    http_method_names = ["get", "post", "delete", "head", "options"]
+    ordering_fields = ["role", "created_at"]
+    ordering = ["role", "id"]
+
+    def project(self) -> Project:
+        """The live project of the URL, in the request's tenant; any other id is a 404."""
+        if not hasattr(self, "_project"):
+            self._project = get_object_or_404(
+                Project.objects.alive(), tenant=self.request.tenant, pk=self.kwargs["project_pk"]
+            )
+        return self._project
+
+    def get_tenant_queryset(self) -> QuerySet:
+        if getattr(self, "swagger_fake_view", False):
+            return ProjectContact.objects.none()
+        return ProjectContact.objects.filter(project=self.project()).select_related("contact")
+
+    def perform_create(self, serializer: Any) -> None:
+        serializer.instance = project_contact_add(
+            actor=self.request.actor, project=self.project(), **serializer.validated_data
+        )
+
+    def perform_destroy(self, instance: ProjectContact) -> None:
+        project_contact_remove(actor=self.request.actor, project_contact=instance)
 
 
 class ActivityViewSet(TenantScopedViewSet):

@@ -11,9 +11,9 @@ from contacts.models import Contact
 from crm.models import Activity, Membership, Project, Role
 from tests.factories import (
     ActivityFactory,
+    CompanyFactory,
     ContactFactory,
     MembershipFactory,
-    CompanyFactory,
     ProjectFactory,
     TenantFactory,
     UserFactory,
