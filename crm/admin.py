@@ -1,14 +1,16 @@
+import re
 from typing import Any
 
 from django import forms
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 
+from contacts.models import Contact
 from crm.actor import Actor
 from crm.admin_base import SoftDeleteAdmin, TenantScopedAdmin, admin_actor, admin_may, admin_tenant_ids
-from crm.models import Activity, Membership, Project, Role, Tenant, User
+from crm.models import Activity, Membership, Project, ProjectContact, Role, Tenant, User
 from crm.services import (
     activity_create,
     activity_delete,
@@ -17,6 +19,9 @@ from crm.services import (
     membership_check,
     membership_remove,
     membership_update,
+    project_contact_add,
+    project_contact_remove,
+    project_contact_update,
     project_create,
     project_delete,
     project_purge,
@@ -159,13 +164,77 @@ class MembershipAdmin(TenantScopedAdmin):
             self.delete_model(request, membership)
 
 
+class ContactOrPartyListFilter(admin.SimpleListFilter):
+    """Projects a contact is on, as their contact or a party (linked from a company's page; not listed)."""
+
+    title = "contact or party"
+    parameter_name = "contact_or_party"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return []
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        value = self.value()
+        if value is None:
+            return queryset
+        if not re.fullmatch(r"[0-9]{1,18}", value):
+            return queryset.none()
+        parties = ProjectContact.objects.filter(contact_id=value).values("project_id")
+        return queryset.filter(Q(contact_id=value) | Q(pk__in=parties))
+
+
+class ProjectContactFormSet(forms.BaseInlineFormSet):
+    def clean(self) -> None:
+        super().clean()
+        tenant_id = self.instance.tenant_id
+        for form in self.forms:
+            contact = form.cleaned_data.get("contact") if hasattr(form, "cleaned_data") else None
+            if contact is not None and tenant_id is not None and contact.tenant_id != tenant_id:
+                form.add_error("contact", f"{contact} does not belong to the project's tenant.")
+
+
+class ProjectContactInline(admin.TabularInline):
+    """The job's other parties, edited through the project contact services (see ProjectAdmin.save_formset)."""
+
+    model = ProjectContact
+    formset = ProjectContactFormSet
+    fields = ["contact", "role", "created_by", "created_at"]
+    readonly_fields = ["created_by", "created_at"]
+    autocomplete_fields = ["contact"]
+    extra = 0
+    verbose_name = "party"
+    verbose_name_plural = "other parties (adjuster, sub-contractors, the organization, ...)"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return super().get_queryset(request).select_related("contact", "created_by")
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        ids = admin_tenant_ids(request, at_least=Role.MEMBER)
+        if db_field.name == "contact" and ids is not None:
+            kwargs["queryset"] = Contact.objects.filter(tenant_id__in=ids)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return admin_may(request, None if obj is None else obj.tenant_id, Role.VIEWER)
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return admin_may(request, None if obj is None else obj.tenant_id, Role.MEMBER)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return admin_may(request, None if obj is None else obj.tenant_id, Role.MEMBER)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return admin_may(request, None if obj is None else obj.tenant_id, Role.MEMBER)
+
+
 @admin.register(Project)
 class ProjectAdmin(SoftDeleteAdmin):
     list_display = ["name", "project_number", "status", "type", "contact", "estimated_value", "scheduled_start"]
-    list_filter = ["status", "type", "insurance_approved"]
+    list_filter = ["status", "type", "insurance_approved", ContactOrPartyListFilter]
     list_select_related = ["contact"]
     search_fields = ["name", "project_number"]
     autocomplete_fields = ["contact", "parent_project"]
+    inlines = [ProjectContactInline]
     readonly_fields = [*RECORD_FIELDS, "is_deleted"]
     date_hierarchy = "created_at"
     fieldsets = [
@@ -205,6 +274,25 @@ class ProjectAdmin(SoftDeleteAdmin):
         ("Other", {"fields": ["custom_fields"]}),
         ("Record", {"fields": [*RECORD_FIELDS, "is_deleted"]}),
     ]
+
+    def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
+        """Parties are added, changed and removed through the services, with the admin's actor."""
+        if formset.model is not ProjectContact:
+            super().save_formset(request, form, formset, change)
+            return
+        project = form.instance
+        actor = admin_actor(request, project.tenant)
+        formset.save(commit=False)
+        for party in formset.deleted_objects:
+            project_contact_remove(actor=actor, project_contact=party)
+        for party, changed in formset.changed_objects:
+            project_contact_update(
+                actor=actor, project_contact=party, **{name: getattr(party, name) for name in changed}
+            )
+        formset.new_objects = [
+            project_contact_add(actor=actor, project=project, contact=party.contact, role=party.role)
+            for party in formset.new_objects
+        ]
 
     def service_create(self, actor: Actor, fields: dict[str, Any]) -> Project:
         return project_create(actor=actor, **fields)

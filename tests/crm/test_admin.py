@@ -137,6 +137,7 @@ def contact_form(tenant, **overrides) -> dict:
         "source_details": "{}",
         "custom_fields": "{}",
         "tags": "hail-2024,insurance-claim",
+        "contact_category": "homeowner",
     }
     data.update(overrides)
     return data
