@@ -34,9 +34,12 @@ database: services
 
 setup: database
 
+# seed_demo first: on a new database it writes the demo as the old system held it and
+# upgrades it with migrate (the organizations merge included); migrate then applies what
+# is new since an earlier run.
 run: setup
-	$(BIN)/python manage.py migrate --no-input
 	$(BIN)/python manage.py seed_demo
+	$(BIN)/python manage.py migrate --no-input
 	@echo
 	@echo "Admin:     http://localhost:$(PORT)/admin/"
 	@echo "API docs:  http://localhost:$(PORT)/api/v1/docs/"

@@ -13,6 +13,8 @@ TENANT_ROUTES = {
     "/api/v1/projects/": {"get", "post"},
     "/api/v1/projects/{id}/": {"get", "put", "patch", "delete"},
     "/api/v1/projects/{id}/restore/": {"post"},
+    "/api/v1/projects/{project_pk}/contacts/": {"get", "post"},
+    "/api/v1/projects/{project_pk}/contacts/{id}/": {"get", "delete"},
     "/api/v1/activities/": {"get", "post"},
     "/api/v1/activities/{id}/": {"get", "put", "patch", "delete"},
     "/api/v1/memberships/": {"get", "post"},

@@ -4,10 +4,13 @@ Idempotent: when the tenant exists nothing changes, and the command says so. Det
 one seeded Faker drives every choice, so every machine gets the same people and jobs; only
 the dates move with today, so scheduled jobs stay in the future.
 
-Every row goes through the services, with an actor. Two legacy states that no service
-writes are set with the ORM, the way the old application left them: projects' links to
-organizations and an organization whose is_deleted is NULL. With them the organizations
-merge migration has real work to do on a demo database.
+The demo goes through the upgrade a customer's database goes through. The command takes
+a database without tenants to the old system's schema (`LEGACY_STATE`, migrating forward,
+or back when it was already migrated), writes the tenant there as the old application did
+(historical models of that state: staff, contacts, legacy organizations with their NULL
+`is_deleted` and project links, jobs, activities), then runs `migrate`, the organizations
+merge included. What only Ridgeline has (the tenant's time zone, the jobs' adjusters and
+sub-contractors) is added afterwards through the services, with an actor.
 """
 
 from dataclasses import dataclass
@@ -18,17 +21,34 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.contrib.auth.hashers import make_password
+from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection, transaction
+from django.db.migrations.executor import MigrationExecutor
 from django.db.models import Count
 from django.utils import timezone
 from faker import Faker
 
-from contacts.models import Contact, Organization
-from contacts.services import contact_create, contact_delete, organization_create, organization_delete
+from contacts.models import Contact, MergedOrganization
+from contacts.services import contact_create
 from crm.actor import Actor, Source
-from crm.models import Activity, Project, Role, Tenant, User
-from crm.services import activity_create, membership_add, project_create, project_delete, tenant_create
+from crm.models import Activity, Project, ProjectContact, Role, Tenant, User
+from crm.services import project_contact_add, tenant_update
+
+Row = Any  # a row of a historical model (the old system's schema)
+
+# The schema of the old system's databases (what ops adopt before upgrading): crm and
+# contacts at their first migrations, with the legacy organizations and project links.
+LEGACY_STATE = [("crm", "0002_projects_activities"), ("contacts", "0001_initial")]
+LEGACY_MODELS = [
+    "crm.User",
+    "crm.Tenant",
+    "crm.Membership",
+    "contacts.Contact",
+    "contacts.Organization",
+    "crm.Project",
+    "crm.Activity",
+]
 
 DEMO_PASSWORD = "ridgeline-demo"  # noqa: S105 - published on purpose (README), refused unless DEBUG
 SEED = 20240730
@@ -208,6 +228,20 @@ CANCEL_REASONS = [
     "Homeowner decided to repair instead of replace next year.",
 ]
 
+# Each carrier's adjuster, added to the insured jobs once the database is upgraded.
+ADJUSTERS = {
+    "State Farm": ("Karen", "Mills"),
+    "Allstate": ("Derek", "Hanson"),
+    "USAA": ("Rosa", "Delgado"),
+    "Farmers": ("Tom", "Becker"),
+    "American Family": ("Linda", "Okafor"),
+    "Liberty Mutual": ("Greg", "Sato"),
+    "Travelers": ("Nina", "Petrov"),
+    "Nationwide": ("Owen", "Brady"),
+    "Auto-Owners": ("Carla", "Reyes"),
+}
+GUTTER_COMPANY = "Rocky Mountain Seamless Gutters"  # an organization; a company contact after the merge
+
 
 @dataclass(frozen=True)
 class OrganizationSpec:
@@ -263,25 +297,29 @@ def _cents(value: Decimal) -> Decimal:
 
 
 class DemoBuilder:
-    """Builds the demo tenant's rows; every method assumes it runs inside one transaction."""
+    """Writes the demo tenant as the old system held it, with the historical models of
+    `LEGACY_STATE`; every method assumes it runs inside one transaction."""
 
-    tenant: Tenant
-    staff: dict[Role, User]
-    ops: User
-    sales: list[User]
-    contacts: list[Contact]
-    organizations: list[tuple[Organization, OrganizationSpec]]
-    projects: list[Project]
+    tenant: Row
+    staff: dict[Role, Row]
+    ops: Row
+    sales: list[Row]
+    contacts: list[Row]
+    organizations: list[tuple[Row, OrganizationSpec]]
+    projects: list[Row]
     project_sites: dict[int, str]
     organization_projects: set[int]
 
-    def __init__(self, *, today: date) -> None:
+    def __init__(self, *, apps: Any, today: date) -> None:
         self.fake = Faker("en_US")
         self.fake.seed_instance(SEED)
         self.rng = self.fake.random
         self.today = today
         self.emails: set[str] = set()
-        self.actors: dict[int, Actor] = {}
+        self.models = {name: apps.get_model(*name.split(".")) for name in LEGACY_MODELS}
+
+    def create(self, model: str, **fields: Any) -> Row:
+        return self.models[model].objects.create(**fields)
 
     # helpers ---------------------------------------------------------------------------
 
@@ -293,11 +331,6 @@ class DemoBuilder:
 
     def weighted(self, choices: list[tuple[Any, int]]) -> Any:
         return self.rng.choices([value for value, _ in choices], weights=[weight for _, weight in choices])[0]
-
-    def actor(self, user: User) -> Actor:
-        if user.pk not in self.actors:
-            self.actors[user.pk] = Actor(tenant=self.tenant, user=user, source=Source.ADMIN)
-        return self.actors[user.pk]
 
     def street(self) -> str:
         number, direction = self.rng.randint(100, 19999), self.rng.choice(STREET_DIRECTIONS)
@@ -335,7 +368,7 @@ class DemoBuilder:
         password = make_password(DEMO_PASSWORD)  # hashed once: six hashes would take seconds
         self.staff = {}
         for role, first, last in STAFF:
-            self.staff[role], _ = User.objects.get_or_create(
+            self.staff[role], _ = self.models["crm.User"].objects.get_or_create(
                 username=f"{TENANT_SUBDOMAIN}-{role}",
                 defaults={
                     "email": f"{role}@{EMAIL_DOMAIN}",
@@ -345,7 +378,7 @@ class DemoBuilder:
                     "password": password,
                 },
             )
-        self.ops, _ = User.objects.get_or_create(
+        self.ops, _ = self.models["crm.User"].objects.get_or_create(
             username=OPS_USERNAME,
             defaults={"email": OPS_EMAIL, "is_staff": True, "is_superuser": True, "password": password},
         )
@@ -353,14 +386,12 @@ class DemoBuilder:
         self.sales = [self.staff[Role.OWNER], self.staff[Role.ADMIN], self.staff[Role.MANAGER], self.staff[Role.MEMBER]]
 
     def build_tenant(self) -> None:
-        # A new tenant has no admin yet: the platform's ops user creates it and makes its owner.
-        ops = Actor(tenant=None, user=self.ops, source=Source.ADMIN)
-        self.tenant = tenant_create(
-            actor=ops,
+        # The old system had no time zone per tenant: Ridgeline's is set after the upgrade.
+        self.tenant = self.create(
+            "crm.Tenant",
             name=TENANT_NAME,
             subdomain=TENANT_SUBDOMAIN,
-            timezone=TENANT_TIMEZONE,
-            subscription_status=Tenant.SubscriptionStatus.ACTIVE,
+            subscription_status="active",
             primary_color="#b3261e",
             secondary_color="#1f2937",
             settings={
@@ -370,10 +401,8 @@ class DemoBuilder:
             },
             features={"storm_tracking": True, "insurance_claims": True},
         )
-        owner = self.staff[Role.OWNER]
-        membership_add(actor=ops.for_tenant(self.tenant), user=owner, role=Role.OWNER)
-        for role in (Role.ADMIN, Role.MANAGER, Role.MEMBER, Role.VIEWER):
-            membership_add(actor=self.actor(owner), user=self.staff[role], role=role)
+        for role in (Role.OWNER, Role.ADMIN, Role.MANAGER, Role.MEMBER, Role.VIEWER):
+            self.create("crm.Membership", tenant=self.tenant, user=self.staff[role], role=role.value)
 
     # contacts ---------------------------------------------------------------------------
 
@@ -389,9 +418,10 @@ class DemoBuilder:
         for stage in self.spread(CONTACT_STAGES):
             assignee = self.weighted(assignees)
             creator = assignee or self.staff[Role.ADMIN]
-            self.contacts.append(contact_create(actor=self.actor(creator), **self.contact_fields(stage, assignee)))
+            fields = self.contact_fields(stage, assignee)
+            self.contacts.append(self.create("contacts.Contact", tenant=self.tenant, created_by=creator, **fields))
 
-    def contact_fields(self, stage: str, assignee: User | None) -> dict[str, Any]:
+    def contact_fields(self, stage: str, assignee: Row | None) -> dict[str, Any]:
         rng, fake = self.rng, self.fake
         first, last = fake.first_name(), fake.last_name()
         city, zips, area_code, lat, lon, _ = self.weighted([(city, city[-1]) for city in CITIES])
@@ -489,11 +519,13 @@ class DemoBuilder:
         people = [c for c in self.contacts if c.email and c.stage in {"won", "negotiation", "proposal"}]
         self.rng.shuffle(people)
         self.organizations = []
-        admin = self.actor(self.staff[Role.ADMIN])
         for spec in ORGANIZATIONS:
             city, zips, area_code, *_ = self.weighted([(city, city[-1]) for city in CITIES])
-            organization = organization_create(
-                actor=admin,
+            organization = self.create(
+                "contacts.Organization",
+                tenant=self.tenant,
+                created_by=self.staff[Role.ADMIN],
+                is_deleted=spec.is_deleted,  # the old column had no default: NULL occurs
                 name=spec.name,
                 org_type=spec.org_type,
                 stage=spec.stage,
@@ -509,49 +541,40 @@ class DemoBuilder:
                 tags=self.rng.sample(ORGANIZATION_TAGS, k=2) if self.rng.random() < 0.7 else None,
                 default_assignee=self.rng.choice([self.staff[Role.MANAGER], self.staff[Role.MEMBER], None]),
             )
-            if spec.is_deleted:
-                organization_delete(organization=organization, actor=admin)
             self.organizations.append((organization, spec))
-        # Old databases hold is_deleted NULL (the column had no default); no service writes it.
-        legacy = [organization.pk for organization, spec in self.organizations if spec.is_deleted is None]
-        with admin.atomic(reason="seed_demo: legacy NULL is_deleted"):
-            Organization.objects.filter(pk__in=legacy).update(is_deleted=None)
 
     # projects ---------------------------------------------------------------------------
 
     def build_projects(self) -> None:
-        by_stage: dict[str, list[Contact]] = {}
+        by_stage: dict[str, list[Row]] = {}
         for contact in self.contacts:
             by_stage.setdefault(contact.stage, []).append(contact)
         links = [(organization, kind) for organization, spec in self.organizations for kind in spec.project_contacts]
-        self.projects, self.project_sites = [], {}
-        linked: dict[int, list[int]] = {}
+        self.projects, self.project_sites, self.organization_projects = [], {}, set()
         for number, (status, job_type) in enumerate(
             zip(self.spread(PROJECT_STATUSES), self.spread(PROJECT_TYPES), strict=True), start=1001
         ):
             organization, kind = links.pop() if links else (None, "other")
-            contact: Contact | None = None
+            contact: Row | None = None
             if kind == "primary":
                 contact = organization.primary_contact  # type: ignore[union-attr]
             elif kind == "other":
                 contact = self.rng.choice([c for stage in STAGES_FOR_STATUS[status] for c in by_stage[stage]])
             site = contact.address_street if contact else organization.address_street  # type: ignore[union-attr]
-            project = project_create(
-                actor=self.actor(self.project_owner(contact)),
+            project = self.create(
+                "crm.Project",
+                tenant=self.tenant,
+                created_by=self.project_owner(contact),
+                organization=organization,
                 **self.project_fields(status, job_type, contact, site, number=number),
             )
             self.projects.append(project)
             self.project_sites[project.pk] = site
             if organization is not None:
-                linked.setdefault(organization.pk, []).append(project.pk)
-        self.organization_projects = {pk for project_ids in linked.values() for pk in project_ids}
+                self.organization_projects.add(project.pk)
         self.build_subprojects(start=1001 + len(self.projects))
-        # The legacy link has no service (the merge removes it): set it the way the old app did.
-        with self.actor(self.staff[Role.ADMIN]).atomic(reason="seed_demo"):
-            for organization_id, project_ids in linked.items():
-                Project.objects.filter(pk__in=project_ids).update(organization_id=organization_id)
 
-    def project_owner(self, contact: Contact | None) -> User:
+    def project_owner(self, contact: Row | None) -> Row:
         if contact is not None and contact.assigned_to is not None:
             return contact.assigned_to
         return self.staff[Role.MANAGER]
@@ -568,12 +591,14 @@ class DemoBuilder:
                 "description": "Replace hail-dented gutters and downspouts with 6-inch seamless aluminum.",
                 "crew_assigned": [CREWS[3]] if parent.status == "completed" else [],
             }
-            project = project_create(actor=self.actor(self.project_owner(parent.contact)), **fields)
+            project = self.create(
+                "crm.Project", tenant=self.tenant, created_by=self.project_owner(parent.contact), **fields
+            )
             self.projects.append(project)
             self.project_sites[project.pk] = site
 
     def project_fields(
-        self, status: str, job_type: str, contact: Contact | None, site: str, *, number: int
+        self, status: str, job_type: str, contact: Row | None, site: str, *, number: int
     ) -> dict[str, Any]:
         rng = self.rng
         (low, high), (min_days, max_days) = JOB_SIZES[job_type]
@@ -704,7 +729,7 @@ class DemoBuilder:
     def build_activities(self) -> None:
         # Jobs with no contact of their own get their site meetings and notes on the project alone.
         contactless = [p for p in self.projects if p.contact is None]
-        jobs: dict[int, list[Project]] = {}
+        jobs: dict[int, list[Row]] = {}
         for project in self.projects:
             if project.contact_id is not None:
                 jobs.setdefault(project.contact_id, []).append(project)
@@ -724,8 +749,8 @@ class DemoBuilder:
         }
         self.external_ids = 0
         for activity_type in self.spread(ACTIVITY_TYPES):
-            contact: Contact | None
-            project: Project | None = None
+            contact: Row | None
+            project: Row | None = None
             if activity_type in {"meeting", "note"} and contactless:
                 contact, project = None, contactless.pop()
             else:
@@ -734,18 +759,27 @@ class DemoBuilder:
                     project = self.rng.choice(jobs[contact.pk])
             owner = contact.assigned_to if contact is not None and contact.assigned_to else self.rng.choice(self.sales)
             fields = fields_for[activity_type](contact, project, owner)
-            activity_create(actor=self.actor(owner), contact=contact, project=project, type=activity_type, **fields)
+            self.create(
+                "crm.Activity",
+                tenant=self.tenant,
+                created_by=owner,
+                performed_by=owner,
+                contact=contact,
+                project=project,
+                type=activity_type,
+                **fields,
+            )
 
     def next_external_id(self, prefix: str) -> str:
         self.external_ids += 1
         return f"{prefix}-{self.external_ids:06d}"
 
-    def _counterpart(self, contact: Contact | None, project: Project | None) -> str:
+    def _counterpart(self, contact: Row | None, project: Row | None) -> str:
         if contact is not None:
-            return contact.display_name
+            return f"{contact.first_name} {contact.last_name}".strip() or contact.email
         return project.name if project is not None else ""
 
-    def call_fields(self, contact: Contact | None, project: Project | None, owner: User) -> dict[str, Any]:
+    def call_fields(self, contact: Row | None, project: Row | None, owner: Row) -> dict[str, Any]:
         rng = self.rng
         direction = self.weighted([("outbound", 65), ("inbound", 35)])
         outcome = self.weighted(
@@ -793,7 +827,7 @@ class DemoBuilder:
             "external_id": external_id,
         }
 
-    def email_fields(self, contact: Contact | None, project: Project | None, owner: User) -> dict[str, Any]:
+    def email_fields(self, contact: Row | None, project: Row | None, owner: Row) -> dict[str, Any]:
         direction = self.weighted([("outbound", 70), ("inbound", 30)])
         subtype, subject = self.rng.choice(
             [
@@ -818,7 +852,7 @@ class DemoBuilder:
             "external_id": f"<{self.next_external_id('msg')}@{EMAIL_DOMAIN}>",
         }
 
-    def sms_fields(self, contact: Contact | None, project: Project | None, owner: User) -> dict[str, Any]:
+    def sms_fields(self, contact: Row | None, project: Row | None, owner: Row) -> dict[str, Any]:
         direction = self.weighted([("outbound", 70), ("inbound", 30)])
         their_phone = (contact.mobile_phone or contact.phone) if contact else None
         first = contact.first_name if contact else "there"
@@ -844,7 +878,7 @@ class DemoBuilder:
             "external_id": self.next_external_id("SMS"),
         }
 
-    def meeting_fields(self, contact: Contact | None, project: Project | None, owner: User) -> dict[str, Any]:
+    def meeting_fields(self, contact: Row | None, project: Row | None, owner: Row) -> dict[str, Any]:
         subtype = self.rng.choice(
             ["inspection", "adjuster_meeting", "estimate_presentation", "contract_signing", "final_walkthrough"]
         )
@@ -857,7 +891,7 @@ class DemoBuilder:
             "content": MEETING_AGENDAS[subtype],
             "scheduled_at": scheduled,
             "reminder_at": scheduled - timedelta(days=1),
-            "outcome_details": {"location": location, "attendees": [owner.get_full_name()]},
+            "outcome_details": {"location": location, "attendees": [f"{owner.first_name} {owner.last_name}"]},
         }
         if not upcoming:
             outcome = self.weighted([("completed", 80), ("rescheduled", 12), ("no_show", 8)])
@@ -867,7 +901,7 @@ class DemoBuilder:
                 fields |= {"duration_seconds": duration, "completed_at": scheduled + timedelta(seconds=duration)}
         return fields
 
-    def note_fields(self, contact: Contact | None, project: Project | None, owner: User) -> dict[str, Any]:
+    def note_fields(self, contact: Row | None, project: Row | None, owner: Row) -> dict[str, Any]:
         return {
             "subject": "Note",
             "content": self.rng.choice(
@@ -881,7 +915,7 @@ class DemoBuilder:
             ),
         }
 
-    def task_fields(self, contact: Contact | None, project: Project | None, owner: User) -> dict[str, Any]:
+    def task_fields(self, contact: Row | None, project: Row | None, owner: Row) -> dict[str, Any]:
         subtype = self.rng.choice(
             ["send_estimate", "order_materials", "pull_permit", "submit_supplement", "collect_deductible"]
         )
@@ -899,7 +933,7 @@ class DemoBuilder:
             fields |= {"outcome": "done", "completed_at": finished}
         return fields
 
-    def door_knock_fields(self, contact: Contact | None, project: Project | None, owner: User) -> dict[str, Any]:
+    def door_knock_fields(self, contact: Row | None, project: Row | None, owner: Row) -> dict[str, Any]:
         outcome = self.weighted(
             [
                 ("not_home", 30),
@@ -931,15 +965,15 @@ class DemoBuilder:
     def build_deletions(self) -> None:
         """Soft-delete a few lost leads and cancelled jobs, so the admin's deleted filter has rows."""
         in_use = {p.contact_id for p in self.projects} | {o.primary_contact_id for o, _ in self.organizations}
-        lost = [c for c in self.contacts if c.stage == "lost" and c.pk not in in_use]
-        manager = self.actor(self.staff[Role.MANAGER])
-        for contact in lost[:DELETED_CONTACTS]:
-            contact_delete(contact=contact, actor=manager)
-        cancelled = [p for p in self.projects if p.status == "cancelled" and p.pk not in self.organization_projects]
-        for project in cancelled[:DELETED_PROJECTS]:
-            project_delete(project=project, actor=manager)
+        lost = [c.pk for c in self.contacts if c.stage == "lost" and c.pk not in in_use][:DELETED_CONTACTS]
+        cancelled = [p.pk for p in self.projects if p.status == "cancelled" and p.pk not in self.organization_projects][
+            :DELETED_PROJECTS
+        ]
+        deleted = {"is_deleted": True, "updated_at": timezone.now()}
+        self.models["contacts.Contact"].objects.filter(pk__in=lost).update(**deleted)
+        self.models["crm.Project"].objects.filter(pk__in=cancelled).update(**deleted)
 
-    def build(self) -> Tenant:
+    def build(self) -> Row:
         self.build_users()
         self.build_tenant()
         self.build_contacts()
@@ -950,6 +984,55 @@ class DemoBuilder:
         return self.tenant
 
 
+class AfterUpgrade:
+    """What Ridgeline adds to the upgraded demo, through the services (inside one transaction)."""
+
+    def __init__(self, tenant: Tenant) -> None:
+        self.tenant = tenant
+        self.ops = User.objects.get(username=OPS_USERNAME)
+        self.admin = Actor(
+            tenant=tenant, user=User.objects.get(username=f"{TENANT_SUBDOMAIN}-admin"), source=Source.ADMIN
+        )
+
+    def build(self) -> None:
+        tenant_update(
+            tenant=self.tenant, actor=Actor(tenant=None, user=self.ops, source=Source.ADMIN), timezone=TENANT_TIMEZONE
+        )
+        self.build_adjusters()
+        self.build_subcontractors()
+
+    def build_adjusters(self) -> None:
+        """Each insured job gets its carrier's adjuster as a party."""
+        insured = (
+            Project.objects.alive()
+            .filter(tenant=self.tenant, insurance_approved=True, contact__insurance_carrier__isnull=False)
+            .select_related("contact")
+            .order_by("pk")
+        )
+        adjusters: dict[str, Contact] = {}
+        for project in insured:
+            carrier = project.contact.insurance_carrier  # type: ignore[union-attr]
+            if carrier not in adjusters:
+                first, last = ADJUSTERS[carrier]
+                slug = "".join(ch for ch in carrier.lower() if ch.isalnum())
+                adjusters[carrier] = contact_create(
+                    actor=self.admin,
+                    first_name=first,
+                    last_name=last,
+                    company=carrier,
+                    contact_category=Contact.Category.ADJUSTER,
+                    email=f"{first}.{last}@{slug}.example".lower(),
+                    phone=f"(800) 555-01{len(adjusters):02d}",
+                )
+            project_contact_add(actor=self.admin, project=project, contact=adjusters[carrier], role="adjuster")
+
+    def build_subcontractors(self) -> None:
+        """The gutter jobs' sub-contractor: a legacy organization, a company contact since the merge."""
+        gutters = Contact.objects.get(tenant=self.tenant, is_organization=True, company=GUTTER_COMPANY)
+        for project in Project.objects.filter(tenant=self.tenant, parent_project__isnull=False).order_by("pk"):
+            project_contact_add(actor=self.admin, project=project, contact=gutters, role="subcontractor")
+
+
 def _breakdown(queryset: Any, field: str) -> str:
     counts = queryset.order_by(field).values_list(field).annotate(n=Count("pk"))
     return ", ".join(f"{n} {value or 'none'}" for value, n in counts)
@@ -958,7 +1041,9 @@ def _breakdown(queryset: Any, field: str) -> str:
 class Command(BaseCommand):
     help = (
         f"Load the demo tenant {TENANT_NAME!r} (subdomain {TENANT_SUBDOMAIN}) with staff of every role, "
-        "contacts, projects, activities and legacy organizations. Does nothing when it exists."
+        "contacts, legacy organizations, projects and activities, written as the old system held them and "
+        "upgraded by migrate (organizations merge included). Does nothing when it exists; refuses a database "
+        "that holds other tenants."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -968,42 +1053,78 @@ class Command(BaseCommand):
             help="Seed even when DEBUG is off (the demo users are staff with a published password).",
         )
 
-    def handle(self, *args: Any, force: bool, **options: Any) -> None:
+    def handle(self, *args: Any, force: bool, verbosity: int, **options: Any) -> None:
         if not settings.DEBUG and not force:
             raise CommandError(
                 "seed_demo creates staff users whose password is published in the README, so it runs only "
                 "with DEBUG on. Pass --force to seed this database anyway."
             )
-        with transaction.atomic():
-            with connection.cursor() as cursor:  # two `make run` at once: the second waits, then finds the tenant
-                cursor.execute("SELECT pg_advisory_xact_lock(hashtext('ridgeline.seed_demo'))")
-            tenant = Tenant.objects.filter(subdomain=TENANT_SUBDOMAIN).first()
-            if tenant is not None:
-                self.stdout.write(f"Demo tenant {tenant.name} ({tenant.subdomain}) already exists: nothing changed.")
+        with connection.cursor() as cursor:  # two `make run` at once: the second waits, then finds the tenant
+            cursor.execute("SELECT pg_advisory_lock(hashtext('ridgeline.seed_demo'))")
+        try:
+            tenant_names = self.tenant_names()
+            if TENANT_SUBDOMAIN in tenant_names:
+                self.stdout.write(f"Demo tenant {TENANT_NAME} ({TENANT_SUBDOMAIN}) already exists: nothing changed.")
+            elif tenant_names:
+                raise CommandError(
+                    f"This database holds other tenants ({', '.join(sorted(tenant_names))}) and no demo: the demo "
+                    "is written as the old system held it and upgraded like a customer's database, which needs "
+                    "a database without tenants. Point DATABASE_URL at a new database and run make run again."
+                )
             else:
-                tenant = DemoBuilder(today=timezone.localdate(timezone=DENVER)).build()
-                self.write_summary(tenant)
+                self.seed(verbosity=verbosity)
+        finally:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(hashtext('ridgeline.seed_demo'))")
         self.write_logins()
 
+    def tenant_names(self) -> set[str]:
+        """Subdomains of the tenants (read with SQL: the schema may be at any migration)."""
+        if "tenants" not in connection.introspection.table_names():
+            return set()
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT subdomain FROM tenants")
+            return {subdomain for (subdomain,) in cursor.fetchall()}
+
+    def seed(self, *, verbosity: int) -> None:
+        for app_label, migration in LEGACY_STATE:  # forward on a new database, back on an empty migrated one
+            call_command("migrate", app_label, migration, interactive=False, verbosity=verbosity)
+        with transaction.atomic():
+            apps = MigrationExecutor(connection).loader.project_state(LEGACY_STATE).apps
+            DemoBuilder(apps=apps, today=timezone.localdate(timezone=DENVER)).build()
+            with connection.cursor() as cursor:
+                # Check the new rows' foreign keys now: when this runs inside an outer transaction
+                # (the tests), `migrate` alters these tables next and PostgreSQL refuses pending checks.
+                cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        self.stdout.write(f"Wrote {TENANT_NAME} as the old system held it; upgrading the database like a customer's:")
+        call_command("migrate", interactive=False, verbosity=verbosity)
+        with transaction.atomic():
+            tenant = Tenant.objects.get(subdomain=TENANT_SUBDOMAIN)
+            AfterUpgrade(tenant).build()
+        self.write_summary(tenant)
+
     def write_summary(self, tenant: Tenant) -> None:
+        tenant.refresh_from_db()
         contacts = Contact.objects.filter(tenant=tenant)
+        people, companies = contacts.filter(is_organization=False), contacts.filter(is_organization=True)
+        merged = MergedOrganization.objects.filter(tenant=tenant)
         projects = Project.objects.filter(tenant=tenant)
         activities = Activity.objects.filter(tenant=tenant)
-        organizations = Organization.objects.filter(tenant=tenant)
-        linked = projects.filter(organization__isnull=False)
+        parties = ProjectContact.objects.filter(tenant=tenant)
         lines = [
             f"Created the demo tenant {tenant.name} (subdomain {tenant.subdomain}, {tenant.timezone}):",
             f"  {tenant.memberships.count()} staff members ({_breakdown(tenant.memberships.all(), 'role')}) "
             f"and the superuser {OPS_USERNAME}",
-            f"  {contacts.count()} contacts ({contacts.filter(is_deleted=True).count()} soft-deleted); "
-            f"types: {_breakdown(contacts, 'type')}; stages: {_breakdown(contacts, 'stage')}",
+            f"  {people.count()} people ({people.filter(is_deleted=True).count()} soft-deleted, "
+            f"{people.filter(company_contact__isnull=False).count()} working for a company); "
+            f"types: {_breakdown(people, 'type')}; stages: {_breakdown(people, 'stage')}",
+            f"  {companies.count()} company contacts, {merged.count()} of them merged from legacy organizations "
+            f"({companies.filter(is_deleted=True).count()} deleted); categories: "
+            f"{_breakdown(companies, 'contact_category')}",
             f"  {projects.count()} projects ({projects.filter(is_deleted=True).count()} soft-deleted); "
             f"statuses: {_breakdown(projects, 'status')}; types: {_breakdown(projects, 'type')}",
+            f"  {parties.count()} project parties: {_breakdown(parties, 'role')}",
             f"  {activities.count()} activities: {_breakdown(activities, 'type')}",
-            f"  {organizations.count()} organizations ({organizations.filter(is_deleted=True).count()} deleted, "
-            f"{organizations.filter(is_deleted__isnull=True).count()} with is_deleted NULL); "
-            f"linked from {linked.count()} projects, {linked.filter(contact__isnull=True).count()} of them "
-            "without a contact of their own",
         ]
         self.stdout.write("\n".join(lines))
 
