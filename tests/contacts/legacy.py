@@ -26,6 +26,11 @@ def pre_merge_targets() -> list[tuple[str, str]]:
     return sorted(parent.key for parent in MigrationLoader(connection).graph.node_map[MERGE_START].parents)
 
 
+def contacts_before_merge() -> str:
+    """The contacts migration the merge starts from: `migrate contacts <it>` reverses the merge."""
+    return next(name for app, name in pre_merge_targets() if app == "contacts")
+
+
 def latest_targets() -> list[tuple[str, str]]:
     return MigrationLoader(connection).graph.leaf_nodes()
 

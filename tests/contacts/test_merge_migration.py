@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
 
 from contacts.merge import merge_backups_drop
 from contacts.models import Contact, MergedOrganization
@@ -18,6 +19,7 @@ from tests.contacts.legacy import (
     Legacy,
     applied,
     backup_schema_exists,
+    contacts_before_merge,
     latest_targets,
     load_legacy,
     migrate,
@@ -478,7 +480,7 @@ def test_reversing_refuses_while_later_rows_depend_on_the_merged_companies(legac
 def test_migrate_prints_each_phase_with_its_rows_at_verbosity_1_only(legacy):
     quiet, loud = StringIO(), StringIO()
     target = MERGE_DATA[1]
-    call_command("migrate", "contacts", "0005", verbosity=0, stdout=quiet)
+    call_command("migrate", *MERGE_SCHEMA[0], verbosity=0, stdout=quiet)
     with connection.cursor() as cursor:
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
 
@@ -493,3 +495,25 @@ def test_migrate_prints_each_phase_with_its_rows_at_verbosity_1_only(legacy):
         ["projects", "6", "given", "a", "contact,", "7", "organizations", "recorded", "in", "project_contacts"],
         ["validation", "9", "checks", "passed"],
     ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_merge_commits_step_by_step_like_a_production_migrate():
+    """Each migration in its own transaction, as `manage.py migrate` runs them (the tests above
+    run inside one): the data step's deferred foreign keys must not block the next steps."""
+    try:
+        call_command("migrate", "contacts", contacts_before_merge(), verbosity=0)
+        apps = MigrationExecutor(connection).loader.project_state(pre_merge_targets()).apps
+        ids = load_legacy(apps)
+        before = legacy_state(apps)
+
+        call_command("migrate", verbosity=0)
+        assert_merged(ids, before)
+        call_command("migrate", "contacts", contacts_before_merge(), verbosity=0)
+        assert legacy_state(MigrationExecutor(connection).loader.project_state(pre_merge_targets()).apps) == before
+        call_command("migrate", verbosity=0)
+        assert_merged(ids, before)
+    finally:
+        call_command("migrate", verbosity=0)
+        with connection.cursor() as cursor:
+            cursor.execute("DROP SCHEMA IF EXISTS merge_backups CASCADE")
