@@ -108,6 +108,15 @@ CREATE TABLE {BACKUP_SCHEMA}.projects AS SELECT id, tenant_id, contact_id, organ
 ALTER TABLE {BACKUP_SCHEMA}.projects ADD PRIMARY KEY (id);
 """
 
+# Rows inserted with explicit ids (an import, a restore) can leave the contacts sequence
+# behind the highest id: move it past it (never back) before drawing ids from it.
+SEQUENCE = """
+SELECT setval(
+    pg_get_serial_sequence('contacts', 'id'),
+    GREATEST(nextval(pg_get_serial_sequence('contacts', 'id')), (SELECT COALESCE(max(id), 0) FROM contacts))
+)
+"""
+
 # Contact ids are drawn from the contacts sequence first, so organization -> contact is
 # known without matching rows back by their values.
 MAP = """
@@ -373,6 +382,7 @@ def merge(apps, schema_editor) -> None:
         _execute(cursor, BACKUP)
         projects = _count(cursor, f"SELECT count(*) FROM {BACKUP_SCHEMA}.projects")
         progress.phase("backups", f"{organizations} organizations, {projects} projects in {BACKUP_SCHEMA}")
+        _execute(cursor, SEQUENCE)
         _execute(cursor, MAP)
         companies = _execute(cursor, COMPANIES)
         progress.phase("company contacts", f"{companies} created")

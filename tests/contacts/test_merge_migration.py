@@ -217,6 +217,18 @@ def test_merge_carries_every_field_and_link_and_reverses_exactly(legacy):
     assert_merged(ids, before)
 
 
+def test_a_contacts_sequence_left_behind_by_imported_ids_is_moved_past_them(legacy):
+    """Rows inserted with explicit ids (the old system's imports) leave the sequence behind."""
+    ids, before = legacy
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT setval(pg_get_serial_sequence('contacts', 'id'), 1, false)")
+
+    migrate(latest_targets())
+
+    assert_merged(ids, before)
+    assert min(MergedOrganization.objects.values_list("contact_id", flat=True)) > max(ids.people.values())
+
+
 def test_search_covers_company_and_website_words(legacy):
     migrate(latest_targets())
     companies = Contact.objects.filter(is_organization=True)

@@ -100,11 +100,11 @@ def query(database: str, statement: str, parameters: tuple = ()) -> list[tuple]:
         return session.execute(statement, parameters).fetchall()
 
 
-def rows(database: str) -> dict[str, list[dict]]:
-    """Every legacy table's rows, as JSON objects, in id order."""
+def rows(database: str, tables: list[str] = LEGACY_TABLES) -> dict[str, list[dict]]:
+    """Every row of these tables (the legacy ones by default), as JSON objects, in id order."""
     return {
         table: [row for (row,) in query(database, f"SELECT to_jsonb(t) FROM {table} t ORDER BY id")]  # noqa: S608
-        for table in LEGACY_TABLES
+        for table in tables
     }
 
 
@@ -140,7 +140,28 @@ def test_adopt_then_migrate_keeps_every_row(legacy_database):
     assert migrated.returncode == 0, migrated.stderr
     assert "Applying crm.0003_ridgeline_additions... OK" in migrated.stdout
     assert set(recorded(legacy_database)) == set(MigrationLoader(None).graph.nodes)
-    assert as_before(rows(legacy_database), before) == before
+    # The organizations merge ran: the organization is a company contact now, and the
+    # project that had no contact got the organization's primary contact.
+    unchanged = ["users", "tenants", "tenant_users", "activities"]
+    kept = {table: before[table] for table in unchanged}
+    assert as_before(rows(legacy_database, unchanged), kept) == kept
+    people = query(legacy_database, "SELECT to_jsonb(t) FROM contacts t WHERE NOT is_organization ORDER BY id")
+    assert [
+        {column: row[column] for column in old} for (row,), old in zip(people, before["contacts"], strict=True)
+    ] == (before["contacts"])
+    assert query(
+        legacy_database,
+        "SELECT m.organization_id, m.org_type, m.stage, c.company, c.notes, c.tags, c.is_deleted, c.contact_category, "
+        "c.type, c.stage FROM merged_organizations m JOIN contacts c ON c.id = m.contact_id",
+    ) == [
+        (1, "property_manager", "active", "Front Range Property Management", "Pays net 30", ["hoa"], False)
+        + ("property_manager", "customer", "won")
+    ]
+    assert query(legacy_database, "SELECT id, contact_id FROM projects ORDER BY id") == [(1, 1), (2, 1)]
+    assert query(legacy_database, "SELECT project_id, role FROM project_contacts ORDER BY project_id") == [
+        (1, "organization"),
+        (2, "organization"),
+    ]
     assert query(legacy_database, "SELECT DISTINCT timezone FROM tenants") == [("America/New_York",)]
     assert query(
         legacy_database,

@@ -5,12 +5,13 @@ one seeded Faker drives every choice, so every machine gets the same people and 
 the dates move with today, so scheduled jobs stay in the future.
 
 The demo goes through the upgrade a customer's database goes through. The command takes
-a database without tenants to the old system's schema (`LEGACY_STATE`, migrating forward,
-or back when it was already migrated), writes the tenant there as the old application did
-(historical models of that state: staff, contacts, legacy organizations with their NULL
-`is_deleted` and project links, jobs, activities), then runs `migrate`, the organizations
-merge included. What only Ridgeline has (the tenant's time zone, the jobs' adjusters and
-sub-contractors) is added afterwards through the services, with an actor.
+a database without tenants to the old system's schema (`LEGACY_STATE`, what
+`adopt_database` takes over; migrating forward, or back when it was already migrated),
+writes the tenant there as the old application did (historical models of that state:
+staff, contacts, legacy organizations with their NULL `is_deleted` and project links,
+jobs, activities), then runs `migrate`, the organizations merge included. What only
+Ridgeline has (the tenant's time zone, the jobs' adjusters and sub-contractors) is added
+afterwards through the services, with an actor.
 """
 
 from dataclasses import dataclass
@@ -33,13 +34,11 @@ from contacts.models import Contact, MergedOrganization
 from contacts.services import contact_create
 from crm.actor import Actor, Source
 from crm.models import Activity, Project, ProjectContact, Role, Tenant, User
+from crm.schema.check import LEGACY_STATE
 from crm.services import project_contact_add, tenant_update
 
 Row = Any  # a row of a historical model (the old system's schema)
 
-# The schema of the old system's databases (what ops adopt before upgrading): crm and
-# contacts at their first migrations, with the legacy organizations and project links.
-LEGACY_STATE = [("crm", "0002_projects_activities"), ("contacts", "0001_initial")]
 LEGACY_MODELS = [
     "crm.User",
     "crm.Tenant",
