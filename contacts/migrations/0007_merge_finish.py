@@ -3,7 +3,8 @@
 The contacts search column now covers the company and the words of the website. PostgreSQL
 cannot change a generated column's expression, so the column is dropped and added again
 (a rewrite of contacts) and its GIN index rebuilt: on a million contacts this is most of
-the merge's time. Indexes for the new columns are built here, after the data is in.
+the merge's time. The indexes for `is_organization` and `contact_category` are built here,
+after the data is in.
 
 Reversing starts here (the last operation runs first), and refuses before anything changes
 when the merge cannot be undone: its backups were dropped, company contacts were created
@@ -169,14 +170,6 @@ class Migration(migrations.Migration):
         migrations.AddIndex(
             model_name="contact",
             index=models.Index(fields=["tenant", "contact_category"], name="contacts_tenant_category_idx"),
-        ),
-        migrations.AddIndex(
-            model_name="contact",
-            index=models.Index(
-                condition=models.Q(("company_contact__isnull", False)),
-                fields=["company_contact"],
-                name="contacts_company_contact_idx",
-            ),
         ),
         # Last, so that reversing runs it first.
         migrations.RunPython(migrations.RunPython.noop, refuse_unless_reversible, elidable=False),
