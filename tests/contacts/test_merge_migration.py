@@ -13,6 +13,7 @@ from contacts.merge import merge_backups_drop
 from contacts.models import Contact, MergedOrganization
 from crm.models import Activity, Project, ProjectContact
 from crm.search import prefix_search_query
+from substatus.models import SubstatusConfig, SubstatusHistory
 from tests.contacts.legacy import (
     MERGE_DATA,
     MERGE_SCHEMA,
@@ -70,6 +71,9 @@ PARTIES = {
 # person -> the organization whose company contact they work for (mia: the live one of her two)
 WORKS_FOR = {"pat": "acme", "mia": "ridge", "vic": "acme_valley"}
 CONTACT_COLUMNS = [f.attname for f in Contact._meta.concrete_fields if f.name not in ("id", "search")]
+# A company contact's substatus is its stage's default, set by the substatus trigger when it
+# is inserted (substatus_since: that statement's time, asserted on its own).
+COMPANY_COLUMNS = [column for column in CONTACT_COLUMNS if column != "substatus_since"]
 
 
 def legacy_state(apps: Any) -> dict[str, list[dict[str, Any]]]:
@@ -84,10 +88,15 @@ def without(row: dict[str, Any], *names: str) -> dict[str, Any]:
     return {key: value for key, value in row.items() if key not in names}
 
 
+def default_substatus(tenant_id: int, stage: str) -> int:
+    return SubstatusConfig.objects.get(tenant_id=tenant_id, entity="contact", status=stage, is_default=True).pk
+
+
 def company_row(org: dict[str, Any]) -> dict[str, Any]:
     """The company contact an organization becomes (DESIGN.md, "The organizations merge")."""
     contact_type, stage = TYPE_AND_STAGE[org["stage"]]
     return {
+        "substatus_id": default_substatus(org["tenant_id"], stage),
         "tenant_id": org["tenant_id"],
         "is_organization": True,
         "company": org["name"],
@@ -144,9 +153,10 @@ def assert_merged(legacy: Legacy, before: dict[str, list[dict[str, Any]]]) -> No
     company = {by_name[org_id]: row.contact_id for org_id, row in mapping.items()}
 
     assert {
-        by_name[org["id"]]: Contact.objects.values(*CONTACT_COLUMNS).get(pk=company[by_name[org["id"]]])
+        by_name[org["id"]]: Contact.objects.values(*COMPANY_COLUMNS).get(pk=company[by_name[org["id"]]])
         for org in before["organizations"]
     } == {by_name[org["id"]]: company_row(org) for org in before["organizations"]}
+    assert not Contact.objects.filter(is_organization=True, substatus_since__isnull=True).exists()
 
     people_names = {pk: name for name, pk in legacy.people.items()}
     people = Contact.objects.filter(is_organization=False).order_by("pk").values(*CONTACT_COLUMNS, "id")
@@ -227,6 +237,53 @@ def test_a_contacts_sequence_left_behind_by_imported_ids_is_moved_past_them(lega
 
     assert_merged(ids, before)
     assert min(MergedOrganization.objects.values_list("contact_id", flat=True)) > max(ids.people.values())
+
+
+def test_company_contacts_get_their_default_substatus_and_history_says_migration(legacy):
+    """The merge runs with the substatus triggers installed: each new company contact gets its
+    stage's default substatus and one history row from the migration; nothing else moves."""
+    ids, before = legacy
+    earlier = set(SubstatusHistory.objects.values_list("pk", flat=True))
+
+    migrate(latest_targets())
+
+    merged = dict(MergedOrganization.objects.values_list("organization_id", "contact_id"))
+    tenant_of = {org["id"]: org["tenant_id"] for org in before["organizations"]}
+    stage_of = {org["id"]: TYPE_AND_STAGE[org["stage"]][1] for org in before["organizations"]}
+    written = SubstatusHistory.objects.exclude(pk__in=earlier)
+    assert sorted(
+        written.values_list(
+            "tenant_id",
+            "entity",
+            "record_id",
+            "from_status",
+            "to_status",
+            "from_substatus_id",
+            "to_substatus_id",
+            "changed_by_id",
+            "source",
+            "reason",
+        )
+    ) == sorted(
+        (
+            tenant_of[org_id],
+            "contact",
+            contact_id,
+            None,
+            stage_of[org_id],
+            None,
+            default_substatus(tenant_of[org_id], stage_of[org_id]),
+            None,
+            "migration",
+            "organizations merge",
+        )
+        for org_id, contact_id in merged.items()
+    )
+
+    migrate(pre_merge_targets())
+
+    # The history is append-only: the company contacts' entries stay after a reverse.
+    assert SubstatusHistory.objects.filter(entity="contact", record_id__in=merged.values()).count() == len(merged)
 
 
 def test_search_covers_company_and_website_words(legacy):
@@ -413,7 +470,14 @@ def install_corruption(table: str, timing: str, body: str) -> None:
 def merge_state() -> dict[str, Any]:
     with connection.cursor() as cursor:
         tables = {}
-        for table in ("organizations", "contacts", "projects", "project_contacts", "merged_organizations"):
+        for table in (
+            "organizations",
+            "contacts",
+            "projects",
+            "project_contacts",
+            "merged_organizations",
+            "substatus_history",
+        ):
             if table in connection.introspection.table_names(cursor):
                 cursor.execute(f"SELECT to_jsonb(t) - 'search' FROM {table} t ORDER BY 1")  # noqa: S608
                 tables[table] = cursor.fetchall()

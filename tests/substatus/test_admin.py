@@ -40,6 +40,7 @@ def contact_form(tenant, **overrides) -> dict:
         "source_details": "{}",
         "custom_fields": "{}",
         "tags": "",
+        "contact_category": "homeowner",
         **overrides,
     }
 
@@ -54,6 +55,9 @@ def project_form(tenant, **overrides) -> dict:
         "crew_assigned": "[]",
         "custom_fields": "{}",
         "weather_delays": "0",
+        # the project's parties (an inline), none here
+        "parties-TOTAL_FORMS": "0",
+        "parties-INITIAL_FORMS": "0",
         **overrides,
     }
 
