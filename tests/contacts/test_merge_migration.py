@@ -569,6 +569,7 @@ def test_migrate_prints_each_phase_with_its_rows_at_verbosity_1_only(legacy):
         ["company", "contacts", "7", "created"],
         ["people", "3", "primary", "contacts", "linked", "to", "their", "company"],
         ["projects", "6", "given", "a", "contact,", "7", "organizations", "recorded", "in", "project_contacts"],
+        ["foreign", "keys", "of", "every", "written", "row", "checked"],
         ["validation", "9", "checks", "passed"],
     ]
 
