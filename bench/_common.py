@@ -56,10 +56,11 @@ def _database_url(name: str) -> tuple[str, str]:
     return urlunsplit(parts._replace(path=f"/{name}")), urlunsplit(parts._replace(path="/postgres"))
 
 
-def django_setup(database: str) -> str:
+def django_setup(database: str, *, migrate: bool = True) -> str:
     """Drop and recreate `database`, point Django at it (DEBUG off), migrate; return its URL.
 
-    Must run before anything imports Django models.
+    `migrate=False` leaves the database empty, for a benchmark that migrates it to a state of
+    its own. Must run before anything imports Django models.
     """
     import psycopg
 
@@ -79,8 +80,9 @@ def django_setup(database: str) -> str:
     from django.core.management import call_command
 
     django.setup()
-    with step("migrate"):
-        call_command("migrate", verbosity=0)
+    if migrate:
+        with step("migrate"):
+            call_command("migrate", verbosity=0)
     return url
 
 
