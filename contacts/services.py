@@ -51,7 +51,8 @@ def _check_company(contact: Contact, fields: dict[str, Any]) -> None:
         people = Contact.objects.filter(company_contact=contact).count()
         if people:
             raise ApplicationError(
-                f"{people} people work for this company: link them elsewhere before making it a person.",
+                f"{people} {'person works' if people == 1 else 'people work'} for this company: link them "
+                "elsewhere before making it a person.",
                 code="company_has_people",
                 attr="is_organization",
             )

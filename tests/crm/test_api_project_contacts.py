@@ -2,6 +2,7 @@
 
 import pytest
 
+from contacts.models import Contact
 from crm.models import ProjectContact
 from tests.api import assert_error, assert_invalid, table
 from tests.conftest import client_for
@@ -170,3 +171,8 @@ def test_the_schema_documents_the_endpoint(member_user):
     assert {"name": "project_pk", "in": "path", "schema": {"type": "integer"}} in [
         {key: parameter[key] for key in ("name", "in", "schema")} for parameter in parameters
     ]
+
+
+def test_a_party_can_hold_every_contact_category_and_two_roles_more():
+    """crm cannot import contacts' models (they import crm's): this keeps the two lists in step."""
+    assert set(ProjectContact.Role.values) == {*Contact.Category.values, "organization", "insurance_company"}
