@@ -102,6 +102,7 @@ COMMENT ON SCHEMA {BACKUP_SCHEMA} IS
     'see manage.py merge_backups.';
 CREATE TABLE {BACKUP_SCHEMA}.info AS
     SELECT now() AS created_at, 'contacts.0006_merge_organizations'::text AS migration;
+ALTER TABLE {BACKUP_SCHEMA}.info ADD PRIMARY KEY (migration);
 CREATE TABLE {BACKUP_SCHEMA}.organizations AS SELECT {", ".join(ORGANIZATION_COLUMNS)} FROM organizations;
 ALTER TABLE {BACKUP_SCHEMA}.organizations ADD PRIMARY KEY (id);
 CREATE TABLE {BACKUP_SCHEMA}.projects AS SELECT id, tenant_id, contact_id, organization_id FROM projects;

@@ -44,7 +44,7 @@ def test_lists_the_keyed_backup_tables_with_their_rows_and_age(merged):
     assert lines[0].startswith("Organizations merge backups in schema merge_backups, taken ")
     assert lines[0].endswith(" (3 day(s) ago) by contacts.0006_merge_organizations:")
     assert [(line.split()[0], line.split()[1], line.split(" kB  ")[-1]) for line in lines[1:4]] == [
-        ("merge_backups.info", "1", "no primary key"),
+        ("merge_backups.info", "1", "PRIMARY KEY (migration)"),
         ("merge_backups.organizations", "7", "PRIMARY KEY (id)"),
         ("merge_backups.projects", "11", "PRIMARY KEY (id)"),
     ]
