@@ -13,10 +13,9 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Func, Q, TextField, Value
 from django.db.models.functions import Lower, Now
-from django.utils.timezone import now
 
 from crm.fields import choices_check, non_negative_check
-from crm.models import SoftDeleteQuerySet
+from crm.models import SoftDeleteRecord
 
 
 def regexp_replace(field: "str | Func", pattern: str, replacement: str) -> Func:
@@ -63,7 +62,7 @@ class ContactCategory(models.TextChoices):
     OTHER = "other"
 
 
-class Contact(models.Model):
+class Contact(SoftDeleteRecord):
     """A person, or a company (`is_organization`) whose name is `company`."""
 
     Type = ContactType
@@ -149,15 +148,6 @@ class Contact(models.Model):
     custom_fields = models.JSONField(default=dict, db_default={}, blank=True)
     tags = ArrayField(models.CharField(max_length=50), default=list, db_default=[], blank=True)
     notes = models.TextField(null=True, blank=True)  # noqa: DJ001
-    is_deleted = models.BooleanField(default=False, db_default=False)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
-    )
-    updated_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
-    )
-    created_at = models.DateTimeField(default=now, db_default=Now(), editable=False)
-    updated_at = models.DateTimeField(auto_now=True, db_default=Now())
     substatus = models.ForeignKey(
         "substatus.SubstatusConfig",
         on_delete=models.PROTECT,
@@ -191,8 +181,6 @@ class Contact(models.Model):
             "it with crm.search.prefix_search_query)."
         ),
     )
-
-    objects = SoftDeleteQuerySet.as_manager()
 
     class Meta:
         db_table = "contacts"

@@ -169,6 +169,29 @@ class SoftDeleteQuerySet(models.QuerySet):
         return self.filter(is_deleted=True)
 
 
+class SoftDeleteRecord(models.Model):
+    """A tenant's record that is soft-deleted and remembers who created and last changed it.
+
+    The services (crm.records) write `updated_by` from the actor; `objects.alive()` hides
+    deleted rows.
+    """
+
+    is_deleted = models.BooleanField(default=False, db_default=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=now, db_default=Now(), editable=False)
+    updated_at = models.DateTimeField(auto_now=True, db_default=Now())
+
+    objects = SoftDeleteQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+
 class ProjectStatus(models.TextChoices):
     ESTIMATE = "estimate"
     APPROVED = "approved"
@@ -185,7 +208,7 @@ class ProjectType(models.TextChoices):
     EMERGENCY = "emergency"
 
 
-class Project(models.Model):
+class Project(SoftDeleteRecord):
     """A roofing job for a contact."""
 
     Status = ProjectStatus
@@ -241,15 +264,6 @@ class Project(models.Model):
         null=True, blank=True, validators=[MaxValueValidator(100)], help_text="0 to 100."
     )
     custom_fields = models.JSONField(default=dict, db_default={}, blank=True)
-    is_deleted = models.BooleanField(default=False, db_default=False)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
-    )
-    updated_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
-    )
-    created_at = models.DateTimeField(default=now, db_default=Now(), editable=False)
-    updated_at = models.DateTimeField(auto_now=True, db_default=Now())
     substatus = models.ForeignKey(
         "substatus.SubstatusConfig",
         on_delete=models.PROTECT,
@@ -262,8 +276,6 @@ class Project(models.Model):
     substatus_since = models.DateTimeField(
         null=True, blank=True, editable=False, help_text="When it entered its substatus (kept by the database)."
     )
-
-    objects = SoftDeleteQuerySet.as_manager()
 
     class Meta:
         db_table = "projects"

@@ -7,8 +7,10 @@ from django.db import IntegrityError, models
 from crm.actor import Actor
 from crm.constraints import constraint_violation
 from crm.errors import ApplicationError, Conflict
+from crm.models import SoftDeleteRecord
 
 M = TypeVar("M", bound=models.Model)
+R = TypeVar("R", bound=SoftDeleteRecord)
 
 
 def record_assign(record: M, fields: dict[str, Any], *, allowed: frozenset[str]) -> list[str]:
@@ -56,28 +58,28 @@ def record_save(record: M, *, actor: Actor, update_fields: list[str] | None = No
     return record
 
 
-def record_soft_delete(*, record: M, actor: Actor) -> M:
-    if record.is_deleted:  # type: ignore[attr-defined]
+def record_soft_delete(*, record: R, actor: Actor) -> R:
+    if record.is_deleted:
         return record
-    record.is_deleted = True  # type: ignore[attr-defined]
+    record.is_deleted = True
     return record_save(record, actor=actor, update_fields=["is_deleted"])
 
 
-def record_restore(*, record: M, actor: Actor) -> M:
+def record_restore(*, record: R, actor: Actor) -> R:
     """Undelete; a row that would now break a uniqueness rule (e.g. its email) is a 409."""
-    if not record.is_deleted:  # type: ignore[attr-defined]
+    if not record.is_deleted:
         return record
-    record.is_deleted = False  # type: ignore[attr-defined]
+    record.is_deleted = False
     try:
         return record_save(record, actor=actor, update_fields=["is_deleted"])
     except ApplicationError as exc:
-        record.is_deleted = True  # type: ignore[attr-defined]
+        record.is_deleted = True
         raise Conflict(f"Cannot restore: {exc.message}", code="restore_conflict", attr=exc.attr) from exc
 
 
-def record_purge(*, record: M, actor: Actor) -> None:
+def record_purge(*, record: R, actor: Actor) -> None:
     """Delete for good a row that was soft-deleted first."""
-    if not record.is_deleted:  # type: ignore[attr-defined]
+    if not record.is_deleted:
         raise Conflict(
             f"{record._meta.verbose_name} {record.pk} is not deleted: delete it before purging it.",
             code="not_deleted",
