@@ -24,7 +24,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from crm.schema.introspection import KINDS, TABLE_KINDS, SchemaObject
+from crm.schema.introspection import KINDS, TABLE_KINDS, SchemaName, SchemaObject
 
 UNTRACKED = "untracked"
 MISSING = "missing"
@@ -41,21 +41,14 @@ INDEX_NAME = re.compile(r"^(CREATE (?:UNIQUE )?INDEX )(?:\"(?:[^\"]|\"\")+\"|\S+
 
 
 @dataclass(frozen=True)
-class Difference:
+class Difference(SchemaName):
     status: str  # UNTRACKED, MISSING or DIFFERENT
-    kind: str
-    table: str
-    name: str
     expected: str | None  # the migrations' definition
     actual: str | None  # the database's definition
 
-    @property
-    def label(self) -> str:
-        return f"{self.table}.{self.name}" if self.table else self.name
-
-    @property
-    def identifier(self) -> str:
-        return f"{self.kind}:{self.label}"
+    @classmethod
+    def of(cls, obj: SchemaObject, status: str, expected: str | None, actual: str | None) -> "Difference":
+        return cls(obj.kind, obj.table, obj.name, status, expected, actual)
 
 
 @dataclass
@@ -115,7 +108,7 @@ def pair_by_name(expected: list[SchemaObject], actual: list[SchemaObject]) -> It
         expected.remove(obj)
         actual.remove(other)
         if comparable(obj) != comparable(other):
-            yield Difference(DIFFERENT, obj.kind, obj.table, obj.name, comparable(obj), comparable(other))
+            yield Difference.of(obj, DIFFERENT, comparable(obj), comparable(other))
 
 
 def pair_by_definition(expected: list[SchemaObject], actual: list[SchemaObject]) -> Iterable[Difference]:
@@ -130,7 +123,7 @@ def pair_by_definition(expected: list[SchemaObject], actual: list[SchemaObject])
         expected.remove(obj)
         actual.remove(other)
         if not is_generated_name(obj):
-            yield Difference(DIFFERENT, obj.kind, obj.table, obj.name, named(obj), named(other))
+            yield Difference.of(obj, DIFFERENT, named(obj), named(other))
 
 
 def compare(
@@ -155,11 +148,9 @@ def compare(
                 continue
             definition = comparable(obj)
             differences.append(
-                Difference(
+                Difference.of(
+                    obj,
                     status,
-                    obj.kind,
-                    obj.table,
-                    obj.name,
                     definition if status == MISSING else None,
                     definition if status == UNTRACKED else None,
                 )

@@ -34,15 +34,14 @@ KINDS = (
 TABLE_KINDS = frozenset({"table", "view"})
 
 
-@dataclass(frozen=True, order=True)
-class SchemaObject:
-    """One object of a schema. `table` is the owning table for columns, constraints,
+@dataclass(frozen=True)
+class SchemaName:
+    """Which object of a schema: `table` is the owning table for columns, constraints,
     indexes and triggers, and empty for everything else."""
 
     kind: str
     table: str
     name: str
-    definition: str
 
     @property
     def label(self) -> str:
@@ -52,6 +51,13 @@ class SchemaObject:
     def identifier(self) -> str:
         """`kind:label`, the form `SCHEMA_CHECK_IGNORE` patterns match."""
         return f"{self.kind}:{self.label}"
+
+
+@dataclass(frozen=True, order=True)
+class SchemaObject(SchemaName):
+    """One object of a schema and its definition as PostgreSQL prints it."""
+
+    definition: str
 
 
 RELATIONS = """
