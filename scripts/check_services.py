@@ -31,17 +31,21 @@ def without_password(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}{parts.hostname}{port}"))
 
 
-def postgres_problem(database: dict) -> str | None:
+def connect_server(database: dict, **options: object) -> psycopg.Connection:
     """Connect to the server's maintenance database: the app's own may not exist yet."""
+    return psycopg.connect(
+        host=database["HOST"] or None,
+        port=database["PORT"] or None,
+        user=database["USER"] or None,
+        password=database["PASSWORD"] or None,
+        dbname="postgres",
+        **options,
+    )
+
+
+def postgres_problem(database: dict) -> str | None:
     try:
-        psycopg.connect(
-            host=database["HOST"] or None,
-            port=database["PORT"] or None,
-            user=database["USER"] or None,
-            password=database["PASSWORD"] or None,
-            dbname="postgres",
-            connect_timeout=TIMEOUT_SECONDS,
-        ).close()
+        connect_server(database, connect_timeout=TIMEOUT_SECONDS).close()
     except psycopg.OperationalError as exc:
         return str(exc).strip().splitlines()[0]
     return None

@@ -6,8 +6,9 @@ Run from the repository root: `python -m scripts.ensure_database`.
 import os
 import sys
 
-import psycopg
 from psycopg import errors, sql
+
+from scripts.check_services import connect_server
 
 
 def main() -> int:
@@ -15,14 +16,7 @@ def main() -> int:
     from django.conf import settings
 
     database = settings.DATABASES["default"]
-    with psycopg.connect(
-        host=database["HOST"] or None,
-        port=database["PORT"] or None,
-        user=database["USER"] or None,
-        password=database["PASSWORD"] or None,
-        dbname="postgres",
-        autocommit=True,
-    ) as connection:
+    with connect_server(database, autocommit=True) as connection:
         exists = connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", [database["NAME"]]).fetchone()
         if exists:
             return 0
