@@ -1,6 +1,8 @@
 """Writes to contacts: every path (API, admin, tasks) goes through these."""
 
-from typing import Any
+from datetime import date
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 from django.db.models.functions import Now
 
@@ -11,6 +13,10 @@ from crm.models import User
 from crm.records import record_assign, record_purge, record_restore, record_save, record_soft_delete
 from crm.tenancy import tenant_ensure_members, tenant_ensure_owns
 
+if TYPE_CHECKING:
+    # Contacts reach substatus only through the foreign key; the type names its model.
+    from substatus.models import SubstatusConfig
+
 SYSTEM_FIELDS = frozenset({"id", "tenant", "created_by", "updated_by", "created_at", "updated_at", "is_deleted"})
 CONTACT_WRITABLE_FIELDS = frozenset(
     f.name for f in Contact._meta.concrete_fields if f.name not in SYSTEM_FIELDS and f.editable
@@ -19,7 +25,50 @@ CONTACT_WRITABLE_FIELDS = frozenset(
 CONTACT_DATABASE_KEPT_FIELDS = ["substatus", "substatus_since"]
 
 
-def _check_references(contact: Contact, fields: dict[str, Any]) -> None:
+class ContactFields(TypedDict, total=False):
+    """What contact_create and contact_update accept: CONTACT_WRITABLE_FIELDS (a test keeps them equal)."""
+
+    is_organization: bool
+    company: str
+    company_contact: Contact | None
+    contact_category: str
+    first_name: str
+    last_name: str
+    email: str | None
+    phone: str | None
+    mobile_phone: str | None
+    website: str | None
+    address_street: str | None
+    address_city: str | None
+    address_state: str | None
+    address_zip: str | None
+    latitude: Decimal | None
+    longitude: Decimal | None
+    type: str
+    stage: str
+    source: str | None
+    source_details: dict[str, Any]
+    assigned_to: User | None
+    property_type: str | None
+    roof_type: str | None
+    roof_age: int | None
+    last_inspection_date: date | None
+    property_value: Decimal | None
+    square_footage: int | None
+    stories: int | None
+    insurance_carrier: str | None
+    policy_number: str | None
+    claim_number: str | None
+    deductible: Decimal | None
+    lead_score: int
+    priority: str
+    custom_fields: dict[str, Any]
+    tags: list[str]
+    notes: str | None
+    substatus: "SubstatusConfig | None"
+
+
+def _check_references(contact: Contact, fields: ContactFields) -> None:
     if "substatus" in fields:
         tenant_ensure_owns(contact.tenant, substatus=fields["substatus"])
     if "assigned_to" in fields:
@@ -28,7 +77,7 @@ def _check_references(contact: Contact, fields: dict[str, Any]) -> None:
         tenant_ensure_owns(contact.tenant, company_contact=fields["company_contact"])
 
 
-def _check_company(contact: Contact, fields: dict[str, Any]) -> None:
+def _check_company(contact: Contact, fields: ContactFields) -> None:
     """A company is named by `company` and works for no one; a person works for a company contact."""
     is_organization = fields.get("is_organization", contact.is_organization)
     company = fields.get("company", contact.company)
@@ -58,7 +107,7 @@ def _check_company(contact: Contact, fields: dict[str, Any]) -> None:
             )
 
 
-def contact_create(*, actor: Actor, reason: str = "", **fields: Any) -> Contact:
+def contact_create(*, actor: Actor, reason: str = "", **fields: Unpack[ContactFields]) -> Contact:
     """A new contact; without a `substatus` the database gives its stage's default."""
     contact = Contact(tenant=actor.tenant, created_by=actor.user)
     _check_references(contact, fields)
@@ -69,7 +118,7 @@ def contact_create(*, actor: Actor, reason: str = "", **fields: Any) -> Contact:
     return contact
 
 
-def contact_update(*, contact: Contact, actor: Actor, reason: str = "", **fields: Any) -> Contact:
+def contact_update(*, contact: Contact, actor: Actor, reason: str = "", **fields: Unpack[ContactFields]) -> Contact:
     """Change the given fields only (concurrent edits of other fields are kept).
 
     A new `stage` without a `substatus` takes the stage's default (the database's rule);

@@ -1,5 +1,6 @@
 """Write helpers shared by the services of tenant-owned records (contacts, projects, ...)."""
 
+from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from django.db import IntegrityError, models
@@ -13,7 +14,7 @@ M = TypeVar("M", bound=models.Model)
 R = TypeVar("R", bound=SoftDeleteRecord)
 
 
-def record_assign(record: M, fields: dict[str, Any], *, allowed: frozenset[str]) -> list[str]:
+def record_assign(record: M, fields: Mapping[str, Any], *, allowed: frozenset[str]) -> list[str]:
     """Set `fields` on `record`, storing blank optional text as NULL; returns the names set.
 
     An unknown name is a programming error (TypeError), not bad input: serializers only
@@ -46,8 +47,8 @@ def record_save(record: M, *, actor: Actor, update_fields: list[str] | None = No
             if f.name in relations or (update_fields is not None and f.name not in update_fields)
         ]
     )
-    if hasattr(record, "updated_by_id"):
-        record.updated_by = actor.user  # type: ignore[attr-defined]
+    if isinstance(record, SoftDeleteRecord):
+        record.updated_by = actor.user
         if update_fields is not None:
             update_fields = [*update_fields, "updated_by", "updated_at"]
     try:

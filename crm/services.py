@@ -1,6 +1,8 @@
 """Writes to projects, activities and memberships."""
 
-from typing import Any
+from datetime import date, datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 from contacts.models import Contact
 from crm.actor import Actor
@@ -8,6 +10,10 @@ from crm.errors import ApplicationError, Conflict, Forbidden
 from crm.models import Activity, Membership, MembershipStatus, Project, ProjectContact, Role, Tenant, User
 from crm.records import record_assign, record_purge, record_restore, record_save, record_soft_delete
 from crm.tenancy import tenant_ensure_owns
+
+if TYPE_CHECKING:
+    # Projects reach substatus only through the foreign key; the type names its model.
+    from substatus.models import SubstatusConfig
 
 SYSTEM_FIELDS = frozenset({"id", "tenant", "created_by", "updated_by", "created_at", "updated_at", "is_deleted"})
 PROJECT_WRITABLE_FIELDS = frozenset(
@@ -18,6 +24,82 @@ PROJECT_DATABASE_KEPT_FIELDS = ["substatus", "substatus_since"]
 ACTIVITY_WRITABLE_FIELDS = frozenset(
     f.name for f in Activity._meta.concrete_fields if f.name not in SYSTEM_FIELDS | {"performed_by", "on_behalf_of"}
 )
+PROJECT_CONTACT_WRITABLE_FIELDS = frozenset({"contact", "role"})
+MEMBERSHIP_WRITABLE_FIELDS = frozenset({"role", "status"})
+
+# What each service accepts as keywords; a test keeps their keys equal to the sets above.
+
+
+class ProjectFields(TypedDict, total=False):
+    """PROJECT_WRITABLE_FIELDS, for project_create and project_update."""
+
+    contact: Contact | None
+    parent_project: Project | None
+    name: str
+    project_number: str | None
+    status: str
+    type: str | None
+    estimated_value: Decimal | None
+    approved_value: Decimal | None
+    final_value: Decimal | None
+    materials_cost: Decimal | None
+    labor_cost: Decimal | None
+    overhead_cost: Decimal | None
+    profit_margin: Decimal | None
+    estimated_start: date | None
+    scheduled_start: date | None
+    actual_start: date | None
+    estimated_completion: date | None
+    actual_completion: date | None
+    description: str | None
+    scope_of_work: str | None
+    materials_list: list[Any]
+    insurance_approved: bool
+    insurance_approval_amount: Decimal | None
+    deductible_collected: bool
+    supplements: list[Any]
+    crew_assigned: list[Any]
+    weather_delays: int
+    quality_score: int | None
+    custom_fields: dict[str, Any]
+    substatus: "SubstatusConfig | None"
+
+
+class ProjectContactFields(TypedDict, total=False):
+    """PROJECT_CONTACT_WRITABLE_FIELDS, for project_contact_update."""
+
+    contact: Contact
+    role: str
+
+
+class ActivityFields(TypedDict, total=False):
+    """ACTIVITY_WRITABLE_FIELDS, for activity_create and activity_update."""
+
+    contact: Contact | None
+    project: Project | None
+    type: str
+    subtype: str | None
+    subject: str | None
+    content: str | None
+    direction: str | None
+    from_address: str | None
+    to_address: str | None
+    outcome: str | None
+    outcome_details: dict[str, Any]
+    duration_seconds: int | None
+    recording_url: str | None
+    transcript: str | None
+    scheduled_at: datetime | None
+    completed_at: datetime | None
+    reminder_at: datetime | None
+    external_id: str | None
+
+
+class MembershipFields(TypedDict, total=False):
+    """MEMBERSHIP_WRITABLE_FIELDS, for membership_update."""
+
+    role: str
+    status: str
 
 
 def _tenant_of(actor: Actor) -> Tenant:
@@ -35,7 +117,7 @@ def _check_parent(project: Project, parent: Project | None) -> None:
         parent = parent.parent_project
 
 
-def _check_project_references(project: Project, fields: dict[str, Any]) -> None:
+def _check_project_references(project: Project, fields: ProjectFields) -> None:
     tenant_ensure_owns(
         project.tenant,
         **{name: fields[name] for name in ("contact", "parent_project", "substatus") if name in fields},
@@ -44,7 +126,7 @@ def _check_project_references(project: Project, fields: dict[str, Any]) -> None:
         _check_parent(project, fields["parent_project"])
 
 
-def project_create(*, actor: Actor, reason: str = "", **fields: Any) -> Project:
+def project_create(*, actor: Actor, reason: str = "", **fields: Unpack[ProjectFields]) -> Project:
     """A new project; without a `substatus` the database gives its status's default."""
     project = Project(tenant=_tenant_of(actor), created_by=actor.user)
     _check_project_references(project, fields)
@@ -54,7 +136,7 @@ def project_create(*, actor: Actor, reason: str = "", **fields: Any) -> Project:
     return project
 
 
-def project_update(*, project: Project, actor: Actor, reason: str = "", **fields: Any) -> Project:
+def project_update(*, project: Project, actor: Actor, reason: str = "", **fields: Unpack[ProjectFields]) -> Project:
     """Change the given fields; a new `status` without a `substatus` takes the status's default."""
     _check_project_references(project, fields)
     changed = record_assign(project, fields, allowed=PROJECT_WRITABLE_FIELDS)
@@ -87,10 +169,12 @@ def project_contact_add(*, actor: Actor, project: Project, contact: Contact, rol
     return record_save(party, actor=actor)
 
 
-def project_contact_update(*, actor: Actor, project_contact: ProjectContact, **fields: Any) -> ProjectContact:
+def project_contact_update(
+    *, actor: Actor, project_contact: ProjectContact, **fields: Unpack[ProjectContactFields]
+) -> ProjectContact:
     """Change a party's `contact` and/or `role`."""
     tenant_ensure_owns(project_contact.tenant, **{name: fields[name] for name in ("contact",) if name in fields})
-    changed = record_assign(project_contact, fields, allowed=frozenset({"contact", "role"}))
+    changed = record_assign(project_contact, fields, allowed=PROJECT_CONTACT_WRITABLE_FIELDS)
     return record_save(project_contact, actor=actor, update_fields=changed)
 
 
@@ -99,7 +183,7 @@ def project_contact_remove(*, actor: Actor, project_contact: ProjectContact) -> 
         project_contact.delete()
 
 
-def _check_activity_references(activity: Activity, fields: dict[str, Any]) -> None:
+def _check_activity_references(activity: Activity, fields: ActivityFields) -> None:
     tenant_ensure_owns(activity.tenant, **{name: fields[name] for name in ("contact", "project") if name in fields})
     contact: Contact | None = fields.get("contact", activity.contact)
     project: Project | None = fields.get("project", activity.project)
@@ -107,7 +191,7 @@ def _check_activity_references(activity: Activity, fields: dict[str, Any]) -> No
         raise ApplicationError("An activity needs a contact or a project.", code="required", attr="contact")
 
 
-def activity_create(*, actor: Actor, **fields: Any) -> Activity:
+def activity_create(*, actor: Actor, **fields: Unpack[ActivityFields]) -> Activity:
     """Record an activity performed by the actor's effective user (and the admin behind them)."""
     activity = Activity(
         tenant=_tenant_of(actor),
@@ -120,7 +204,7 @@ def activity_create(*, actor: Actor, **fields: Any) -> Activity:
     return record_save(activity, actor=actor)
 
 
-def activity_update(*, activity: Activity, actor: Actor, **fields: Any) -> Activity:
+def activity_update(*, activity: Activity, actor: Actor, **fields: Unpack[ActivityFields]) -> Activity:
     _check_activity_references(activity, fields)
     changed = record_assign(activity, fields, allowed=ACTIVITY_WRITABLE_FIELDS)
     return record_save(activity, actor=actor, update_fields=changed)
@@ -138,13 +222,30 @@ TENANT_WRITABLE_FIELDS = frozenset(
 )
 
 
-def tenant_create(*, actor: Actor, **fields: Any) -> Tenant:
+class TenantFields(TypedDict, total=False):
+    """TENANT_WRITABLE_FIELDS, for tenant_create and tenant_update."""
+
+    name: str
+    subdomain: str
+    custom_domain: str | None
+    settings: dict[str, Any]
+    features: dict[str, Any]
+    subscription_status: str
+    subscription_expires_at: datetime | None
+    logo_url: str | None
+    primary_color: str | None
+    secondary_color: str | None
+    is_active: bool
+    timezone: str
+
+
+def tenant_create(*, actor: Actor, **fields: Unpack[TenantFields]) -> Tenant:
     tenant = Tenant()
     record_assign(tenant, fields, allowed=TENANT_WRITABLE_FIELDS)
     return record_save(tenant, actor=actor)
 
 
-def tenant_update(*, tenant: Tenant, actor: Actor, **fields: Any) -> Tenant:
+def tenant_update(*, tenant: Tenant, actor: Actor, **fields: Unpack[TenantFields]) -> Tenant:
     changed = record_assign(tenant, fields, allowed=TENANT_WRITABLE_FIELDS)
     return record_save(tenant, actor=actor, update_fields=changed)
 
@@ -219,14 +320,14 @@ def membership_add(*, actor: Actor, user: User, role: str) -> Membership:
     return membership
 
 
-def membership_update(*, actor: Actor, membership: Membership, **fields: Any) -> Membership:
+def membership_update(*, actor: Actor, membership: Membership, **fields: Unpack[MembershipFields]) -> Membership:
     """Change a member's `role` and/or `status` (see membership_check for the rules)."""
     tenant = _tenant_of(actor)
     with actor.atomic():
         _lock_tenant(tenant)
         membership.refresh_from_db()
         membership_check(actor=actor, membership=membership, role=fields.get("role"), status=fields.get("status"))
-        changed = record_assign(membership, fields, allowed=frozenset({"role", "status"}))
+        changed = record_assign(membership, fields, allowed=MEMBERSHIP_WRITABLE_FIELDS)
         membership.full_clean()
         membership.save(update_fields=changed)
     return membership

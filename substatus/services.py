@@ -6,7 +6,7 @@ the database triggers (substatus/triggers.py); nothing here second-guesses those
 
 import logging
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import TypedDict, Unpack, cast
 
 from django.db import IntegrityError, models
 from django.db.models import Case, Max, Q, Value, When
@@ -42,6 +42,27 @@ CREATE_FIELDS = frozenset(
 UPDATE_FIELDS = CREATE_FIELDS - {"entity", "status"}
 
 
+class SubstatusFields(TypedDict, total=False):
+    """CREATE_FIELDS (a test keeps them equal), for substatus_create and substatus_update.
+
+    An update may repeat `entity` and `status` (a full PUT does) but not change them.
+    """
+
+    entity: str
+    status: str
+    key: str
+    label: str
+    description: str
+    color: str
+    icon: str
+    position: int
+    is_default: bool
+    is_terminal: bool
+    auto_transition_to: SubstatusConfig | None
+    auto_transition_delay_hours: int | None
+    is_active: bool
+
+
 def _tenant_of(actor: Actor) -> Tenant:
     if actor.tenant is None:
         raise ValueError("substatus services need an actor with a tenant")
@@ -53,7 +74,7 @@ def _group(config: SubstatusConfig) -> models.QuerySet[SubstatusConfig]:
     return SubstatusConfig.objects.filter(tenant_id=config.tenant_id, entity=config.entity, status=config.status)
 
 
-def substatus_check(*, substatus: SubstatusConfig, fields: dict[str, Any]) -> None:
+def substatus_check(*, substatus: SubstatusConfig, fields: SubstatusFields) -> None:
     """Refuse `fields` for `substatus` (a new one: unsaved) naming the field (ApplicationError).
 
     The rules a person can act on; forms call it to show errors early, the services call it
@@ -122,7 +143,7 @@ def _save(config: SubstatusConfig, *, actor: Actor, changed: list[str] | None) -
         return record_save(config, actor=actor, update_fields=changed)
 
 
-def substatus_create(*, actor: Actor, **fields: Any) -> SubstatusConfig:
+def substatus_create(*, actor: Actor, **fields: Unpack[SubstatusFields]) -> SubstatusConfig:
     config = SubstatusConfig(tenant=_tenant_of(actor), created_by=actor.user)
     substatus_check(substatus=config, fields=fields)
     record_assign(config, fields, allowed=CREATE_FIELDS)
@@ -132,7 +153,7 @@ def substatus_create(*, actor: Actor, **fields: Any) -> SubstatusConfig:
     return _save(config, actor=actor, changed=None)
 
 
-def substatus_update(*, substatus: SubstatusConfig, actor: Actor, **fields: Any) -> SubstatusConfig:
+def substatus_update(*, substatus: SubstatusConfig, actor: Actor, **fields: Unpack[SubstatusFields]) -> SubstatusConfig:
     """Change a substatus; `is_default=True` makes it its status's default in one switch."""
     moved = {name for name in ("entity", "status") if name in fields and fields[name] != getattr(substatus, name)}
     if moved:
@@ -141,7 +162,8 @@ def substatus_update(*, substatus: SubstatusConfig, actor: Actor, **fields: Any)
             code="parent_fixed",
             attr=sorted(moved)[0],
         )
-    fields = {name: value for name, value in fields.items() if name not in {"entity", "status"}}
+    fields.pop("entity", None)
+    fields.pop("status", None)
     substatus_check(substatus=substatus, fields=fields)
     changed = record_assign(substatus, fields, allowed=UPDATE_FIELDS)
     return _save(substatus, actor=actor, changed=[*changed, "updated_at"])
