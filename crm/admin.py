@@ -67,8 +67,7 @@ class MembershipInline(admin.TabularInline):
     """Members at a glance; changes go through the Membership pages (and their rules)."""
 
     model = Membership
-    fields = ["user", "role", "status", "joined_at"]
-    readonly_fields = fields
+    fields = readonly_fields = ("user", "role", "status", "joined_at")
     extra = 0
     can_delete = False
     show_change_link = True
@@ -130,8 +129,8 @@ class MembershipAdmin(TenantScopedAdmin):
     change_role = Role.ADMIN
     delete_role = Role.ADMIN
 
-    def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        return ["tenant", "email", "role"] if obj is None else ["tenant", "user", "role", "status", "joined_at"]
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        return ("tenant", "email", "role") if obj is None else ("tenant", "user", "role", "status", "joined_at")
 
     def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
         if obj is None:

@@ -6,9 +6,10 @@ them, admins and owners purge deleted rows and manage the tenant. Superusers see
 tenant. Every write goes through the app's services with the actor (source `admin`).
 """
 
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, cast
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
@@ -19,22 +20,36 @@ from django.http import HttpRequest, HttpResponseRedirect
 from crm.actor import Actor, Source
 from crm.errors import ApplicationError
 from crm.models import Membership, Role, Tenant
+from crm.request import AdminHttpRequest
 from crm.tenancy import tenant_ensure_members, tenant_ensure_owns
+
+if TYPE_CHECKING:
+    from django.contrib.admin.filters import _ListFilterChoices
+
+
+def admin_request(request: HttpRequest) -> AdminHttpRequest:
+    """The request of an admin page, typed as what it is there (ModelAdmin's hooks say HttpRequest).
+
+    AdminSite lets only a signed-in, active staff user reach a ModelAdmin, and ActorMiddleware
+    has set the actor.
+    """
+    return cast(AdminHttpRequest, request)
 
 
 def admin_roles(request: HttpRequest) -> dict[int, Role] | None:
     """Tenant id -> the user's active role there; None for a superuser (every tenant, any role)."""
-    if request.user.is_superuser:
+    staff = admin_request(request)
+    if staff.user.is_superuser:
         return None
-    cached = getattr(request, "_admin_roles", None)
+    cached = getattr(staff, "_admin_roles", None)
     if cached is None:
         cached = {
             tenant_id: Role(role)
             for tenant_id, role in Membership.objects.active()
-            .filter(user_id=request.user.pk)
+            .filter(user_id=staff.user.pk)
             .values_list("tenant_id", "role")
         }
-        request._admin_roles = cached  # type: ignore[attr-defined]
+        staff._admin_roles = cached
     return cached
 
 
@@ -57,7 +72,7 @@ def admin_may(request: HttpRequest, tenant_id: int | None, role: Role) -> bool:
 
 
 def admin_actor(request: HttpRequest, tenant: Tenant) -> Actor:
-    return request.actor.for_tenant(tenant).with_source(Source.ADMIN)  # type: ignore[attr-defined]
+    return admin_request(request).actor.for_tenant(tenant).with_source(Source.ADMIN)
 
 
 class TenantListFilter(admin.SimpleListFilter):
@@ -89,7 +104,7 @@ class DeletedListFilter(admin.SimpleListFilter):
     def lookups(self, request: HttpRequest, model_admin: Any) -> Iterable[tuple[str, str]]:
         return [("yes", "Deleted"), ("all", "All")]
 
-    def choices(self, changelist: Any) -> Iterable[dict[str, Any]]:
+    def choices(self, changelist: Any) -> Iterator["_ListFilterChoices"]:
         yield {
             "selected": self.value() is None,
             "query_string": changelist.get_query_string(remove=[self.parameter_name]),
@@ -217,19 +232,25 @@ class TenantScopedAdmin(admin.ModelAdmin):
         raise NotImplementedError(f"{type(self).__name__} must call its app's update service.")
 
 
-class SameTenantFormMixin:
+class SameTenantFormMixin(forms.ModelForm):
     """Every foreign key of the row points into the row's own tenant; users must be members.
 
     The same checks the services make, run as form validation so the admin shows them on
     the field; the admin's own `validate_with_services` adds the model's specific rules.
     """
 
+    modeladmin: TenantScopedAdmin
+    request: HttpRequest
+
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()  # type: ignore[misc]
-        tenant = cleaned.get("tenant") or getattr(self.instance, "tenant", None)  # type: ignore[attr-defined]
+        super().clean()
+        cleaned = self.cleaned_data
+        tenant = cleaned.get("tenant") or getattr(self.instance, "tenant", None)
         if not isinstance(tenant, Tenant):
             return cleaned
         user_model = get_user_model()
+        check: Callable[..., None]
+        kwargs: dict[str, models.Model]
         for name, value in list(cleaned.items()):
             if isinstance(value, user_model) and name != "user":
                 check, kwargs = tenant_ensure_members, {name: value}
@@ -240,23 +261,23 @@ class SameTenantFormMixin:
             try:
                 check(tenant, **kwargs)
             except ApplicationError:
-                self.add_error(name, f"{value} does not belong to {tenant.name}.")  # type: ignore[attr-defined]
-        if not self.errors:  # type: ignore[attr-defined]
+                self.add_error(name, f"{value} does not belong to {tenant.name}.")
+        if not self.errors:
             try:
-                self.modeladmin.validate_with_services(self.request, self.instance, cleaned)  # type: ignore[attr-defined]
+                self.modeladmin.validate_with_services(self.request, self.instance, cleaned)
             except ApplicationError as exc:
-                self.add_error(exc.attr if exc.attr in self.fields else None, exc.message)  # type: ignore[attr-defined]
+                self.add_error(exc.attr if exc.attr in self.fields else None, exc.message)
         return cleaned
 
     def _post_clean(self) -> None:
-        super()._post_clean()  # type: ignore[misc]
+        super()._post_clean()  # type: ignore[misc]  # private ModelForm API, absent from django-stubs
         # ModelForm skips constraints that mention a field not on the form (e.g. the email
         # rule's is_deleted condition); check them all, so the form shows them, not a 500.
-        if not self.errors:  # type: ignore[attr-defined]
+        if not self.errors:
             try:
-                self.instance.validate_constraints()  # type: ignore[attr-defined]
+                self.instance.validate_constraints()
             except ValidationError as exc:
-                self._update_errors(exc)  # type: ignore[attr-defined]
+                self._update_errors(exc)  # type: ignore[attr-defined]  # private, as _post_clean
 
 
 class SoftDeleteAdmin(TenantScopedAdmin):
@@ -289,8 +310,9 @@ class SoftDeleteAdmin(TenantScopedAdmin):
 
     def get_actions(self, request: HttpRequest) -> dict[str, Any]:
         actions = super().get_actions(request)
-        if "delete_selected" in actions:
-            function, name, _ = actions["delete_selected"]
+        delete_selected = actions.get("delete_selected")
+        if delete_selected is not None:
+            function, name, _ = delete_selected
             actions["delete_selected"] = (function, name, "Purge selected deleted %(verbose_name_plural)s for good")
         return actions
 

@@ -1,11 +1,13 @@
 """Sets `request.actor` for every request (the API refines it with the resolved tenant)."""
 
 from collections.abc import Callable
+from typing import cast
 
 from django.http import HttpRequest, HttpResponse
 from django.utils.functional import SimpleLazyObject
 
 from crm.actor import Actor, Source
+from crm.request import ActorHttpRequest
 
 
 def actor_for_request(request: HttpRequest, *, source: str = Source.API) -> Actor:
@@ -20,5 +22,6 @@ class ActorMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        request.actor = SimpleLazyObject(lambda: actor_for_request(request))  # type: ignore[attr-defined]
+        # The lazy object stands in for the Actor it builds on first use.
+        cast(ActorHttpRequest, request).actor = cast(Actor, SimpleLazyObject(lambda: actor_for_request(request)))
         return self.get_response(request)

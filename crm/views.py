@@ -165,7 +165,7 @@ class MembershipViewSet(TenantScopedViewSet):
         payload = MembershipCreateSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         membership = membership_add(
-            actor=request.actor, user=payload.validated_data["email"], role=payload.validated_data["role"]
+            actor=self.request.actor, user=payload.validated_data["email"], role=payload.validated_data["role"]
         )
         return Response(MembershipSerializer(membership).data, status=status.HTTP_201_CREATED)
 

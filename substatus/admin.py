@@ -6,7 +6,8 @@ substatuses.
 """
 
 import copy
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
 from django import forms
 from django.contrib import admin, messages
@@ -25,7 +26,13 @@ from crm.errors import ApplicationError
 from crm.models import Project, Role, Tenant
 from substatus.models import STATUS_FIELD, Entity, SubstatusConfig, SubstatusHistory
 from substatus.selectors import substatus_history_for_record
-from substatus.services import substatus_check, substatus_create, substatus_delete, substatus_update
+from substatus.services import (
+    SubstatusFields,
+    substatus_check,
+    substatus_create,
+    substatus_delete,
+    substatus_update,
+)
 
 HISTORY_SHOWN = 25
 
@@ -97,7 +104,9 @@ class SubstatusConfigAdmin(TenantScopedAdmin):
 
     def validate_with_services(self, request: HttpRequest, obj: Any, cleaned: dict[str, Any]) -> None:
         candidate = obj if obj.pk is not None else SubstatusConfig(tenant=cleaned["tenant"])
-        substatus_check(substatus=candidate, fields={k: v for k, v in cleaned.items() if k != "tenant"})
+        # The form's editable fields are `tenant` and substatus fields (see `fields` above).
+        fields = cast(SubstatusFields, {k: v for k, v in cleaned.items() if k != "tenant"})
+        substatus_check(substatus=candidate, fields=fields)
 
     def service_create(self, actor: Actor, fields: dict[str, Any]) -> SubstatusConfig:
         return substatus_create(actor=actor, **fields)
@@ -182,7 +191,7 @@ class SubstatusRecordForm(forms.ModelForm):
     )
 
 
-class SubstatusRecordAdmin:
+class SubstatusRecordAdmin(TenantScopedAdmin):
     """Adds a record's substatus (choices of its current status), the reason for a change, how
     long it has been there and its recent history, to a contact or project admin.
 
@@ -197,8 +206,8 @@ class SubstatusRecordAdmin:
     def status_field(self) -> str:
         return STATUS_FIELD[self.entity]
 
-    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> list:
-        fieldsets = copy.deepcopy(super().get_fieldsets(request, obj))  # type: ignore[misc]
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> list[Any]:
+        fieldsets = list(copy.deepcopy(super().get_fieldsets(request, obj)))
         for _, options in fieldsets:
             names = list(options["fields"])
             if self.status_field in names:
@@ -209,18 +218,21 @@ class SubstatusRecordAdmin:
         return fieldsets
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        return [*super().get_readonly_fields(request, obj), "substatus_since", "substatus_history"]  # type: ignore[misc]
+        return [*super().get_readonly_fields(request, obj), "substatus_since", "substatus_history"]
 
-    def get_list_display(self, request: HttpRequest) -> list[str]:
-        names = list(super().get_list_display(request))  # type: ignore[misc]
+    def get_list_display(self, request: HttpRequest) -> list[str | Callable[[Any], str | bool]]:
+        names = list(super().get_list_display(request))
         names.insert(names.index(self.status_field) + 1 if self.status_field in names else len(names), "substatus")
         return names
 
-    def get_list_select_related(self, request: HttpRequest) -> list[str]:
-        return [*super().get_list_select_related(request), "substatus"]  # type: ignore[misc]
+    def get_list_select_related(self, request: HttpRequest) -> bool | list[str]:
+        related = super().get_list_select_related(request)
+        if isinstance(related, bool):  # True: every relation already; False: none asked for until now
+            return related or ["substatus"]
+        return [*related, "substatus"]
 
     def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
-        form = super().get_form(request, obj, change, **kwargs)  # type: ignore[misc]
+        form = super().get_form(request, obj, change, **kwargs)
         field = form.base_fields.get("substatus")
         if field is not None:
             choices = field.queryset.filter(entity=self.entity)
@@ -273,7 +285,7 @@ class SubstatusRecordAdmin:
         )
 
     def validate_with_services(self, request: HttpRequest, obj: Any, cleaned: dict[str, Any]) -> None:
-        super().validate_with_services(request, obj, cleaned)  # type: ignore[misc]
+        super().validate_with_services(request, obj, cleaned)
         tenant: Tenant = cleaned.get("tenant") or obj.tenant
         fields = {name: value for name, value in cleaned.items() if name != "tenant"}
         if obj.pk is not None:  # what the save will send: the changes (and `reason`)
@@ -283,9 +295,9 @@ class SubstatusRecordAdmin:
             }
         with transaction.atomic():
             if obj.pk is None:
-                self.service_create(admin_actor(request, tenant), fields)  # type: ignore[attr-defined]
+                self.service_create(admin_actor(request, tenant), fields)
             else:
-                self.service_update(copy.copy(obj), admin_actor(request, tenant), fields)  # type: ignore[attr-defined]
+                self.service_update(copy.copy(obj), admin_actor(request, tenant), fields)
             transaction.set_rollback(True)
 
 

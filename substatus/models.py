@@ -25,7 +25,7 @@ class Entity(models.TextChoices):
 
 # The records that have substatuses, and the statuses each moves through (a contact's
 # `stage`, a project's `status`).
-RECORD_MODELS: dict[str, type[models.Model]] = {Entity.CONTACT: Contact, Entity.PROJECT: Project}
+RECORD_MODELS: dict[str, type[Contact | Project]] = {Entity.CONTACT: Contact, Entity.PROJECT: Project}
 STATUSES: dict[str, type[models.TextChoices]] = {Entity.CONTACT: ContactStage, Entity.PROJECT: ProjectStatus}
 STATUS_FIELD: dict[str, str] = {Entity.CONTACT: "stage", Entity.PROJECT: "status"}
 

@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 from crm.api.errors import CONFLICT_RESPONSE
 from crm.api.views import TenantMixin, TenantScopedViewSet
 from crm.models import Role
+from crm.request import TenantRequest
 from substatus.filtersets import SubstatusFilterSet
 from substatus.models import RECORD_MODELS, Entity, SubstatusConfig, SubstatusHistory
 from substatus.selectors import HISTORY_RELATED, substatus_analytics
@@ -61,7 +62,7 @@ class SubstatusViewSet(TenantScopedViewSet):
 
     @extend_schema(request=SubstatusReorderSerializer, responses=SubstatusSerializer(many=True))
     @action(detail=False, methods=["post"])
-    def reorder(self, request: Request) -> Response:
+    def reorder(self, request: TenantRequest) -> Response:
         """Order the substatuses of one status: every one of them, in the wanted order."""
         payload = SubstatusReorderSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
@@ -86,7 +87,7 @@ class RecordSubstatusHistoryViewSet(TenantScopedViewSet):
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         # Another tenant's record, or a deleted one, is a 404 like the record itself.
         get_object_or_404(
-            RECORD_MODELS[self.entity]._default_manager.alive(), tenant=request.tenant, pk=kwargs["record_pk"]
+            RECORD_MODELS[self.entity].objects.alive(), tenant=self.request.tenant, pk=kwargs["record_pk"]
         )
         return super().list(request, *args, **kwargs)
 
@@ -103,10 +104,10 @@ class SubstatusAnalyticsView(TenantMixin, APIView):
     """Per status and substatus: records there now, entries in the window, time spent, where they went."""
 
     @extend_schema(parameters=[AnalyticsQuerySerializer], responses=AnalyticsSerializer)
-    def get(self, request: Request) -> Response:
+    def get(self, request: TenantRequest) -> Response:
         query = AnalyticsQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
-        tenant = request.tenant  # type: ignore[attr-defined]
+        tenant = request.tenant
         now = timezone.now()
         end = query.validated_data.get("to") or now.astimezone(zoneinfo.ZoneInfo(tenant.timezone)).date()
         start = query.validated_data.get("from") or end - dt.timedelta(days=29)

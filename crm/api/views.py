@@ -1,6 +1,6 @@
 """The base of every tenant-owned API resource."""
 
-from typing import Any
+from typing import Any, cast
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db.models import QuerySet
@@ -11,24 +11,27 @@ from rest_framework.decorators import action
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from crm.actor import Source
 from crm.api.errors import CONFLICT_RESPONSE
 from crm.api.permissions import HasTenantRole, default_required_role
 from crm.middleware import actor_for_request
 from crm.models import Role
+from crm.request import TenantRequest
 from crm.tenancy import TenantResolutionError, tenant_resolve
 
 
-class TenantMixin:
+class TenantMixin(APIView):
     """Resolves `request.tenant`, `request.membership` and `request.actor` after authentication."""
 
+    request: TenantRequest
     permission_classes = [IsAuthenticated, HasTenantRole]
     # action name -> the least role that may run it; other actions: viewers read, members write
     action_roles: dict[str, Role] = {}
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
-        self.perform_authentication(request)  # type: ignore[attr-defined]
+        self.perform_authentication(request)
         if request.user and request.user.is_authenticated:
             try:
                 tenant, membership = tenant_resolve(user=request.user, header=request.headers.get("X-Tenant"))
@@ -36,11 +39,11 @@ class TenantMixin:
                 if exc.status == 400:
                     raise exceptions.ValidationError({"X-Tenant": [exc.message]}) from exc
                 raise exceptions.PermissionDenied(exc.message) from exc
-            request.tenant = tenant  # type: ignore[attr-defined]
-            request.membership = membership  # type: ignore[attr-defined]
-            request._request.tenant = tenant  # type: ignore[attr-defined]
-            request._request.actor = actor_for_request(request._request, source=Source.API)  # type: ignore[attr-defined]
-        super().initial(request, *args, **kwargs)  # type: ignore[misc]
+            resolved = cast(TenantRequest, request)
+            resolved.tenant = tenant
+            resolved.membership = membership
+            resolved._request.actor = actor_for_request(request._request, source=Source.API).for_tenant(tenant)
+        super().initial(request, *args, **kwargs)
 
     def required_role(self, request: Request) -> Role:
         action = getattr(self, "action", None)
