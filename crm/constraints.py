@@ -20,7 +20,7 @@ def constraint_register(name: str, *, attr: str | None, message: str) -> None:
 
 def _field_refs(expression: Any) -> Iterator[str]:
     if isinstance(expression, models.F):
-        yield expression.name
+        yield expression.name  # type: ignore[attr-defined]  # F sets `name` in __init__; django-stubs omits it
     else:
         for source in expression.get_source_expressions():
             yield from _field_refs(source)
@@ -32,7 +32,7 @@ def _constraint_attr(constraint: models.BaseConstraint) -> str | None:
         names.extend(constraint.fields)
         for expression in constraint.expressions:
             names.extend(_field_refs(expression))
-    elif isinstance(constraint, models.CheckConstraint):
+    elif isinstance(constraint, models.CheckConstraint) and isinstance(constraint.condition, models.Q):
         names.extend(child[0].split("__")[0] for child in constraint.condition.children if isinstance(child, tuple))
     names = [name for name in names if name != "tenant"]
     return names[0] if names else None
@@ -43,7 +43,7 @@ def _declared() -> dict[str, tuple[str | None, str]]:
     found: dict[str, tuple[str | None, str]] = {}
     for model in apps.get_models():
         for constraint in model._meta.constraints:
-            found[constraint.name] = (_constraint_attr(constraint), constraint.get_violation_error_message())
+            found[constraint.name] = (_constraint_attr(constraint), str(constraint.get_violation_error_message()))
     return found
 
 

@@ -110,7 +110,8 @@ class MeSerializer(serializers.ModelSerializer):
     @extend_schema_field(TenantSummarySerializer(many=True))
     def get_memberships(self, user: Any) -> list[dict[str, Any]]:
         memberships = Membership.objects.active().filter(user=user).select_related("tenant").order_by("tenant__name")
-        return TenantSummarySerializer(memberships, many=True).data
+        # many=True builds a ListSerializer, whose data is a list; the stubs type it as one row's.
+        return TenantSummarySerializer(memberships, many=True).data  # type: ignore[return-value]
 
 
 class TokenRequestSerializer(serializers.Serializer):

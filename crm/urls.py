@@ -1,7 +1,7 @@
 """The wiring: every app's API routes, the admin, the schema and the health check."""
 
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
@@ -26,7 +26,7 @@ router.register("activities", ActivityViewSet, basename="activity")
 router.register("memberships", MembershipViewSet, basename="membership")
 router.register("substatuses", SubstatusViewSet, basename="substatus")
 
-api_v1 = [
+api_v1: list[URLPattern | URLResolver] = [
     path("auth/token/", TokenView.as_view(), name="auth-token"),
     path("me/", MeView.as_view(), name="me"),
     path(

@@ -9,6 +9,8 @@ not answer it says which, where it looked (without the password) and how to star
 
 import os
 import sys
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -31,7 +33,9 @@ def without_password(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}{parts.hostname}{port}"))
 
 
-def connect_server(database: dict, **options: object) -> psycopg.Connection:
+def connect_server(
+    database: Mapping[str, Any], *, autocommit: bool = False, connect_timeout: int | None = None
+) -> psycopg.Connection:
     """Connect to the server's maintenance database: the app's own may not exist yet."""
     return psycopg.connect(
         host=database["HOST"] or None,
@@ -39,11 +43,12 @@ def connect_server(database: dict, **options: object) -> psycopg.Connection:
         user=database["USER"] or None,
         password=database["PASSWORD"] or None,
         dbname="postgres",
-        **options,
+        connect_timeout=connect_timeout,
+        autocommit=autocommit,
     )
 
 
-def postgres_problem(database: dict) -> str | None:
+def postgres_problem(database: Mapping[str, Any]) -> str | None:
     try:
         connect_server(database, connect_timeout=TIMEOUT_SECONDS).close()
     except psycopg.OperationalError as exc:

@@ -63,11 +63,11 @@ class SubstatusHistorySerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class _FromToMixin:
+class _FromToMixin(serializers.Serializer):
     # `from` is a Python keyword: the fields are declared as `start` and `end`, named `from` and `to`.
 
     def get_fields(self) -> dict[str, serializers.Field]:
-        fields = super().get_fields()  # type: ignore[misc]
+        fields = super().get_fields()
         fields["from"] = fields.pop("start")
         fields["to"] = fields.pop("end")
         return fields
@@ -103,7 +103,8 @@ class StayStatsSerializer(serializers.Serializer):
 class SubstatusStatsSerializer(StayStatsSerializer):
     id = serializers.IntegerField(allow_null=True, help_text="Null: records without a substatus.")
     key = serializers.CharField(allow_null=True)
-    label = serializers.CharField()
+    # A declared field: DRF's metaclass takes it out of the class, so Field.label stays.
+    label = serializers.CharField()  # type: ignore[assignment]
     is_active = serializers.BooleanField()
 
 

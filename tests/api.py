@@ -93,7 +93,7 @@ class Resource:
 CONTACTS = Resource(
     name="contacts",
     model=Contact,
-    make=lambda tenant: ContactFactory(tenant=tenant),
+    make=lambda tenant: ContactFactory.create(tenant=tenant),
     payload=lambda tenant: {"first_name": "Dana", "last_name": "Whitfield", "email": "dana@example.com"},
     change={"stage": Contact.Stage.QUALIFIED},
     soft_delete=True,
@@ -101,16 +101,20 @@ CONTACTS = Resource(
 PROJECTS = Resource(
     name="projects",
     model=Project,
-    make=lambda tenant: ProjectFactory(tenant=tenant),
-    payload=lambda tenant: {"name": "Hail damage replacement", "contact": ContactFactory(tenant=tenant).pk},
+    make=lambda tenant: ProjectFactory.create(tenant=tenant),
+    payload=lambda tenant: {"name": "Hail damage replacement", "contact": ContactFactory.create(tenant=tenant).pk},
     change={"status": Project.Status.APPROVED},
     soft_delete=True,
 )
 ACTIVITIES = Resource(
     name="activities",
     model=Activity,
-    make=lambda tenant: ActivityFactory(tenant=tenant),
-    payload=lambda tenant: {"type": Activity.Type.NOTE, "contact": ContactFactory(tenant=tenant).pk, "content": "Hi"},
+    make=lambda tenant: ActivityFactory.create(tenant=tenant),
+    payload=lambda tenant: {
+        "type": Activity.Type.NOTE,
+        "contact": ContactFactory.create(tenant=tenant).pk,
+        "content": "Hi",
+    },
     change={"outcome": "voicemail"},
     soft_delete=False,
 )

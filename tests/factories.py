@@ -1,16 +1,15 @@
 """factory_boy factories for the core models; each app's tests add their own next to them."""
 
 import factory
-from django.contrib.auth import get_user_model
 from factory.django import DjangoModelFactory
 
 from contacts.models import Contact
-from crm.models import Activity, Membership, Project, ProjectContact, Role, Tenant
+from crm.models import Activity, Membership, Project, ProjectContact, Role, Tenant, User
 
 
-class UserFactory(DjangoModelFactory):
+class UserFactory(DjangoModelFactory[User]):
     class Meta:
-        model = get_user_model()
+        model = User
         django_get_or_create = ("username",)
         skip_postgeneration_save = True
 
@@ -21,7 +20,7 @@ class UserFactory(DjangoModelFactory):
     password = factory.django.Password("correct horse battery staple")
 
 
-class TenantFactory(DjangoModelFactory):
+class TenantFactory(DjangoModelFactory[Tenant]):
     class Meta:
         model = Tenant
 
@@ -29,7 +28,7 @@ class TenantFactory(DjangoModelFactory):
     subdomain = factory.Sequence(lambda n: f"roofing-{n}")
 
 
-class MembershipFactory(DjangoModelFactory):
+class MembershipFactory(DjangoModelFactory[Membership]):
     class Meta:
         model = Membership
 
@@ -38,20 +37,21 @@ class MembershipFactory(DjangoModelFactory):
     role = Role.MEMBER
 
 
-class ContactFactory(DjangoModelFactory):
+class ContactFactory(DjangoModelFactory[Contact]):
     class Meta:
         model = Contact
 
     tenant = factory.SubFactory(TenantFactory)
-    first_name = factory.Faker("first_name")
-    last_name = factory.Faker("last_name")
+    # A company (CompanyFactory) has no person's name: a plain "".
+    first_name: str | factory.Faker = factory.Faker("first_name")
+    last_name: str | factory.Faker = factory.Faker("last_name")
     email = factory.Sequence(lambda n: f"contact{n}@example.com")
     phone = factory.Faker("numerify", text="(###) ###-####")
     address_city = factory.Faker("city")
     roof_type = "asphalt_shingle"
 
 
-class ProjectFactory(DjangoModelFactory):
+class ProjectFactory(DjangoModelFactory[Project]):
     class Meta:
         model = Project
 
@@ -60,7 +60,7 @@ class ProjectFactory(DjangoModelFactory):
     name = factory.Sequence(lambda n: f"Roof replacement {n}")
 
 
-class ActivityFactory(DjangoModelFactory):
+class ActivityFactory(DjangoModelFactory[Activity]):
     class Meta:
         model = Activity
 
@@ -81,7 +81,7 @@ class CompanyFactory(ContactFactory):
     contact_category = Contact.Category.PROPERTY_MANAGER
 
 
-class ProjectContactFactory(DjangoModelFactory):
+class ProjectContactFactory(DjangoModelFactory[ProjectContact]):
     class Meta:
         model = ProjectContact
 

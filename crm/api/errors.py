@@ -13,6 +13,7 @@ from django.views.defaults import page_not_found
 from drf_spectacular.utils import OpenApiResponse
 from drf_standardized_errors import handler
 from drf_standardized_errors.formatter import ExceptionFormatter
+from drf_standardized_errors.types import ExceptionHandlerContext
 from rest_framework import exceptions, serializers, status
 from rest_framework.exceptions import ErrorDetail
 from rest_framework.serializers import as_serializer_error
@@ -47,7 +48,14 @@ def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     if not request.path.startswith("/api/"):
         return page_not_found(request, exception)
     error = exceptions.NotFound()
-    body = ExceptionFormatter(error, {"view": None, "args": (), "kwargs": {}, "request": None}, exception).run()
+    context: ExceptionHandlerContext = {
+        # No view answers an unmatched URL: the type wants one, but the formatter never reads it.
+        "view": None,  # type: ignore[typeddict-item]
+        "args": (),
+        "kwargs": {},
+        "request": None,
+    }
+    body = ExceptionFormatter(error, context, exception).run()
     return JsonResponse(body, status=error.status_code)
 
 
@@ -59,7 +67,8 @@ class Error409Serializer(serializers.Serializer):
 
 class ErrorResponse409Serializer(serializers.Serializer):
     type = serializers.ChoiceField(choices=["client_error"])
-    errors = Error409Serializer(many=True)
+    # A declared field: DRF's metaclass takes it out of the class, so Serializer.errors stays.
+    errors = Error409Serializer(many=True)  # type: ignore[assignment]
 
 
 CONFLICT_RESPONSE = OpenApiResponse(ErrorResponse409Serializer, description="The row's state forbids this.")

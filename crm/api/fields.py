@@ -1,6 +1,6 @@
 """Serializer fields that only accept rows of the request's tenant."""
 
-from typing import Any
+from typing import Any, cast
 
 from django.contrib.auth import get_user_model
 from django.db.models import QuerySet
@@ -19,7 +19,8 @@ class TenantPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField):
         super().__init__(**kwargs)
 
     def get_queryset(self) -> QuerySet:
-        queryset = super().get_queryset()
+        # Only a writable field is asked for its rows, and __init__ gave every writable one a queryset.
+        queryset = cast(QuerySet, super().get_queryset())
         request = self.context.get("request")
         tenant = getattr(request, "tenant", None)
         if tenant is None:
@@ -46,7 +47,7 @@ class TenantMemberField(serializers.PrimaryKeyRelatedField):
     def get_queryset(self) -> QuerySet:
         request = self.context.get("request")
         tenant = getattr(request, "tenant", None)
-        queryset = super().get_queryset()
+        queryset = cast(QuerySet, super().get_queryset())  # as in TenantPrimaryKeyRelatedField
         if tenant is None:
             return queryset.none()
         memberships = Membership.objects.active() if self.active_only else Membership.objects.all()

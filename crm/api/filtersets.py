@@ -13,7 +13,8 @@ class StrictNullBooleanField(forms.NullBooleanField):
 
     widget = forms.TextInput
 
-    def to_python(self, value: Any) -> bool | None:
+    # None is a value here, as in Django's own NullBooleanField (whose stub ignores the same override).
+    def to_python(self, value: Any) -> bool | None:  # type: ignore[override]
         if value in (None, ""):
             return None
         normalized = str(value).strip().lower()

@@ -1,4 +1,6 @@
 import re
+from collections.abc import Sequence
+from typing import Any
 
 from django.db.models import QuerySet
 from rest_framework import pagination
@@ -33,7 +35,9 @@ class PageNumberPagination(pagination.PageNumberPagination):
             )
         return size
 
-    def paginate_queryset(self, queryset: QuerySet, request: Request, view: APIView | None = None) -> list:
+    def paginate_queryset(
+        self, queryset: QuerySet[Any, Any] | Sequence[Any], request: Request, view: APIView | None = None
+    ) -> list[Any]:
         self.request = request
         page_size = self.get_page_size(request)
         paginator = self.django_paginator_class(queryset, page_size)

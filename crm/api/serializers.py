@@ -89,7 +89,7 @@ class TenantModelSerializer(serializers.ModelSerializer):
             step: ReadStep = (name, None, None)
             if len(field.source_attrs) == 1 and not isinstance(field, serializers.SerializerMethodField):
                 source = field.source_attrs[0]
-                model = self.Meta.model
+                model: type[models.Model] = self.Meta.model
                 try:
                     model_field = model._meta.get_field(source)
                 except FieldDoesNotExist:
@@ -97,7 +97,7 @@ class TenantModelSerializer(serializers.ModelSerializer):
                     if not isinstance(getattr(model, source, None), property):
                         plan.append(step)  # a method or something DRF resolves its own way
                         continue
-                if isinstance(field, relations.PrimaryKeyRelatedField) and model_field is not None:
+                if isinstance(field, relations.PrimaryKeyRelatedField) and isinstance(model_field, models.Field):
                     step = (name, model_field.attname, None)
                 elif isinstance(field, _CONVERTED):
                     step = (name, source, field.to_representation)

@@ -67,7 +67,8 @@ def db_table(model_state: ModelState) -> str:
 
 
 def creates_index(field: models.Field) -> bool:
-    return not field.many_to_many and (field.db_index or field.unique or field.primary_key)
+    db_index = field.db_index  # type: ignore[attr-defined]  # set in __init__; missing from django-stubs
+    return not field.many_to_many and (db_index or field.unique or field.primary_key)
 
 
 def column_type(field: models.Field) -> str | None:
@@ -84,7 +85,11 @@ def rewrites_column(old: models.Field, new: models.Field) -> bool:
     """True when PostgreSQL rewrites the table to change `old`'s column into `new`'s.
     Widening a varchar or turning it into text is a catalog-only change."""
     if isinstance(new, models.GeneratedField):
-        return new.db_persist and not (isinstance(old, models.GeneratedField) and old.expression == new.expression)
+        # GeneratedField's db_persist and expression are set in __init__; django-stubs omits them.
+        persisted: bool = new.db_persist  # type: ignore[attr-defined]
+        if not isinstance(old, models.GeneratedField):
+            return persisted
+        return persisted and old.expression != new.expression  # type: ignore[attr-defined]
     before, after = column_type(old), column_type(new)
     if before is None or after is None or before == after:
         return False
@@ -102,13 +107,14 @@ def field_operation_findings(
     where = f"{table}.{operation.name}"
     if isinstance(operation, operations.AddField):
         if isinstance(field, models.GeneratedField):
-            if field.db_persist:
+            if field.db_persist:  # type: ignore[attr-defined]  # as in rewrites_column
                 yield REWRITE, f"adds the stored generated column {where}: PostgreSQL rewrites every row"
         elif not field.null and not field.many_to_many and field.db_default is models.NOT_PROVIDED:
             yield NOT_NULL, f"adds NOT NULL column {where} without db_default"
         if creates_index(field):
             yield INDEX, f"adds {where} with an index built without CONCURRENTLY"
-        if field.is_relation and not field.many_to_many and field.db_constraint:
+        # db_constraint: a ForeignKey's, set in __init__; missing from django-stubs
+        if field.is_relation and not field.many_to_many and field.db_constraint:  # type: ignore[attr-defined]
             yield SCAN, f"adds a foreign key on {where}, validated while writes wait"
     elif isinstance(operation, operations.AlterField) and old is not None:
         if rewrites_column(old, field):

@@ -15,6 +15,7 @@ import signal
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 import psycopg
 from django.db import connections
@@ -47,6 +48,14 @@ def admin_connection(live: BaseDatabaseWrapper) -> psycopg.Connection:
     return psycopg.connect(**params, autocommit=True)
 
 
+def one_row(cursor: psycopg.Cursor[tuple[Any, ...]]) -> tuple[Any, ...]:
+    """The row of a query that always returns one (about the server or the live database)."""
+    row = cursor.fetchone()
+    if row is None:
+        raise ShadowError("the server returned no row where it always returns one")
+    return row
+
+
 def drop(live: BaseDatabaseWrapper, name: str) -> None:
     """Drop `name` over a new connection: the one that created it may have been cut by
     the interrupt that brought us here."""
@@ -65,15 +74,17 @@ def shadow_database(alias: str = "default") -> Iterator[BaseDatabaseWrapper]:
         raise ShadowError(f"cannot connect to database {live.settings_dict['NAME']!r}: {error}") from error
     shadow = None
     try:
-        locked = admin.execute("SELECT pg_try_advisory_lock(hashtext(%s))", [name]).fetchone()[0]
+        locked = one_row(admin.execute("SELECT pg_try_advisory_lock(hashtext(%s))", [name]))[0]
         if not locked:
             raise ShadowError(
                 f"another schema check is using the shadow database {name!r}; run again when it has finished"
             )
-        encoding, collate, ctype = admin.execute(
-            "SELECT pg_encoding_to_char(encoding), datcollate, datctype FROM pg_database WHERE datname = %s",
-            [live.settings_dict["NAME"]],
-        ).fetchone()
+        encoding, collate, ctype = one_row(
+            admin.execute(
+                "SELECT pg_encoding_to_char(encoding), datcollate, datctype FROM pg_database WHERE datname = %s",
+                [live.settings_dict["NAME"]],
+            )
+        )
         try:
             admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
             admin.execute(

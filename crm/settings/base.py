@@ -32,7 +32,7 @@ def env_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
-def database_from_url(url: str) -> dict:
+def database_from_url(url: str) -> dj_database_url.DBConfig:
     """Parse DATABASE_URL, refusing anything but PostgreSQL."""
     scheme = urlsplit(url).scheme
     if scheme.startswith("sqlite"):

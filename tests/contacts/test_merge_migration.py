@@ -150,7 +150,7 @@ def assert_merged(legacy: Legacy, before: dict[str, list[dict[str, Any]]]) -> No
     assert {(org_id, row.tenant_id, row.org_type, row.stage) for org_id, row in mapping.items()} == {
         (org["id"], org["tenant_id"], org["org_type"], org["stage"]) for org in before["organizations"]
     }
-    company = {by_name[org_id]: row.contact_id for org_id, row in mapping.items()}
+    company: dict[str | None, int | None] = {by_name[org_id]: row.contact_id for org_id, row in mapping.items()}
 
     assert {
         by_name[org["id"]]: Contact.objects.values(*COMPANY_COLUMNS).get(pk=company[by_name[org["id"]]])

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.django_db
 
 
 def staff_client(tenant, role: str, username: str, *, also=()) -> tuple[Client, object]:
-    user = UserFactory(username=username, is_staff=True)
+    user = UserFactory.create(username=username, is_staff=True)
     MembershipFactory(tenant=tenant, user=user, role=role)
     for other in also:
         MembershipFactory(tenant=other, user=user, role=role)

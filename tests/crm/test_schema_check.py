@@ -62,8 +62,11 @@ def run_schema_check(*arguments: str) -> tuple[int, str]:
     try:
         call_command("schema_check", *arguments, stdout=out)
     except SystemExit as exit_:
-        return int(exit_.code), out.getvalue()
-    return 0, out.getvalue()
+        code = exit_.code
+    else:
+        code = 0
+    assert isinstance(code, int)
+    return code, out.getvalue()
 
 
 def test_a_migrated_database_compares_clean(db, migrations_snapshot):
@@ -428,7 +431,9 @@ def test_interrupted_check_drops_its_shadow(db, signal_number):
 
 def waiting_on_lock(database: str) -> bool:
     with psycopg.connect(database_url(database), autocommit=True) as observer:
-        return observer.execute(
+        row = observer.execute(
             "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = %s AND wait_event_type = 'Lock')",
             [database],
-        ).fetchone()[0]
+        ).fetchone()
+    assert row is not None
+    return row[0]

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.django_db
 
 
 def staff(tenant, role: str, username: str = "office") -> tuple[Client, object]:
-    user = UserFactory(username=username, is_staff=True)
+    user = UserFactory.create(username=username, is_staff=True)
     MembershipFactory(tenant=tenant, user=user, role=role)
     client = Client()
     client.force_login(user)

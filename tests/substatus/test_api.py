@@ -19,7 +19,7 @@ URL = "/api/v1/substatuses/"
 
 
 def configs() -> list[dict]:
-    return list(SubstatusConfig.objects.order_by("pk").values())
+    return [dict(row) for row in SubstatusConfig.objects.order_by("pk").values()]
 
 
 def results(response) -> list[dict]:

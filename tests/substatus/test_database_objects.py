@@ -1,6 +1,7 @@
 """The database holds what substatus/triggers.py declares; the catalog trigger on tenants;
 the rules on the configuration table itself."""
 
+import psycopg
 import pytest
 from django.db import IntegrityError, connection, transaction
 
@@ -123,10 +124,12 @@ def test_a_contact_created_with_its_tenant_gets_a_substatus():
 # Rules on the configuration table ------------------------------------------------------------
 
 
-def refused(sql: str, params: list) -> str:
+def refused(sql: str, params: list) -> str | None:
     with pytest.raises(IntegrityError) as error, transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(sql, params)
-    return error.value.__cause__.diag.constraint_name
+    cause = error.value.__cause__
+    assert isinstance(cause, psycopg.Error)
+    return cause.diag.constraint_name
 
 
 def test_an_auto_transition_goes_to_the_same_tenant_entity_and_status(tenant, other_tenant):

@@ -11,6 +11,7 @@
 
 import pytest
 from django.db import connection
+from rest_framework.test import APIClient
 
 from substatus.models import SubstatusConfig, SubstatusHistory
 from tests.conftest import client_for
@@ -30,7 +31,8 @@ def kind(request) -> Kind:
 
 
 def snapshot(kind: Kind) -> tuple[list[dict], list[dict]]:
-    return list(kind.model._default_manager.order_by("pk").values()), list(SubstatusHistory.objects.values())
+    records = list(kind.model._default_manager.order_by("pk").values())
+    return records, [dict(row) for row in SubstatusHistory.objects.values()]
 
 
 # 1. INSERT ---------------------------------------------------------------------------
@@ -63,7 +65,7 @@ def test_insert_sets_substatus_since(path, kind, tenant):
 @pytest.fixture
 def record(kind, tenant) -> int:
     """A record in the first status, in its non-default substatus (history: its insert)."""
-    return PATHS[0](tenant, None).insert(kind, kind.first, config(tenant, kind, kind.others[kind.first]))
+    return PATHS[0](tenant, APIClient()).insert(kind, kind.first, config(tenant, kind, kind.others[kind.first]))
 
 
 def test_status_change_without_substatus_gets_the_new_default(path, kind, tenant, record):

@@ -247,7 +247,7 @@ def kind(request) -> Kind:
 def make(kind: Kind, tenant, key: str, *, hours_ago: float, now: dt.datetime) -> int:
     factory = ContactFactory if kind is CONTACT else ProjectFactory
     substatus = config(tenant, kind, key)
-    record = factory(tenant=tenant, **{kind.status_field: substatus.status, "substatus": substatus})
+    record = factory.create(tenant=tenant, **{kind.status_field: substatus.status, "substatus": substatus})
     kind.model._default_manager.filter(pk=record.pk).update(substatus_since=now - dt.timedelta(hours=hours_ago))
     return record.pk
 

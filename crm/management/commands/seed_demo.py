@@ -462,7 +462,7 @@ class DemoBuilder:
             "stories": self.weighted([(1, 45), (2, 48), (3, 7)]),
             "insurance_carrier": carrier[0] if carrier else None,
             "policy_number": fake.bothify(carrier[1], letters="ABCDEFGHJKLMNPRSTUVWXYZ") if carrier else None,
-            "claim_number": fake.bothify(carrier[2], letters="ABCDEFGHJKLMNPRSTUVWXYZ") if claim else None,
+            "claim_number": fake.bothify(carrier[2], letters="ABCDEFGHJKLMNPRSTUVWXYZ") if carrier and claim else None,
             "deductible": self.deductible(property_value) if carrier else None,
             "lead_score": rng.randint(score_low, score_high),
             "priority": self.weighted([("low", 20), ("normal", 50), ("high", 20), ("urgent", 10)]),
@@ -546,8 +546,8 @@ class DemoBuilder:
 
     def build_projects(self) -> None:
         by_stage: dict[str, list[Row]] = {}
-        for contact in self.contacts:
-            by_stage.setdefault(contact.stage, []).append(contact)
+        for person in self.contacts:
+            by_stage.setdefault(person.stage, []).append(person)
         links = [(organization, kind) for organization, spec in self.organizations for kind in spec.project_contacts]
         self.projects, self.project_sites, self.organization_projects = [], {}, set()
         for number, (status, job_type) in enumerate(
@@ -729,9 +729,9 @@ class DemoBuilder:
         # Jobs with no contact of their own get their site meetings and notes on the project alone.
         contactless = [p for p in self.projects if p.contact is None]
         jobs: dict[int, list[Row]] = {}
-        for project in self.projects:
-            if project.contact_id is not None:
-                jobs.setdefault(project.contact_id, []).append(project)
+        for job in self.projects:
+            if job.contact_id is not None:
+                jobs.setdefault(job.contact_id, []).append(job)
         reachable = {
             "door_knock": [c for c in self.contacts if c.source in {"Door knock", "Storm canvass"}],
             "email": [c for c in self.contacts if c.email],
@@ -1010,7 +1010,7 @@ class AfterUpgrade:
         )
         adjusters: dict[str, Contact] = {}
         for project in insured:
-            carrier = project.contact.insurance_carrier  # type: ignore[union-attr]
+            carrier = project.contact.insurance_carrier
             if carrier not in adjusters:
                 first, last = ADJUSTERS[carrier]
                 slug = "".join(ch for ch in carrier.lower() if ch.isalnum())
