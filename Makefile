@@ -18,7 +18,7 @@ INSTALLED := $(VENV)/.installed
 help:
 	@echo "make run    migrate, load the demo tenant and start web + Celery worker + beat"
 	@echo "make test   lint, makemigrations --check and the test suite on PostgreSQL and Redis"
-	@echo "make lint   ruff check, ruff format --check, makemigrations --check and lint_migrations only"
+	@echo "make lint   ruff check, ruff format --check, mypy, makemigrations --check and lint_migrations only"
 	@echo "make bench  every benchmark in bench/ (BENCH_SMALL=1 for a quick run)"
 
 $(INSTALLED): requirements.txt requirements-dev.txt
@@ -51,6 +51,7 @@ run: setup
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/python manage.py makemigrations --check --dry-run
 	$(BIN)/python manage.py lint_migrations
 
