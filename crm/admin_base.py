@@ -320,7 +320,7 @@ class TenantScopedAdmin(admin.ModelAdmin):
     # Forms -----------------------------------------------------------------------------
 
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> list[Any]:
-        fieldsets = copy.deepcopy(list(super().get_fieldsets(request, obj)))
+        fieldsets: list[Any] = copy.deepcopy(list(super().get_fieldsets(request, obj)))
         for contribution in self.contributions:
             fieldsets.extend(copy.deepcopy(list(contribution.fieldsets)))
             if obj is not None:
@@ -335,7 +335,7 @@ class TenantScopedAdmin(admin.ModelAdmin):
         return fieldsets
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[Any]:
-        fields = list(super().get_readonly_fields(request, obj))
+        fields: list[Any] = list(super().get_readonly_fields(request, obj))
         if obj is not None and self.model is not Tenant and "tenant" not in fields:
             fields.append("tenant")  # moving a row between tenants would orphan its links
         for contribution in self.contributions:
@@ -449,7 +449,7 @@ class ServiceFormMixin:
         opts = self._meta  # type: ignore[attr-defined]
         exclude = self._get_validation_exclusions()  # type: ignore[attr-defined]
         try:
-            self.instance = construct_instance(self, self.instance, opts.fields, opts.exclude)  # type: ignore[arg-type]
+            self.instance = construct_instance(self, self.instance, opts.fields, opts.exclude)  # type: ignore[arg-type,has-type]
         except ValidationError as exc:
             self._update_errors(exc)  # type: ignore[attr-defined]
         try:

@@ -90,7 +90,7 @@ class SubstatusConfigAdmin(TenantScopedAdmin):
     def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
         form = super().get_form(request, obj, change, **kwargs)
         target = form.base_fields.get("auto_transition_to")
-        if obj is not None and isinstance(target, forms.ModelChoiceField):
+        if obj is not None and isinstance(target, forms.ModelChoiceField) and target.queryset is not None:
             siblings = target.queryset.filter(tenant_id=obj.tenant_id, entity=obj.entity, status=obj.status)
             admin_offer(target, siblings.exclude(pk=obj.pk))
         return form
@@ -181,9 +181,9 @@ def _limit_choices(entity: str) -> Callable[[HttpRequest, Any, type[forms.BaseFo
     database refuses any other with the message the API gives."""
     status_field = STATUS_FIELD[entity]
 
-    def limit(request: HttpRequest, obj: Any, form: type[forms.BaseForm]) -> None:
+    def limit(request: HttpRequest, obj: Any, form: Any) -> None:
         field = form.base_fields.get("substatus")
-        if not isinstance(field, forms.ModelChoiceField):
+        if not isinstance(field, forms.ModelChoiceField) or field.queryset is None:
             return
         offered = field.queryset.filter(entity=entity)
         if obj is not None:
