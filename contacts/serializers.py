@@ -1,5 +1,3 @@
-from typing import Any
-
 from rest_framework import serializers
 
 from contacts.models import Contact
@@ -31,15 +29,3 @@ class ContactSerializer(TenantModelSerializer):
         model = Contact
         exclude = ["tenant", "search"]
         read_only_fields = ["created_by", "updated_by", "created_at", "updated_at", "is_deleted", "substatus_since"]
-
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        """A person keeps a name, an email or a phone, however a create or an update leaves it."""
-        attrs = super().validate(attrs)
-        # A company is named by `company`: the service refuses one without it.
-        is_organization = attrs.get("is_organization", getattr(self.instance, "is_organization", False))
-        if not is_organization and not any(
-            attrs.get(name, getattr(self.instance, name, None))
-            for name in ("first_name", "last_name", "email", "phone", "mobile_phone")
-        ):
-            raise serializers.ValidationError({"first_name": ["Give the contact a name, an email or a phone number."]})
-        return attrs

@@ -10,17 +10,23 @@ from contacts.models import Contact
 from crm.actor import Actor
 from crm.errors import ApplicationError
 from crm.models import User
-from crm.records import record_assign, record_purge, record_restore, record_save, record_soft_delete
-from crm.tenancy import tenant_ensure_members, tenant_ensure_owns
+from crm.records import (
+    record_assign,
+    record_check_links,
+    record_check_named_substatus,
+    record_purge,
+    record_restore,
+    record_save,
+    record_soft_delete,
+    record_writable_fields,
+)
+from crm.tenancy import tenant_ensure_members
 
 if TYPE_CHECKING:
     # Contacts reach substatus only through the foreign key; the type names its model.
     from substatus.models import SubstatusConfig
 
-SYSTEM_FIELDS = frozenset({"id", "tenant", "created_by", "updated_by", "created_at", "updated_at", "is_deleted"})
-CONTACT_WRITABLE_FIELDS = frozenset(
-    f.name for f in Contact._meta.concrete_fields if f.name not in SYSTEM_FIELDS and f.editable
-)
+CONTACT_WRITABLE_FIELDS = record_writable_fields(Contact)
 # Kept by the database (the substatus triggers): read back after a write that may change them.
 CONTACT_DATABASE_KEPT_FIELDS = ["substatus", "substatus_since"]
 
@@ -69,12 +75,10 @@ class ContactFields(TypedDict, total=False):
 
 
 def _check_references(contact: Contact, fields: ContactFields) -> None:
-    if "substatus" in fields:
-        tenant_ensure_owns(contact.tenant, substatus=fields["substatus"])
+    record_check_links(contact, fields)
+    record_check_named_substatus(contact, fields, status_field="stage")
     if "assigned_to" in fields:
         tenant_ensure_members(contact.tenant, assigned_to=fields["assigned_to"])
-    if "company_contact" in fields:
-        tenant_ensure_owns(contact.tenant, company_contact=fields["company_contact"])
 
 
 def _check_company(contact: Contact, fields: ContactFields) -> None:
@@ -109,7 +113,7 @@ def _check_company(contact: Contact, fields: ContactFields) -> None:
 
 def contact_create(*, actor: Actor, reason: str = "", **fields: Unpack[ContactFields]) -> Contact:
     """A new contact; without a `substatus` the database gives its stage's default."""
-    contact = Contact(tenant=actor.tenant, created_by=actor.user)
+    contact = Contact(tenant=actor.require_tenant(), created_by=actor.user)
     _check_references(contact, fields)
     _check_company(contact, fields)
     record_assign(contact, fields, allowed=CONTACT_WRITABLE_FIELDS)
@@ -151,12 +155,11 @@ def contacts_reassign(*, actor: Actor, from_user: User, to_user: User | None, ba
     Batches keep row locks short on a large book of contacts; running it again after a
     crash moves only what is left.
     """
-    if actor.tenant is None:
-        raise ValueError("contacts_reassign needs an actor with a tenant")
-    tenant_ensure_members(actor.tenant, to_user=to_user)
+    tenant = actor.require_tenant()
+    tenant_ensure_members(tenant, to_user=to_user)
     if to_user is not None and to_user.pk == from_user.pk:
         return 0
-    remaining = Contact.objects.alive().filter(tenant=actor.tenant, assigned_to=from_user).order_by("pk")
+    remaining = Contact.objects.alive().filter(tenant=tenant, assigned_to=from_user).order_by("pk")
     moved = 0
     while True:
         with actor.atomic():

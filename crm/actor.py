@@ -2,7 +2,7 @@
 
 Services receive an `Actor` explicitly (`actor=`). Inside a write transaction the actor
 is also published to PostgreSQL as `app.*` settings, so that triggers can record who
-did what; `app_effective_user_id()` and friends (crm migration 0003) read them back.
+did what; `app_effective_user_id()` and friends (crm migration 0004) read them back.
 """
 
 from collections.abc import Iterator
@@ -45,6 +45,12 @@ class Actor:
     def on_behalf_of(self) -> "User | None":
         """The real user when they act as someone else; None otherwise."""
         return self.real_user if self.is_impersonating else None
+
+    def require_tenant(self) -> "Tenant":
+        """The tenant a service writes in; an actor without one is a programming error."""
+        if self.tenant is None:
+            raise ValueError("this service needs an actor with a tenant")
+        return self.tenant
 
     def for_tenant(self, tenant: "Tenant") -> "Actor":
         return replace(self, tenant=tenant)

@@ -9,14 +9,20 @@ from django.http import HttpRequest
 
 from contacts.models import Contact
 from crm.actor import Actor
-from crm.admin_base import SoftDeleteAdmin, TenantScopedAdmin, admin_actor, admin_may, admin_tenant_ids
+from crm.admin_base import (
+    SoftDeleteAdmin,
+    TenantScopedAdmin,
+    admin_actor,
+    admin_inline_row,
+    admin_may,
+    admin_tenant_ids,
+)
 from crm.models import Activity, Membership, Project, ProjectContact, Role, Tenant, User
 from crm.services import (
     activity_create,
     activity_delete,
     activity_update,
     membership_add,
-    membership_check,
     membership_remove,
     membership_update,
     project_contact_add,
@@ -140,15 +146,6 @@ class MembershipAdmin(TenantScopedAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return [] if obj is None else ["tenant", "user", "joined_at"]
 
-    def validate_with_services(self, request: HttpRequest, obj: Membership, cleaned: dict[str, Any]) -> None:
-        tenant = cleaned.get("tenant") or obj.tenant
-        membership_check(
-            actor=admin_actor(request, tenant),
-            membership=None if obj.pk is None else Membership.objects.get(pk=obj.pk),
-            role=cleaned.get("role"),
-            status=cleaned.get("status"),
-        )
-
     def service_create(self, actor: Actor, fields: dict[str, Any]) -> Membership:
         return membership_add(actor=actor, user=fields["user"], role=fields["role"])
 
@@ -182,21 +179,10 @@ class ContactOrPartyListFilter(admin.SimpleListFilter):
         return queryset.filter(Q(contact_id=value) | Q(pk__in=parties))
 
 
-class ProjectContactFormSet(forms.BaseInlineFormSet):
-    def clean(self) -> None:
-        super().clean()
-        tenant_id = self.instance.tenant_id
-        for form in self.forms:
-            contact = form.cleaned_data.get("contact") if hasattr(form, "cleaned_data") else None
-            if contact is not None and tenant_id is not None and contact.tenant_id != tenant_id:
-                form.add_error("contact", f"{contact} does not belong to the project's tenant.")
-
-
 class ProjectContactInline(admin.TabularInline):
     """The job's other parties, edited through the project contact services (see ProjectAdmin.save_formset)."""
 
     model = ProjectContact
-    formset = ProjectContactFormSet
     fields = ["contact", "role", "created_by", "created_at"]
     readonly_fields = ["created_by", "created_at"]
     autocomplete_fields = ["contact"]
@@ -283,15 +269,18 @@ class ProjectAdmin(SoftDeleteAdmin):
         actor = admin_actor(request, project.tenant)
         formset.save(commit=False)
         for party in formset.deleted_objects:
-            project_contact_remove(actor=actor, project_contact=party)
+            with admin_inline_row(formset, party):
+                project_contact_remove(actor=actor, project_contact=party)
         for party, changed in formset.changed_objects:
-            project_contact_update(
-                actor=actor, project_contact=party, **{name: getattr(party, name) for name in changed}
-            )
-        formset.new_objects = [
-            project_contact_add(actor=actor, project=project, contact=party.contact, role=party.role)
-            for party in formset.new_objects
-        ]
+            with admin_inline_row(formset, party):
+                project_contact_update(
+                    actor=actor, project_contact=party, **{name: getattr(party, name) for name in changed}
+                )
+        added = []
+        for party in formset.new_objects:
+            with admin_inline_row(formset, party):
+                added.append(project_contact_add(actor=actor, project=project, contact=party.contact, role=party.role))
+        formset.new_objects = added
 
     def service_create(self, actor: Actor, fields: dict[str, Any]) -> Project:
         return project_create(actor=actor, **fields)

@@ -1,6 +1,13 @@
-"""Turn a database constraint violation into a domain error that names the field."""
+"""Turn a database constraint violation into a domain error that names the field.
+
+A rule the database enforces has its message in one place: a declared constraint's
+`violation_error_message`, or, for an error raised by a trigger, the message registered
+here. Every write path (API, admin, services, tasks) meets the rule in the database, and
+this module gives each the same message on the same field.
+"""
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
@@ -9,13 +16,33 @@ from django.db import IntegrityError, models
 
 from crm.errors import ApplicationError, Conflict
 
-# Errors raised by triggers rather than declared constraints: name -> (attr, message).
-_REGISTERED: dict[str, tuple[str | None, str]] = {}
+
+@dataclass(frozen=True)
+class _Registered:
+    attr: str | None
+    message: str | None
+    error: type[ApplicationError]
 
 
-def constraint_register(name: str, *, attr: str | None, message: str) -> None:
-    """Name the field behind a database error that no model constraint declares (e.g. a trigger's)."""
-    _REGISTERED[name] = (attr, message)
+# Database errors named by the app that owns them: constraint name -> field, message, error class.
+_REGISTERED: dict[str, _Registered] = {}
+
+
+def constraint_register(
+    name: str,
+    *,
+    attr: str | None,
+    message: str | None = None,
+    error: type[ApplicationError] = ApplicationError,
+) -> None:
+    """Name the field (and the message) behind the database error `name`.
+
+    A trigger's error gives its message here. A declared constraint keeps its own
+    `violation_error_message` (leave `message` out): registering it only says which field
+    a person should change when the field guessed from its condition is not that one.
+    `error` is the kind of refusal (a 400 by default; `Conflict` for a 409).
+    """
+    _REGISTERED[name] = _Registered(attr, message, error)
 
 
 def _field_refs(expression: Any) -> Iterator[str]:
@@ -47,13 +74,24 @@ def _declared() -> dict[str, tuple[str | None, str]]:
     return found
 
 
+def constraint_error(name: str) -> ApplicationError | None:
+    """The domain error for the rule the database calls `name`; None for a name nobody declared."""
+    registered = _REGISTERED.get(name)
+    declared_attr, declared_message = _declared().get(name, (None, None))
+    if registered is None:
+        return None if declared_message is None else ApplicationError(declared_message, code=name, attr=declared_attr)
+    message = registered.message or declared_message
+    if message is None:
+        raise LookupError(f"{name} is registered without a message, and no model declares it.")
+    return registered.error(message, code=name, attr=registered.attr)
+
+
 def constraint_violation(exc: IntegrityError) -> ApplicationError:
     """The domain error for a violated constraint: a 400 naming the field when we know it."""
     diag = getattr(exc.__cause__, "diag", None)
     name = getattr(diag, "constraint_name", None) or ""
-    known = _REGISTERED.get(name) or _declared().get(name)
+    known = constraint_error(name)
     if known is not None:
-        attr, message = known
-        return ApplicationError(message, code=name, attr=attr)
+        return known
     detail = getattr(diag, "message_detail", None) or getattr(diag, "message_primary", None)
     return Conflict(detail or "The change conflicts with existing data.", code="integrity_error")

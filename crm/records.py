@@ -4,14 +4,72 @@ from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from django.db import IntegrityError, models
+from django.utils.text import capfirst
 
 from crm.actor import Actor
-from crm.constraints import constraint_violation
+from crm.constraints import constraint_error, constraint_violation
 from crm.errors import ApplicationError, Conflict
 from crm.models import SoftDeleteRecord
+from crm.tenancy import tenant_ensure_owns
 
 M = TypeVar("M", bound=models.Model)
 R = TypeVar("R", bound=SoftDeleteRecord)
+
+# Kept by the services themselves (from the actor, the clock, the delete and restore services).
+SYSTEM_FIELDS = frozenset({"id", "tenant", "created_by", "updated_by", "created_at", "updated_at", "is_deleted"})
+
+
+def record_writable_fields(model: type[models.Model], *, exclude: frozenset[str] = frozenset()) -> frozenset[str]:
+    """The columns of `model` a service takes from its caller: editable, neither system nor `exclude`."""
+    return frozenset(
+        field.name
+        for field in model._meta.concrete_fields
+        if field.editable and field.name not in SYSTEM_FIELDS | exclude
+    )
+
+
+def record_check_links(record: models.Model, fields: Mapping[str, Any]) -> None:
+    """Every new link in `fields` points at a live row of the record's tenant (ApplicationError naming it).
+
+    A new link is a foreign key the write sets to another row than it holds. Another tenant's
+    row is as if it did not exist; a soft-deleted row is refused until it is restored. The
+    links a record already has stay as they are, deleted rows included. Users are not rows of
+    a tenant: their membership is the services' own check.
+    """
+    foreign_keys = {field.name: field for field in record._meta.concrete_fields if field.many_to_one}
+    for name, row in fields.items():
+        field = foreign_keys.get(name)
+        if field is None or row is None or not hasattr(row, "tenant_id"):
+            continue
+        if record.pk is not None and getattr(record, field.attname) == row.pk:
+            continue
+        tenant_ensure_owns(record.tenant, **{name: row})  # type: ignore[attr-defined]
+        if getattr(row, "is_deleted", False) is True:
+            raise ApplicationError(
+                f"{capfirst(row._meta.verbose_name)} {row.pk} is deleted: restore it before linking to it.",
+                code="deleted",
+                attr=name,
+            )
+
+
+def record_check_named_substatus(record: models.Model, fields: Mapping[str, Any], *, status_field: str) -> None:
+    """Refuse a new status that comes with the record's current substatus, named explicitly.
+
+    The database takes an unchanged substatus for one not named and gives the new status's
+    default; a caller who names the current one asks for a substatus of the old status, which
+    the database refuses with this same error when it can see it.
+    """
+    if "substatus" not in fields or status_field not in fields:
+        return
+    named = fields["substatus"]
+    if named is None or named.pk != record.substatus_id:  # type: ignore[attr-defined]
+        return
+    if fields[status_field] == getattr(record, status_field):
+        return
+    error = constraint_error(f"{record._meta.db_table}_substatus_other_{status_field}")
+    if error is None:
+        raise LookupError(f"{record._meta.db_table} has no substatus rules registered")
+    raise error
 
 
 def record_assign(record: M, fields: Mapping[str, Any], *, allowed: frozenset[str]) -> list[str]:

@@ -54,14 +54,6 @@ class ActivitySerializer(TenantModelSerializer):
         exclude = ["tenant"]
         read_only_fields = ["created_by", "performed_by", "on_behalf_of", "created_at"]
 
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        attrs = super().validate(attrs)
-        contact = attrs.get("contact", getattr(self.instance, "contact", None))
-        project = attrs.get("project", getattr(self.instance, "project", None))
-        if contact is None and project is None:
-            raise serializers.ValidationError({"contact": ["An activity needs a contact or a project."]})
-        return attrs
-
 
 class UserSummarySerializer(serializers.ModelSerializer):
     class Meta:

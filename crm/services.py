@@ -8,22 +8,25 @@ from contacts.models import Contact
 from crm.actor import Actor
 from crm.errors import ApplicationError, Conflict, Forbidden
 from crm.models import Activity, Membership, MembershipStatus, Project, ProjectContact, Role, Tenant, User
-from crm.records import record_assign, record_purge, record_restore, record_save, record_soft_delete
-from crm.tenancy import tenant_ensure_owns
+from crm.records import (
+    record_assign,
+    record_check_links,
+    record_check_named_substatus,
+    record_purge,
+    record_restore,
+    record_save,
+    record_soft_delete,
+    record_writable_fields,
+)
 
 if TYPE_CHECKING:
     # Projects reach substatus only through the foreign key; the type names its model.
     from substatus.models import SubstatusConfig
 
-SYSTEM_FIELDS = frozenset({"id", "tenant", "created_by", "updated_by", "created_at", "updated_at", "is_deleted"})
-PROJECT_WRITABLE_FIELDS = frozenset(
-    f.name for f in Project._meta.concrete_fields if f.name not in SYSTEM_FIELDS and f.editable
-)
+PROJECT_WRITABLE_FIELDS = record_writable_fields(Project)
 # Kept by the database (the substatus triggers): read back after a write that may change them.
 PROJECT_DATABASE_KEPT_FIELDS = ["substatus", "substatus_since"]
-ACTIVITY_WRITABLE_FIELDS = frozenset(
-    f.name for f in Activity._meta.concrete_fields if f.name not in SYSTEM_FIELDS | {"performed_by", "on_behalf_of"}
-)
+ACTIVITY_WRITABLE_FIELDS = record_writable_fields(Activity, exclude=frozenset({"performed_by", "on_behalf_of"}))
 PROJECT_CONTACT_WRITABLE_FIELDS = frozenset({"contact", "role"})
 MEMBERSHIP_WRITABLE_FIELDS = frozenset({"role", "status"})
 
@@ -102,12 +105,6 @@ class MembershipFields(TypedDict, total=False):
     status: str
 
 
-def _tenant_of(actor: Actor) -> Tenant:
-    if actor.tenant is None:
-        raise ValueError("this service needs an actor with a tenant")
-    return actor.tenant
-
-
 def _check_parent(project: Project, parent: Project | None) -> None:
     seen = {project.pk}
     while parent is not None:
@@ -117,19 +114,17 @@ def _check_parent(project: Project, parent: Project | None) -> None:
         parent = parent.parent_project
 
 
-def _check_project_references(project: Project, fields: ProjectFields) -> None:
-    tenant_ensure_owns(
-        project.tenant,
-        **{name: fields[name] for name in ("contact", "parent_project", "substatus") if name in fields},
-    )
+def _check_project(project: Project, fields: ProjectFields) -> None:
+    record_check_links(project, fields)
+    record_check_named_substatus(project, fields, status_field="status")
     if "parent_project" in fields:
         _check_parent(project, fields["parent_project"])
 
 
 def project_create(*, actor: Actor, reason: str = "", **fields: Unpack[ProjectFields]) -> Project:
     """A new project; without a `substatus` the database gives its status's default."""
-    project = Project(tenant=_tenant_of(actor), created_by=actor.user)
-    _check_project_references(project, fields)
+    project = Project(tenant=actor.require_tenant(), created_by=actor.user)
+    _check_project(project, fields)
     record_assign(project, fields, allowed=PROJECT_WRITABLE_FIELDS)
     record_save(project, actor=actor, reason=reason)
     project.refresh_from_db(fields=PROJECT_DATABASE_KEPT_FIELDS)
@@ -138,7 +133,7 @@ def project_create(*, actor: Actor, reason: str = "", **fields: Unpack[ProjectFi
 
 def project_update(*, project: Project, actor: Actor, reason: str = "", **fields: Unpack[ProjectFields]) -> Project:
     """Change the given fields; a new `status` without a `substatus` takes the status's default."""
-    _check_project_references(project, fields)
+    _check_project(project, fields)
     changed = record_assign(project, fields, allowed=PROJECT_WRITABLE_FIELDS)
     record_save(project, actor=actor, update_fields=changed, reason=reason)
     if {"status", "substatus"} & set(changed):
@@ -163,9 +158,10 @@ def project_purge(*, project: Project, actor: Actor) -> None:
 
 def project_contact_add(*, actor: Actor, project: Project, contact: Contact, role: str) -> ProjectContact:
     """Record `contact` as a party of `project` (the adjuster, a sub-contractor, ...)."""
-    tenant = _tenant_of(actor)
-    tenant_ensure_owns(tenant, project=project, contact=contact)
-    party = ProjectContact(tenant=tenant, project=project, contact=contact, role=role, created_by=actor.user)
+    party = ProjectContact(tenant=actor.require_tenant(), created_by=actor.user)
+    fields = {"project": project, "contact": contact, "role": role}
+    record_check_links(party, fields)
+    record_assign(party, fields, allowed=frozenset(fields))
     return record_save(party, actor=actor)
 
 
@@ -173,7 +169,7 @@ def project_contact_update(
     *, actor: Actor, project_contact: ProjectContact, **fields: Unpack[ProjectContactFields]
 ) -> ProjectContact:
     """Change a party's `contact` and/or `role`."""
-    tenant_ensure_owns(project_contact.tenant, **{name: fields[name] for name in ("contact",) if name in fields})
+    record_check_links(project_contact, fields)
     changed = record_assign(project_contact, fields, allowed=PROJECT_CONTACT_WRITABLE_FIELDS)
     return record_save(project_contact, actor=actor, update_fields=changed)
 
@@ -183,29 +179,21 @@ def project_contact_remove(*, actor: Actor, project_contact: ProjectContact) -> 
         project_contact.delete()
 
 
-def _check_activity_references(activity: Activity, fields: ActivityFields) -> None:
-    tenant_ensure_owns(activity.tenant, **{name: fields[name] for name in ("contact", "project") if name in fields})
-    contact: Contact | None = fields.get("contact", activity.contact)
-    project: Project | None = fields.get("project", activity.project)
-    if contact is None and project is None:
-        raise ApplicationError("An activity needs a contact or a project.", code="required", attr="contact")
-
-
 def activity_create(*, actor: Actor, **fields: Unpack[ActivityFields]) -> Activity:
     """Record an activity performed by the actor's effective user (and the admin behind them)."""
     activity = Activity(
-        tenant=_tenant_of(actor),
+        tenant=actor.require_tenant(),
         created_by=actor.user,
         performed_by=actor.user,
         on_behalf_of=actor.on_behalf_of,
     )
-    _check_activity_references(activity, fields)
+    record_check_links(activity, fields)
     record_assign(activity, fields, allowed=ACTIVITY_WRITABLE_FIELDS)
     return record_save(activity, actor=actor)
 
 
 def activity_update(*, activity: Activity, actor: Actor, **fields: Unpack[ActivityFields]) -> Activity:
-    _check_activity_references(activity, fields)
+    record_check_links(activity, fields)
     changed = record_assign(activity, fields, allowed=ACTIVITY_WRITABLE_FIELDS)
     return record_save(activity, actor=actor, update_fields=changed)
 
@@ -281,10 +269,10 @@ def membership_check(
     """Refuse a membership change the actor may not make (ApplicationError naming the field).
 
     Admins and owners manage members, never granting a role above their own nor touching a
-    member above them, and a tenant never loses its last active owner. Forms call this to
-    show the error early; the services call it again under the tenant lock.
+    member above them, and a tenant never loses its last active owner. The membership
+    services call it under the tenant lock.
     """
-    tenant = _tenant_of(actor)
+    tenant = actor.require_tenant()
     actor_role = _actor_role(actor, tenant)
     if not actor_role.at_least(Role.ADMIN):
         raise Forbidden("Managing members needs the admin or owner role.")
@@ -304,7 +292,7 @@ def _lock_tenant(tenant: Tenant) -> None:
 
 def membership_add(*, actor: Actor, user: User, role: str) -> Membership:
     """Give an existing user a role in the actor's tenant (re-activating a past membership)."""
-    tenant = _tenant_of(actor)
+    tenant = actor.require_tenant()
     with actor.atomic():
         _lock_tenant(tenant)
         membership_check(actor=actor, membership=None, role=role)
@@ -322,7 +310,7 @@ def membership_add(*, actor: Actor, user: User, role: str) -> Membership:
 
 def membership_update(*, actor: Actor, membership: Membership, **fields: Unpack[MembershipFields]) -> Membership:
     """Change a member's `role` and/or `status` (see membership_check for the rules)."""
-    tenant = _tenant_of(actor)
+    tenant = actor.require_tenant()
     with actor.atomic():
         _lock_tenant(tenant)
         membership.refresh_from_db()
@@ -334,7 +322,7 @@ def membership_update(*, actor: Actor, membership: Membership, **fields: Unpack[
 
 
 def membership_remove(*, actor: Actor, membership: Membership) -> None:
-    tenant = _tenant_of(actor)
+    tenant = actor.require_tenant()
     with actor.atomic():
         _lock_tenant(tenant)
         membership.refresh_from_db()

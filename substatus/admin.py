@@ -1,38 +1,38 @@
 """Staff pages: the substatus catalog, its history, and the substatus of contacts and projects.
 
-Contacts and projects keep their own admin pages (contacts/admin.py, crm/admin.py); this app
-registers them again with its fields added, since `contacts` and the core know nothing of
-substatuses.
+Contacts and projects keep their one admin each (contacts/admin.py, crm/admin.py); this app
+contributes its part of their pages through `crm.admin_base.admin_contribute`: the record's
+substatus (choices of its current status), the reason for a change, how long it has been
+there and its recent history.
 """
 
-import copy
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.db import models, transaction
+from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
 
-from contacts.admin import ContactAdmin
 from contacts.models import Contact
 from crm.actor import Actor
-from crm.admin import ProjectAdmin
-from crm.admin_base import TenantScopedAdmin, admin_actor, admin_may
+from crm.admin_base import (
+    AdminContribution,
+    TenantScopedAdmin,
+    admin_actor,
+    admin_contribute,
+    admin_may,
+    admin_offer,
+)
 from crm.errors import ApplicationError
-from crm.models import Project, Role, Tenant
+from crm.models import Project, Role
 from substatus.models import STATUS_FIELD, Entity, SubstatusConfig, SubstatusHistory
 from substatus.selectors import substatus_history_for_record
-from substatus.services import (
-    SubstatusFields,
-    substatus_check,
-    substatus_create,
-    substatus_delete,
-    substatus_update,
-)
+from substatus.services import substatus_create, substatus_delete, substatus_update
 
 HISTORY_SHOWN = 25
 
@@ -90,10 +90,9 @@ class SubstatusConfigAdmin(TenantScopedAdmin):
     def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
         form = super().get_form(request, obj, change, **kwargs)
         target = form.base_fields.get("auto_transition_to")
-        if obj is not None and target is not None:
-            target.queryset = target.queryset.filter(
-                tenant_id=obj.tenant_id, entity=obj.entity, status=obj.status
-            ).exclude(pk=obj.pk)
+        if obj is not None and isinstance(target, forms.ModelChoiceField) and target.queryset is not None:
+            siblings = target.queryset.filter(tenant_id=obj.tenant_id, entity=obj.entity, status=obj.status)
+            admin_offer(target, siblings.exclude(pk=obj.pk))
         return form
 
     @admin.display(description="automatic transition")
@@ -101,12 +100,6 @@ class SubstatusConfigAdmin(TenantScopedAdmin):
         if obj.auto_transition_to is None:
             return "-"
         return f"to {obj.auto_transition_to.label} after {obj.auto_transition_delay_hours} h"
-
-    def validate_with_services(self, request: HttpRequest, obj: Any, cleaned: dict[str, Any]) -> None:
-        candidate = obj if obj.pk is not None else SubstatusConfig(tenant=cleaned["tenant"])
-        # The form's editable fields are `tenant` and substatus fields (see `fields` above).
-        fields = cast(SubstatusFields, {k: v for k, v in cleaned.items() if k != "tenant"})
-        substatus_check(substatus=candidate, fields=fields)
 
     def service_create(self, actor: Actor, fields: dict[str, Any]) -> SubstatusConfig:
         return substatus_create(actor=actor, **fields)
@@ -183,77 +176,38 @@ class SubstatusHistoryAdmin(TenantScopedAdmin):
         return False
 
 
-class SubstatusRecordForm(forms.ModelForm):
-    reason = forms.CharField(
-        required=False,
-        widget=forms.TextInput(attrs={"size": 60}),
-        help_text="Why the status or substatus changes; kept in the substatus history.",
-    )
+def _limit_choices(entity: str) -> Callable[[HttpRequest, Any, type[forms.BaseForm]], None]:
+    """The form offers the substatuses of the record's current status, active (or its own); the
+    database refuses any other with the message the API gives."""
+    status_field = STATUS_FIELD[entity]
 
-
-class SubstatusRecordAdmin(TenantScopedAdmin):
-    """Adds a record's substatus (choices of its current status), the reason for a change, how
-    long it has been there and its recent history, to a contact or project admin.
-
-    The change is tried first and rolled back while the form validates, so what the database
-    refuses (the substatus triggers, every constraint) shows on the form, not as a page error.
-    """
-
-    entity: str
-    form = SubstatusRecordForm
-
-    @property
-    def status_field(self) -> str:
-        return STATUS_FIELD[self.entity]
-
-    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> list[Any]:
-        fieldsets = list(copy.deepcopy(super().get_fieldsets(request, obj)))
-        for _, options in fieldsets:
-            names = list(options["fields"])
-            if self.status_field in names:
-                at = names.index(self.status_field) + 1
-                options["fields"] = [*names[:at], "substatus", "reason", "substatus_since", *names[at:]]
-        if obj is not None:
-            fieldsets.append(("Substatus history", {"fields": ["substatus_history"]}))
-        return fieldsets
-
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        return [*super().get_readonly_fields(request, obj), "substatus_since", "substatus_history"]
-
-    def get_list_display(self, request: HttpRequest) -> list[str | Callable[[Any], str | bool]]:
-        names = list(super().get_list_display(request))
-        names.insert(names.index(self.status_field) + 1 if self.status_field in names else len(names), "substatus")
-        return names
-
-    def get_list_select_related(self, request: HttpRequest) -> bool | list[str]:
-        related = super().get_list_select_related(request)
-        if isinstance(related, bool):  # True: every relation already; False: none asked for until now
-            return related or ["substatus"]
-        return [*related, "substatus"]
-
-    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
-        form = super().get_form(request, obj, change, **kwargs)
+    def limit(request: HttpRequest, obj: Any, form: Any) -> None:
         field = form.base_fields.get("substatus")
-        if field is not None:
-            choices = field.queryset.filter(entity=self.entity)
-            if obj is not None:
-                current = models.Q(pk=obj.substatus_id) if obj.substatus_id else models.Q(pk__in=[])
-                choices = choices.filter(
-                    models.Q(tenant_id=obj.tenant_id, status=getattr(obj, self.status_field), is_active=True) | current
-                )
-                field.help_text = (
-                    f"A substatus of the current {self.status_field}; "
-                    f"a new {self.status_field} without one gets its default."
-                )
-            else:
-                choices = choices.filter(is_active=True)
-                field.help_text = f"Empty: the {self.status_field}'s default."
-            field.queryset = choices.order_by("status", "position")
-        return form
+        if not isinstance(field, forms.ModelChoiceField) or field.queryset is None:
+            return
+        offered = field.queryset.filter(entity=entity)
+        if obj is not None:
+            current = models.Q(pk=obj.substatus_id) if obj.substatus_id else models.Q(pk__in=[])
+            offered = offered.filter(
+                models.Q(tenant_id=obj.tenant_id, status=getattr(obj, status_field), is_active=True) | current
+            )
+            field.help_text = (
+                f"A substatus of the current {status_field}; a new {status_field} without one gets its default."
+            )
+        else:
+            offered = offered.filter(is_active=True)
+            field.help_text = f"Empty: the {status_field}'s default."
+        admin_offer(field, offered.order_by("status", "position"))
+
+    return limit
+
+
+def _history(entity: str) -> Callable[[Any], SafeString | str]:
+    """The record page's table of its recent substatus changes, linking to all of them."""
 
     @admin.display(description="recent changes")
-    def substatus_history(self, obj: Any) -> str:
-        rows = substatus_history_for_record(tenant_id=obj.tenant_id, entity=self.entity, record_id=obj.pk)
+    def substatus_history(obj: Any) -> SafeString | str:
+        rows = substatus_history_for_record(tenant_id=obj.tenant_id, entity=entity, record_id=obj.pk)
         changes = list(rows[:HISTORY_SHOWN])
         if not changes:
             return "-"
@@ -280,36 +234,33 @@ class SubstatusRecordAdmin(TenantScopedAdmin):
             '</thead><tbody>{}</tbody></table><p><a href="{}?entity={}&amp;record_id={}">All changes</a></p>',
             body,
             url,
-            self.entity,
+            entity,
             obj.pk,
         )
 
-    def validate_with_services(self, request: HttpRequest, obj: Any, cleaned: dict[str, Any]) -> None:
-        super().validate_with_services(request, obj, cleaned)
-        tenant: Tenant = cleaned.get("tenant") or obj.tenant
-        fields = {name: value for name, value in cleaned.items() if name != "tenant"}
-        if obj.pk is not None:  # what the save will send: the changes (and `reason`)
-            columns = {field.name for field in obj._meta.fields}
-            fields = {
-                name: value for name, value in fields.items() if name not in columns or getattr(obj, name) != value
-            }
-        with transaction.atomic():
-            if obj.pk is None:
-                self.service_create(admin_actor(request, tenant), fields)
-            else:
-                self.service_update(copy.copy(obj), admin_actor(request, tenant), fields)
-            transaction.set_rollback(True)
+    return substatus_history
 
 
-admin.site.unregister(Contact)
-admin.site.unregister(Project)
+def record_contribution(entity: str) -> AdminContribution:
+    """A contact's or project's substatus, the reason for a change, since when, and the history."""
+    status_field = STATUS_FIELD[entity]
+    history = _history(entity)
+    return AdminContribution(
+        fields_after={status_field: ["substatus", "reason", "substatus_since"]},
+        change_fieldsets=[("Substatus history", {"fields": [history]})],
+        readonly_fields=["substatus_since", history],
+        form_fields={
+            "reason": forms.CharField(
+                required=False,
+                widget=forms.TextInput(attrs={"size": 60}),
+                help_text="Why the status or substatus changes; kept in the substatus history.",
+            )
+        },
+        form_hook=_limit_choices(entity),
+        list_display_after={status_field: ["substatus"]},
+        list_select_related=["substatus"],
+    )
 
 
-@admin.register(Contact)
-class ContactWithSubstatusAdmin(SubstatusRecordAdmin, ContactAdmin):
-    entity = Entity.CONTACT
-
-
-@admin.register(Project)
-class ProjectWithSubstatusAdmin(SubstatusRecordAdmin, ProjectAdmin):
-    entity = Entity.PROJECT
+admin_contribute(Contact, record_contribution(Entity.CONTACT))
+admin_contribute(Project, record_contribution(Entity.PROJECT))

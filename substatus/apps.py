@@ -1,14 +1,16 @@
 from django.apps import AppConfig
 
 
-class SubstatusConfig(AppConfig):
+class SubstatusAppConfig(AppConfig):
     name = "substatus"
     verbose_name = "Substatuses"
 
     def ready(self) -> None:
         from crm.constraints import constraint_register
+        from crm.errors import Conflict
 
-        # The errors raised by the triggers of substatus/triggers.py, as field errors.
+        # The substatus rules live in the database (substatus/triggers.py and the models'
+        # constraints); these are their messages and the fields they are shown on.
         for table, record, other in (("contacts", "contact", "project"), ("projects", "project", "contact")):
             status = "stage" if record == "contact" else "status"
             for name, message in {
@@ -32,8 +34,15 @@ class SubstatusConfig(AppConfig):
         constraint_register(
             "substatus_configs_in_history",
             attr=None,
-            message="This substatus appears in the history of records: deactivate it instead.",
+            message="Records have been in this substatus: deactivate it instead, so their history stays readable.",
+            error=Conflict,
         )
         constraint_register(
             "substatus_history_append_only", attr=None, message="The substatus history cannot be changed."
         )
+        # Declared constraints keep their own messages; these name the field a person changes.
+        constraint_register("substatus_configs_status_valid", attr="status")
+        constraint_register("substatus_configs_one_default", attr="is_default")
+        constraint_register("substatus_configs_default_active", attr="is_active")
+        constraint_register("substatus_configs_auto_transition_delay", attr="auto_transition_delay_hours")
+        constraint_register("substatus_configs_terminal_stays", attr="auto_transition_to")

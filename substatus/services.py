@@ -9,20 +9,19 @@ from datetime import datetime, timedelta
 from typing import TypedDict, Unpack, cast
 
 from django.db import IntegrityError, models
-from django.db.models import Case, Max, Q, Value, When
+from django.db.models import Case, Max, Value, When
 from django.db.models.functions import Now
 from django.utils import timezone
 
 from crm.actor import Actor, Source
+from crm.constraints import constraint_violation
 from crm.errors import ApplicationError, Conflict
-from crm.models import Tenant
-from crm.records import record_assign, record_save
-from crm.tenancy import tenant_ensure_owns
-from substatus.models import RECORD_MODELS, STATUS_FIELD, STATUSES, SubstatusConfig, SubstatusHistory
+from crm.records import record_assign, record_check_links, record_save
+from substatus.models import RECORD_MODELS, SubstatusConfig
 
 logger = logging.getLogger(__name__)
 
-CREATE_FIELDS = frozenset(
+WRITABLE_FIELDS = frozenset(
     {
         "entity",
         "status",
@@ -39,11 +38,10 @@ CREATE_FIELDS = frozenset(
         "is_active",
     }
 )
-UPDATE_FIELDS = CREATE_FIELDS - {"entity", "status"}
 
 
 class SubstatusFields(TypedDict, total=False):
-    """CREATE_FIELDS (a test keeps them equal), for substatus_create and substatus_update.
+    """WRITABLE_FIELDS (a test keeps them equal), for substatus_create and substatus_update.
 
     An update may repeat `entity` and `status` (a full PUT does) but not change them.
     """
@@ -63,72 +61,21 @@ class SubstatusFields(TypedDict, total=False):
     is_active: bool
 
 
-def _tenant_of(actor: Actor) -> Tenant:
-    if actor.tenant is None:
-        raise ValueError("substatus services need an actor with a tenant")
-    return actor.tenant
-
-
 def _group(config: SubstatusConfig) -> models.QuerySet[SubstatusConfig]:
     """The substatuses sharing `config`'s tenant, entity and status."""
     return SubstatusConfig.objects.filter(tenant_id=config.tenant_id, entity=config.entity, status=config.status)
 
 
-def substatus_check(*, substatus: SubstatusConfig, fields: SubstatusFields) -> None:
-    """Refuse `fields` for `substatus` (a new one: unsaved) naming the field (ApplicationError).
-
-    The rules a person can act on; forms call it to show errors early, the services call it
-    again, and the database enforces them all once more.
-    """
-    config = substatus
-    entity, status = fields.get("entity", config.entity), fields.get("status", config.status)
-    if entity in STATUSES and status not in STATUSES[entity].values:
-        raise ApplicationError(
-            f"{status!r} is not a {STATUS_FIELD[entity]} of {entity}s.", code="invalid_choice", attr="status"
-        )
-    target = fields.get("auto_transition_to", config.auto_transition_to)
-    delay = fields.get("auto_transition_delay_hours", config.auto_transition_delay_hours)
-    terminal = fields.get("is_terminal", config.is_terminal)
-    if "auto_transition_to" in fields:
-        tenant_ensure_owns(config.tenant, auto_transition_to=target)
-    if target is not None:
-        if config.pk is not None and target.pk == config.pk:
-            raise ApplicationError(
-                "A substatus cannot transition to itself.", code="invalid", attr="auto_transition_to"
-            )
-        if (target.entity, target.status) != (entity, status):
-            raise ApplicationError(
-                "The automatic transition must go to another substatus of the same status.",
-                code="invalid",
-                attr="auto_transition_to",
-            )
-        if terminal:
-            raise ApplicationError(
-                "A terminal substatus cannot transition automatically.", code="invalid", attr="auto_transition_to"
-            )
-        if delay is None:
-            raise ApplicationError(
-                "Say after how many hours the automatic transition happens.",
-                code="required",
-                attr="auto_transition_delay_hours",
-            )
-    elif delay is not None:
-        raise ApplicationError(
-            "A delay only goes with an automatic transition: choose where records go.",
-            code="invalid",
-            attr="auto_transition_delay_hours",
-        )
+def _check(config: SubstatusConfig, fields: SubstatusFields) -> None:
+    """The rules the database cannot see; it holds every other one (a status of the entity,
+    the automatic transition's target and delay, an active default, a fixed parent), with the
+    messages `substatus.apps` gives them."""
+    record_check_links(config, fields)
     if config.is_default and fields.get("is_default") is False:
         raise ApplicationError(
             "A status keeps one default: make another substatus the default instead.",
             code="default_required",
             attr="is_default",
-        )
-    if fields.get("is_default", config.is_default) and not fields.get("is_active", config.is_active):
-        raise ApplicationError(
-            "The default substatus stays active: make another one the default first.",
-            code="default_active",
-            attr="is_active",
         )
 
 
@@ -144,9 +91,9 @@ def _save(config: SubstatusConfig, *, actor: Actor, changed: list[str] | None) -
 
 
 def substatus_create(*, actor: Actor, **fields: Unpack[SubstatusFields]) -> SubstatusConfig:
-    config = SubstatusConfig(tenant=_tenant_of(actor), created_by=actor.user)
-    substatus_check(substatus=config, fields=fields)
-    record_assign(config, fields, allowed=CREATE_FIELDS)
+    config = SubstatusConfig(tenant=actor.require_tenant(), created_by=actor.user)
+    _check(config, fields)
+    record_assign(config, fields, allowed=WRITABLE_FIELDS)
     if "position" not in fields:
         last = _group(config).aggregate(last=Max("position"))["last"]
         config.position = 0 if last is None else last + 1
@@ -154,24 +101,18 @@ def substatus_create(*, actor: Actor, **fields: Unpack[SubstatusFields]) -> Subs
 
 
 def substatus_update(*, substatus: SubstatusConfig, actor: Actor, **fields: Unpack[SubstatusFields]) -> SubstatusConfig:
-    """Change a substatus; `is_default=True` makes it its status's default in one switch."""
-    moved = {name for name in ("entity", "status") if name in fields and fields[name] != getattr(substatus, name)}
-    if moved:
-        raise ApplicationError(
-            "A substatus stays under its status: create a new one for another status.",
-            code="parent_fixed",
-            attr=sorted(moved)[0],
-        )
-    fields.pop("entity", None)
-    fields.pop("status", None)
-    substatus_check(substatus=substatus, fields=fields)
-    changed = record_assign(substatus, fields, allowed=UPDATE_FIELDS)
+    """Change a substatus; `is_default=True` makes it its status's default in one switch.
+
+    Its `entity` and `status` stay what they are (the database refuses a move).
+    """
+    _check(substatus, fields)
+    changed = record_assign(substatus, fields, allowed=WRITABLE_FIELDS)
     return _save(substatus, actor=actor, changed=[*changed, "updated_at"])
 
 
 def substatus_reorder(*, actor: Actor, ids: list[int]) -> list[SubstatusConfig]:
     """Put every substatus of one status in the given order (all of them, each once)."""
-    tenant = _tenant_of(actor)
+    tenant = actor.require_tenant()
     if len(set(ids)) != len(ids):
         raise ApplicationError("Each substatus appears once in the order.", code="duplicate", attr="ids")
     with actor.atomic():
@@ -218,17 +159,14 @@ def substatus_delete(*, substatus: SubstatusConfig, actor: Actor) -> None:
             f"Substatuses transition automatically to this one ({', '.join(sources)}): change them first.",
             code="in_use",
         )
-    history = SubstatusHistory.objects.filter(tenant_id=substatus.tenant_id, entity=substatus.entity)
-    if history.filter(Q(to_substatus=substatus) | Q(from_substatus=substatus)).exists():
-        raise Conflict(
-            "Records have been in this substatus: deactivate it instead, so their history stays readable.",
-            code="in_history",
-        )
     try:
         with actor.atomic():
             substatus.delete()
-    except IntegrityError as exc:  # a record took it meanwhile
-        raise Conflict("This substatus came into use meanwhile: deactivate it instead.", code="in_use") from exc
+    except IntegrityError as exc:
+        refused = constraint_violation(exc)  # the database keeps substatuses that records have been in
+        if refused.code == "integrity_error":  # a record took it meanwhile
+            raise Conflict("This substatus came into use meanwhile: deactivate it instead.", code="in_use") from exc
+        raise refused from exc
 
 
 # Automatic transitions -----------------------------------------------------------------

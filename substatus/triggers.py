@@ -19,7 +19,7 @@ rows are written once per statement from transition tables, set-based, with the 
 reason and source that `crm.actor.publish_actor()` published (`sql` when none was).
 
 Migration 0002 holds a frozen copy of this SQL (migrations never import app code);
-`tests/substatus/test_triggers.py` proves the database runs exactly what is declared here.
+`tests/substatus/test_database_objects.py` proves the database runs exactly what is declared here.
 """
 
 from dataclasses import dataclass

@@ -9,7 +9,8 @@ from django.db import models
 from rest_framework.test import APIClient
 
 from contacts.models import Contact
-from crm.models import Activity, Membership, Project, Role, Tenant
+from crm.models import Activity, Membership, Project, ProjectContact, Role, Tenant
+from substatus.models import SubstatusConfig, SubstatusHistory
 from tests.conftest import client_for
 from tests.factories import ActivityFactory, ContactFactory, ProjectFactory
 
@@ -65,7 +66,10 @@ def table(model: type[models.Model]) -> list[dict[str, Any]]:
 
 def tables() -> dict[str, list[dict[str, Any]]]:
     """Every table an API write could touch, to prove a refused request changed nothing."""
-    return {model._meta.db_table: table(model) for model in (Contact, Project, Activity, Membership)}
+    return {
+        model._meta.db_table: table(model)
+        for model in (Contact, Project, ProjectContact, Activity, Membership, SubstatusConfig, SubstatusHistory)
+    }
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from django.db.migrations.loader import MigrationLoader
 MERGE_START = ("contacts", "0004_merge_preflight")
 MERGE_SCHEMA = [("contacts", "0005_merge_schema"), ("crm", "0006_project_contacts")]
 MERGE_DATA = ("contacts", "0006_merge_organizations")
+MERGE_END = ("contacts", "0007_merge_finish")
 
 
 def pre_merge_targets() -> list[tuple[str, str]]:

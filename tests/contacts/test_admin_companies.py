@@ -167,7 +167,7 @@ def test_a_party_of_another_tenant_is_a_form_error_and_changes_nothing(tenant, o
 
     assert response.status_code == 200
     assert response.context["inline_admin_formsets"][0].formset.errors == [
-        {"contact": [f"{stranger} does not belong to the project's tenant."]}
+        {"contact": [f'Invalid pk "{stranger.pk}" - object does not exist.']}
     ]
     assert table(ProjectContact) == before
 

@@ -130,7 +130,10 @@ def test_a_contact_needs_a_name_an_email_or_a_phone(tenant, member_user):
     response = client_for(member_user).post(URL, {"city": "Boulder", "stage": "new"})
 
     assert_invalid(
-        response, attr="first_name", code="invalid", detail="Give the contact a name, an email or a phone number."
+        response,
+        attr="first_name",
+        code="contacts_person_reachable",
+        detail="Give the contact a name, an email or a phone number.",
     )
     assert not Contact.objects.exists()
 
@@ -142,7 +145,10 @@ def test_an_update_cannot_leave_a_contact_without_a_name_an_email_or_a_phone(ten
     response = client_for(member_user).patch(detail(contact), {"first_name": "", "city": "Boulder"})
 
     assert_invalid(
-        response, attr="first_name", code="invalid", detail="Give the contact a name, an email or a phone number."
+        response,
+        attr="first_name",
+        code="contacts_person_reachable",
+        detail="Give the contact a name, an email or a phone number.",
     )
     assert row(contact) == before
 

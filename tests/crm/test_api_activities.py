@@ -74,7 +74,12 @@ def test_a_contact_or_a_project_is_enough(tenant, member_user, field):
 def test_an_activity_needs_a_contact_or_a_project(tenant, member_user):
     response = client_for(member_user).post(URL, {"type": "note", "contact": None, "project": None})
 
-    assert_invalid(response, attr="contact", code="invalid", detail="An activity needs a contact or a project.")
+    assert_invalid(
+        response,
+        attr="contact",
+        code="activities_contact_or_project",
+        detail="An activity needs a contact or a project.",
+    )
     assert not Activity.objects.exists()
 
 
@@ -84,7 +89,12 @@ def test_update_cannot_remove_both_links(tenant, member_user):
 
     response = client_for(member_user).patch(detail(activity), {"contact": None})
 
-    assert_invalid(response, attr="contact", code="invalid", detail="An activity needs a contact or a project.")
+    assert_invalid(
+        response,
+        attr="contact",
+        code="activities_contact_or_project",
+        detail="An activity needs a contact or a project.",
+    )
     assert row(activity) == before
 
 

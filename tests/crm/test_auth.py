@@ -8,8 +8,9 @@ from rest_framework.test import APIClient
 
 from contacts.models import Contact
 from crm.models import Membership
+from substatus.models import SubstatusConfig
 from tests.api import RESOURCES, SOFT_DELETE_RESOURCES, api_errors, assert_error, make_deleted, tables
-from tests.factories import ContactFactory, UserFactory
+from tests.factories import ContactFactory, ProjectContactFactory, UserFactory
 
 PASSWORD = "correct horse battery staple"  # tests/factories.py UserFactory
 TOKEN_URL = "/api/v1/auth/token/"
@@ -35,6 +36,25 @@ def endpoints(tenant):
             ("post", resource.detail(deleted.pk) + "restore/", None),
             ("delete", resource.detail(deleted.pk) + "?purge=true", None),
         ]
+    party = ProjectContactFactory(tenant=tenant)
+    parties = f"/api/v1/projects/{party.project_id}/contacts/"
+    calls += [
+        ("get", parties, None),
+        ("post", parties, {"contact": ContactFactory(tenant=tenant).pk, "role": "adjuster"}),
+        ("get", f"{parties}{party.pk}/", None),
+        ("delete", f"{parties}{party.pk}/", None),
+    ]
+    substatus = SubstatusConfig.objects.filter(tenant=tenant, entity="project", status="estimate").first()
+    body = {"entity": "project", "status": "estimate", "key": "drone_survey", "label": "Drone survey"}
+    calls += [
+        ("get", "/api/v1/substatuses/", None),
+        ("post", "/api/v1/substatuses/", body),
+        ("get", f"/api/v1/substatuses/{substatus.pk}/", None),
+        ("put", f"/api/v1/substatuses/{substatus.pk}/", {**body, "key": substatus.key}),
+        ("patch", f"/api/v1/substatuses/{substatus.pk}/", {"label": "Renamed"}),
+        ("delete", f"/api/v1/substatuses/{substatus.pk}/", None),
+        ("post", "/api/v1/substatuses/reorder/", {"ids": [substatus.pk]}),
+    ]
     membership = Membership.objects.filter(tenant=tenant).first()
     calls += [
         ("post", "/api/v1/contacts/reassign/", {"from_user": membership.user_id, "to_user": None}),

@@ -33,7 +33,7 @@ from crm.services import (
     TenantFields,
 )
 from substatus.models import SubstatusConfig
-from substatus.services import CREATE_FIELDS, SubstatusFields
+from substatus.services import WRITABLE_FIELDS, SubstatusFields
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -44,7 +44,7 @@ SERVICE_FIELDS = [
     pytest.param(ActivityFields, Activity, ACTIVITY_WRITABLE_FIELDS, id="activity"),
     pytest.param(TenantFields, Tenant, TENANT_WRITABLE_FIELDS, id="tenant"),
     pytest.param(MembershipFields, Membership, MEMBERSHIP_WRITABLE_FIELDS, id="membership"),
-    pytest.param(SubstatusFields, SubstatusConfig, CREATE_FIELDS, id="substatus"),
+    pytest.param(SubstatusFields, SubstatusConfig, WRITABLE_FIELDS, id="substatus"),
 ]
 
 # The Python type a value of each kind of column takes; subclasses first (DateTimeField is a DateField).

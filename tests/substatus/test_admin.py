@@ -164,7 +164,11 @@ def test_the_substatus_choices_are_those_of_the_current_status(tenant, other_ten
 
     form = client.get(url("change", Project, project.pk)).context["adminform"].form
 
-    assert [choice.key for choice in form.fields["substatus"].queryset] == ["site_visit_pending", "measurements_taken"]
+    assert [label for _, label in form.fields["substatus"].choices] == [
+        "---------",
+        "Estimate: Site visit pending",
+        "Estimate: Measurements taken",
+    ]
 
 
 def test_a_substatus_outside_the_choices_is_refused_and_nothing_changes(tenant):
@@ -176,7 +180,8 @@ def test_a_substatus_outside_the_choices_is_refused_and_nothing_changes(tenant):
         project_form(tenant, substatus=config(tenant, PROJECT, "deposit_received").pk),
     )
 
-    assert list(errors(response)) == ["substatus"]
+    # The database's answer, as the API gives it.
+    assert errors(response) == {"substatus": ["This substatus belongs to another status than the project's status."]}
     assert state(PROJECT, project.pk) == ("estimate", "site_visit_pending")
     assert len(history(PROJECT, project.pk)) == 1
 
@@ -276,7 +281,9 @@ def test_deactivating_the_default_is_a_form_error(tenant):
 
     response = client.post(url("change", SubstatusConfig, default.pk), data)
 
-    assert errors(response)["is_active"] == ["The default substatus stays active: make another one the default first."]
+    assert errors(response)["is_active"] == [
+        "The default substatus must stay active: make another one the default first."
+    ]
     default.refresh_from_db()
     assert default.is_active
 

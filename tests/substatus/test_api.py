@@ -184,14 +184,14 @@ def test_refusals_name_the_field(tenant, other_tenant, admin_client_):
     assert_invalid(
         admin_client_.patch(f"{URL}{substatus.pk}/", {"status": "approved"}),
         attr="status",
-        code="parent_fixed",
+        code="substatus_configs_parent_fixed",
         detail="A substatus stays under its status: create a new one for another status.",
     )
     assert_invalid(
         admin_client_.patch(f"{URL}{config(tenant, PROJECT, 'site_visit_pending').pk}/", {"is_active": False}),
         attr="is_active",
-        code="default_active",
-        detail="The default substatus stays active: make another one the default first.",
+        code="substatus_configs_default_active",
+        detail="The default substatus must stay active: make another one the default first.",
     )
     assert_invalid(
         admin_client_.post(URL, {"entity": "project", "status": "estimate", "key": "quote_prepared", "label": "Q"}),

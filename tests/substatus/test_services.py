@@ -87,29 +87,44 @@ def test_making_a_substatus_the_default_switches_in_one_go(tenant, actor, how):
     ("key", "changes", "attr", "code"),
     [
         ("site_visit_pending", {"is_default": False}, "is_default", "default_required"),
-        ("site_visit_pending", {"is_active": False}, "is_active", "default_active"),
-        ("measurements_taken", {"is_default": True, "is_active": False}, "is_active", "default_active"),
-        ("measurements_taken", {"status": "approved"}, "status", "parent_fixed"),
-        ("measurements_taken", {"entity": "contact"}, "entity", "parent_fixed"),
-        ("measurements_taken", {"auto_transition_delay_hours": 4}, "auto_transition_delay_hours", "invalid"),
+        ("site_visit_pending", {"is_active": False}, "is_active", "substatus_configs_default_active"),
+        (
+            "measurements_taken",
+            {"is_default": True, "is_active": False},
+            "is_active",
+            "substatus_configs_default_active",
+        ),
+        ("measurements_taken", {"status": "approved"}, "status", "substatus_configs_parent_fixed"),
+        ("measurements_taken", {"entity": "contact"}, "status", "substatus_configs_parent_fixed"),
+        (
+            "measurements_taken",
+            {"auto_transition_delay_hours": 4},
+            "auto_transition_delay_hours",
+            "substatus_configs_auto_transition_delay",
+        ),
         (
             "measurements_taken",
             {"auto_transition_to": "measurements_taken", "auto_transition_delay_hours": 4},
             "auto_transition_to",
-            "invalid",
+            "substatus_configs_no_self_transition",
         ),
         (
             "measurements_taken",
             {"auto_transition_to": "deposit_received", "auto_transition_delay_hours": 4},
             "auto_transition_to",
-            "invalid",
+            "substatus_configs_transition_target",
         ),
-        ("measurements_taken", {"auto_transition_to": "quote_prepared"}, "auto_transition_delay_hours", "required"),
+        (
+            "measurements_taken",
+            {"auto_transition_to": "quote_prepared"},
+            "auto_transition_delay_hours",
+            "substatus_configs_auto_transition_delay",
+        ),
         (
             "measurements_taken",
             {"auto_transition_to": "quote_prepared", "auto_transition_delay_hours": 4, "is_terminal": True},
             "auto_transition_to",
-            "invalid",
+            "substatus_configs_terminal_stays",
         ),
     ],
 )
@@ -142,8 +157,8 @@ def test_create_refuses_a_status_of_the_other_entity(tenant, actor):
     with pytest.raises(ApplicationError) as refused:
         substatus_create(actor=actor, entity="contact", status="estimate", key="x", label="X")
 
-    assert error(refused) == ("status", "invalid_choice")
-    assert refused.value.message == "'estimate' is not a stage of contacts."
+    assert error(refused) == ("status", "substatus_configs_status_valid")
+    assert refused.value.message == "This status does not exist for this kind of record."
 
 
 def test_create_refuses_a_key_already_used_in_the_status(tenant, actor):
@@ -215,7 +230,7 @@ def test_deleting_a_substatus_in_use_says_how_many_records_use_it(tenant, actor)
 @pytest.mark.parametrize("case", ["default", "transition target", "history"])
 def test_deleting_a_substatus_others_depend_on_is_refused(tenant, actor, case):
     substatus = config(tenant, CONTACT, "attempting_contact")
-    expected = {"history": "in_history", "transition target": "in_use", "default": "is_default"}[case]
+    expected = {"history": "substatus_configs_in_history", "transition target": "in_use", "default": "is_default"}[case]
     if case == "default":
         substatus = config(tenant, CONTACT, "uncontacted")
     elif case == "transition target":
@@ -344,6 +359,6 @@ def test_a_terminal_substatus_never_transitions(tenant, actor):
             auto_transition_delay_hours=1,
         )
 
-    assert error(refused) == ("auto_transition_to", "invalid")
+    assert error(refused) == ("auto_transition_to", "substatus_configs_terminal_stays")
     assert substatus_auto_transition(now=now) == 0
     assert state(CONTACT, record) == ("lost", "price")
