@@ -69,6 +69,12 @@ def demo_load(*, steps: Sequence[DemoStep], stdout: TextIO, verbosity: int = 1) 
                 call_command("migrate", interactive=False, verbosity=verbosity, stdout=stdout)
                 migrated = True
             tenant = Tenant.objects.get(subdomain=TENANT_SUBDOMAIN)
+        if rehearsed:
+            header = "Added the demo rows of the apps' steps:"
+        elif migrated:
+            header = "Added the demo steps it lacked:"
+        else:
+            header = f"{existing}; added the demo steps it lacked:"
         actor = demo_actor(tenant)
         added = False
         for step in ordered:
@@ -77,7 +83,7 @@ def demo_load(*, steps: Sequence[DemoStep], stdout: TextIO, verbosity: int = 1) 
             with transaction.atomic():
                 what = step.build(actor)
             if not added:
-                out.write("Added the demo rows of the apps' steps:" if rehearsed else "Added the demo steps it lacked:")
+                out.write(header)
             out.write(f"  {step.name}: {what}")
             added = True
     if added or rehearsed:

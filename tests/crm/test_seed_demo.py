@@ -327,6 +327,40 @@ def test_second_run_changes_nothing_and_says_so(demo):
     assert output.splitlines()[0] == "Demo tenant Summit Roofing (summit) already exists: nothing changed."
 
 
+def test_a_step_added_later_adds_its_rows_once_and_says_so(demo):
+    """A later app's demo module (say campaigns/demo.py) over the demo `make run` built before."""
+    before = every_row()
+    runs = []
+
+    def build(actor):
+        runs.append(actor.tenant.subdomain)
+        contact = Contact.objects.get(tenant=demo.tenant, email="karen.mills@statefarm.example")
+        activity_create(actor=actor, contact=contact, type="email", subject="Storm season check-in")
+        return "1 email"
+
+    later = DemoStep(
+        name="campaigns.sequences",
+        build=build,
+        present=lambda tenant: Activity.objects.filter(tenant=tenant, subject="Storm season check-in").exists(),
+        after=("contacts.parties",),
+    )
+    first, second = StringIO(), StringIO()
+
+    demo_load(steps=[later, *demo_steps()], stdout=first)
+    demo_load(steps=[later, *demo_steps()], stdout=second)
+
+    assert (changed_rows(before, every_row()), added_rows(before, every_row())) == ({}, {"activities": 1})
+    assert Activity.objects.get(subject="Storm season check-in").performed_by.username == "summit-admin"
+    assert first.getvalue().splitlines() == [
+        "Demo tenant Summit Roofing (summit) already exists; added the demo steps it lacked:",
+        "  campaigns.sequences: 1 email",
+    ]
+    assert (runs, second.getvalue()) == (
+        ["summit"],
+        "Demo tenant Summit Roofing (summit) already exists: nothing changed.\n",
+    )
+
+
 def test_a_pending_migration_alone_is_applied_and_no_row_added(demo):
     before = every_row()
     with connection.cursor() as cursor:
