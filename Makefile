@@ -34,12 +34,11 @@ database: services
 
 setup: database
 
-# seed_demo first: on a new database it writes the demo as the old system held it and
-# upgrades it with migrate (the organizations merge included); migrate then applies what
-# is new since an earlier run.
+# seed_demo migrates too: on a new database it writes the demo as the old system held it and
+# upgrades it with migrate (the organizations merge included); on one an earlier `make run`
+# built, it applies the new migrations and adds the demo rows of the apps added since.
 run: setup
 	$(BIN)/python manage.py seed_demo
-	$(BIN)/python manage.py migrate --no-input
 	@echo
 	@echo "Admin:     http://localhost:$(PORT)/admin/"
 	@echo "API docs:  http://localhost:$(PORT)/api/v1/docs/"

@@ -29,7 +29,6 @@ TENANTS = 20
 GOAL = 1.5
 RSS_GOAL_MB = 300
 BASELINE = Path(__file__).resolve().parent / "merge_baseline.sql"
-MERGE_START = ("contacts", "0004_merge_preflight")
 MERGE_MIGRATIONS = {
     "contacts.0004_merge_preflight",
     "contacts.0005_merge_schema",
@@ -50,10 +49,11 @@ django_setup(DATABASE, migrate=False)
 import _data  # noqa: E402
 import psycopg  # noqa: E402
 from django.db import connection  # noqa: E402
-from django.db.migrations.executor import MigrationExecutor  # noqa: E402
 
-PRE_MERGE = sorted(parent.key for parent in MigrationExecutor(connection).loader.graph.node_map[MERGE_START].parents)
-CONTACTS_BEFORE_MERGE = next(name for app, name in PRE_MERGE if app == "contacts")
+from crm.legacy import contacts_before_merge, migrate_to, pre_merge_state  # noqa: E402
+
+PRE_MERGE = pre_merge_state()
+CONTACTS_BEFORE_MERGE = contacts_before_merge()
 
 ORGANIZATIONS_SQL = """
 WITH staff AS (SELECT array_agg(user_id ORDER BY user_id) AS ids FROM tenant_users WHERE tenant_id = %(tenant)s)
@@ -115,7 +115,7 @@ def id_range(table: str, tenant: int) -> tuple[int, int]:
 
 def build() -> None:
     with step(f"migrate to the state before the merge ({', '.join(f'{app} {name}' for app, name in PRE_MERGE)})"):
-        MigrationExecutor(connection).migrate(PRE_MERGE)
+        migrate_to(PRE_MERGE)
     _data.seed(0.5)
     with step(f"{TENANTS} tenants and their members"):
         tenants = _data.tenants_create([CONTACTS // TENANTS] * TENANTS)

@@ -13,7 +13,8 @@ from types import ModuleType
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.migrations.loader import MigrationLoader
 
-PREFLIGHT = ("contacts", "0004_merge_preflight")
+from crm.legacy import contacts_before_merge
+
 DATA = ("contacts", "0006_merge_organizations")
 
 
@@ -28,11 +29,9 @@ def merge_applied(connection: BaseDatabaseWrapper) -> bool:
     return DATA in MigrationLoader(connection, ignore_no_migrations=True).applied_migrations
 
 
-def merge_reverse_command(connection: BaseDatabaseWrapper) -> str:
+def merge_reverse_command() -> str:
     """The command that reverses the merge: contacts back to the migration before it."""
-    parents = MigrationLoader(connection, ignore_no_migrations=True).graph.node_map[PREFLIGHT].parents
-    (previous,) = (key for key in parents if key[0] == PREFLIGHT[0])
-    return f"manage.py migrate {previous[0]} {previous[1]}"
+    return f"manage.py migrate contacts {contacts_before_merge()}"
 
 
 @dataclass(frozen=True)

@@ -18,25 +18,11 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.migrations.loader import MigrationLoader
 from django.db.migrations.recorder import MigrationRecorder
 
+from crm.legacy import LEGACY_STATE, Node
 from crm.schema.comparison import Comparison, compare
 from crm.schema.introspection import SchemaObject, introspect
 from crm.schema.shadow import migrate, shadow_database
 
-Node = tuple[str, str]
-
-# The schema production databases of the old system hold: the initial migrations of
-# Ridgeline's apps, and Django's contrib apps and DRF's authtoken at the migrations
-# Django 5.2 ships. Everything after these (crm 0003 and 0004, contacts 0002, the
-# organizations merge, ...) is applied by `manage.py migrate` after adoption.
-LEGACY_STATE: tuple[Node, ...] = (
-    ("contenttypes", "0002_remove_content_type_name"),
-    ("auth", "0012_alter_user_first_name_max_length"),
-    ("crm", "0002_projects_activities"),
-    ("contacts", "0001_initial"),
-    ("admin", "0003_logentry_add_action_flag_choices"),
-    ("sessions", "0001_initial"),
-    ("authtoken", "0004_alter_tokenproxy_options"),
-)
 MIGRATIONS_TABLE = MigrationRecorder.Migration._meta.db_table
 
 

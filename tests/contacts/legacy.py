@@ -1,11 +1,8 @@
-"""Legacy data for the organizations merge tests, written with the historical models of the
-state before the merge, and the helpers that move the database between migrations.
+"""Legacy data for the organizations merge tests, written at the state before the merge with
+`crm.legacy` (the states, `migrate_to` and `LegacyRows` the demo and the benchmarks use too).
 
 The tests run inside pytest-django's transaction: migrating back and forth there is rolled
-back at the end like any other write. Rows inserted before a migration leave deferred
-foreign-key checks pending, and PostgreSQL refuses to ALTER a table with pending trigger
-events in the same transaction; `migrate()` makes them immediate first (on a real
-`migrate`, each migration commits, which does the same).
+back at the end like any other write.
 """
 
 from dataclasses import dataclass, field
@@ -13,36 +10,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
 from django.db.migrations.loader import MigrationLoader
 
-MERGE_START = ("contacts", "0004_merge_preflight")
+from crm.legacy import LegacyRows
+
 MERGE_SCHEMA = [("contacts", "0005_merge_schema"), ("crm", "0006_project_contacts")]
 MERGE_DATA = ("contacts", "0006_merge_organizations")
 MERGE_END = ("contacts", "0007_merge_finish")
-
-
-def pre_merge_targets() -> list[tuple[str, str]]:
-    """The migrations the merge starts from (the parents of its first migration)."""
-    return sorted(parent.key for parent in MigrationLoader(connection).graph.node_map[MERGE_START].parents)
-
-
-def contacts_before_merge() -> str:
-    """The contacts migration the merge starts from: `migrate contacts <it>` reverses the merge."""
-    return next(name for app, name in pre_merge_targets() if app == "contacts")
-
-
-def latest_targets() -> list[tuple[str, str]]:
-    return MigrationLoader(connection).graph.leaf_nodes()
-
-
-def migrate(targets: list[tuple[str, str]]) -> Any:
-    """Migrate to `targets`; returns the historical apps of that state."""
-    with connection.cursor() as cursor:
-        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-    executor = MigrationExecutor(connection)
-    executor.migrate(targets)
-    return MigrationExecutor(connection).loader.project_state(targets).apps
 
 
 def applied() -> set[tuple[str, str]]:
@@ -57,6 +31,11 @@ def backup_schema_exists() -> bool:
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM pg_namespace WHERE nspname = 'merge_backups'")
         return cursor.fetchone()[0] == 1
+
+
+def merge_phases(output: str) -> list[list[str]]:
+    """The words of the merge's phase lines in `migrate`'s output, without their timings."""
+    return [line.split("(")[0].split() for line in output.splitlines() if line.startswith("    ")]
 
 
 def when(day: int) -> datetime:
@@ -76,21 +55,17 @@ class Legacy:
 
 def load_legacy(apps: Any) -> Legacy:
     """Every case the merge must carry over, in two tenants (see the comments)."""
-    Tenant = apps.get_model("crm", "Tenant")  # noqa: N806 - historical model classes
-    User = apps.get_model("crm", "User")  # noqa: N806
-    Contact = apps.get_model("contacts", "Contact")  # noqa: N806
-    Organization = apps.get_model("contacts", "Organization")  # noqa: N806
-    Project = apps.get_model("crm", "Project")  # noqa: N806
+    old = LegacyRows(apps)
     legacy = Legacy()
-    summit = Tenant.objects.create(name="Summit Roofing", subdomain="summit")
-    valley = Tenant.objects.create(name="Valley Roofing", subdomain="valley")
+    summit = old.create("crm.Tenant", name="Summit Roofing", subdomain="summit")
+    valley = old.create("crm.Tenant", name="Valley Roofing", subdomain="valley")
     legacy.tenants = {"summit": summit.pk, "valley": valley.pk}
-    ana = User.objects.create(username="ana", email="ana@example.com")
-    bo = User.objects.create(username="bo", email="bo@example.com")
+    ana = old.create("crm.User", username="ana", email="ana@example.com")
+    bo = old.create("crm.User", username="bo", email="bo@example.com")
     legacy.users = {"ana": ana.pk, "bo": bo.pk}
 
     def person(key: str, tenant: Any, **fields: Any) -> Any:
-        contact = Contact.objects.create(tenant=tenant, first_name=key.title(), last_name="Legacy", **fields)
+        contact = old.create("contacts.Contact", tenant=tenant, first_name=key.title(), last_name="Legacy", **fields)
         legacy.people[key] = contact.pk
         return contact
 
@@ -102,7 +77,7 @@ def load_legacy(apps: Any) -> Legacy:
     vic = person("vic", valley)
 
     def organization(key: str, tenant: Any, **fields: Any) -> Any:
-        org = Organization.objects.create(tenant=tenant, **fields)
+        org = old.create("contacts.Organization", tenant=tenant, **fields)
         legacy.organizations[key] = org.pk
         return org
 
@@ -201,7 +176,7 @@ def load_legacy(apps: Any) -> Legacy:
     )
 
     def project(key: str, tenant: Any, **fields: Any) -> None:
-        legacy.projects[key] = Project.objects.create(tenant=tenant, name=key, **fields).pk
+        legacy.projects[key] = old.create("crm.Project", tenant=tenant, name=key, **fields).pk
 
     project("acme_no_contact", summit, organization=acme)
     project("acme_omar", summit, organization=acme, contact=omar)

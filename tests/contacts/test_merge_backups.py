@@ -7,14 +7,8 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
 
-from tests.contacts.legacy import (
-    backup_schema_exists,
-    contacts_before_merge,
-    latest_targets,
-    load_legacy,
-    migrate,
-    pre_merge_targets,
-)
+from crm.legacy import contacts_before_merge, latest_state, migrate_to, pre_merge_state
+from tests.contacts.legacy import backup_schema_exists, load_legacy
 
 pytestmark = pytest.mark.django_db
 
@@ -27,8 +21,8 @@ def run(*args: str) -> str:
 
 @pytest.fixture
 def merged():
-    load_legacy(migrate(pre_merge_targets()))
-    migrate(latest_targets())
+    load_legacy(migrate_to(pre_merge_state()))
+    migrate_to(latest_state())
 
 
 def age_backups(days: int) -> None:
@@ -94,7 +88,7 @@ def test_drop_removes_every_backup_table_at_once(merged):
 
 
 def test_before_the_merge_there_is_nothing_to_list():
-    migrate(pre_merge_targets())
+    migrate_to(pre_merge_state())
 
     assert run("list") == "No organizations merge backups: the merge has not run on this database.\n"
 

@@ -11,6 +11,7 @@ from django.db.migrations.executor import MigrationExecutor
 
 from contacts.merge import merge_backups_drop
 from contacts.models import Contact, MergedOrganization
+from crm.legacy import contacts_before_merge, latest_state, migrate_to, pre_merge_state
 from crm.models import Activity, Project, ProjectContact
 from crm.search import prefix_search_query
 from substatus.models import SubstatusConfig, SubstatusHistory
@@ -21,11 +22,8 @@ from tests.contacts.legacy import (
     Legacy,
     applied,
     backup_schema_exists,
-    contacts_before_merge,
-    latest_targets,
     load_legacy,
-    migrate,
-    pre_merge_targets,
+    merge_phases,
     rows,
 )
 
@@ -204,7 +202,7 @@ def legacy_name(before: dict[str, list[dict[str, Any]]], org_name: str | None, l
 @pytest.fixture
 def pre_merge() -> Any:
     """The database as it was before the merge; returns that state's historical apps."""
-    return migrate(pre_merge_targets())
+    return migrate_to(pre_merge_state())
 
 
 @pytest.fixture
@@ -216,15 +214,15 @@ def legacy(pre_merge) -> tuple[Legacy, dict[str, list[dict[str, Any]]]]:
 def test_merge_carries_every_field_and_link_and_reverses_exactly(legacy):
     ids, before = legacy
 
-    migrate(latest_targets())
+    migrate_to(latest_state())
     assert_merged(ids, before)
     assert backup_schema_exists()
 
-    apps = migrate(pre_merge_targets())
+    apps = migrate_to(pre_merge_state())
     assert legacy_state(apps) == before
     assert not backup_schema_exists()
 
-    migrate(latest_targets())
+    migrate_to(latest_state())
     assert_merged(ids, before)
 
 
@@ -234,7 +232,7 @@ def test_a_contacts_sequence_left_behind_by_imported_ids_is_moved_past_them(lega
     with connection.cursor() as cursor:
         cursor.execute("SELECT setval(pg_get_serial_sequence('contacts', 'id'), 1, false)")
 
-    migrate(latest_targets())
+    migrate_to(latest_state())
 
     assert_merged(ids, before)
     assert min(MergedOrganization.objects.values_list("contact_id", flat=True)) > max(ids.people.values())
@@ -246,7 +244,7 @@ def test_company_contacts_get_their_default_substatus_and_history_says_migration
     ids, before = legacy
     earlier = set(SubstatusHistory.objects.values_list("pk", flat=True))
 
-    migrate(latest_targets())
+    migrate_to(latest_state())
 
     merged = dict(MergedOrganization.objects.values_list("organization_id", "contact_id"))
     tenant_of = {org["id"]: org["tenant_id"] for org in before["organizations"]}
@@ -281,14 +279,14 @@ def test_company_contacts_get_their_default_substatus_and_history_says_migration
         for org_id, contact_id in merged.items()
     )
 
-    migrate(pre_merge_targets())
+    migrate_to(pre_merge_state())
 
     # The history is append-only: the company contacts' entries stay after a reverse.
     assert SubstatusHistory.objects.filter(entity="contact", record_id__in=merged.values()).count() == len(merged)
 
 
 def test_search_covers_company_and_website_words(legacy):
-    migrate(latest_targets())
+    migrate_to(latest_state())
     companies = Contact.objects.filter(is_organization=True)
 
     found = {
@@ -340,7 +338,7 @@ def test_cross_tenant_links_stop_the_merge_before_anything_changes(pre_merge, le
     before, migrations = legacy_state(pre_merge), applied()
 
     with pytest.raises(CommandError) as refused:
-        migrate(latest_targets())
+        migrate_to(latest_state())
 
     assert str(refused.value) == preflight_report(ids)
     assert (legacy_state(pre_merge), applied()) == (before, migrations)
@@ -359,7 +357,7 @@ def test_merge_preflight_prints_the_same_report_and_fails(pre_merge, legacy):
 def test_merge_preflight_passes_clean_data_and_skips_a_merged_database(legacy):
     out = StringIO()
     call_command("merge_preflight", stdout=out)
-    migrate(latest_targets())
+    migrate_to(latest_state())
     call_command("merge_preflight", stdout=out)
 
     assert out.getvalue().splitlines() == [
@@ -378,7 +376,7 @@ def test_the_many_offending_rows_are_counted_and_the_first_twenty_listed(pre_mer
     ]
 
     with pytest.raises(CommandError) as refused:
-        migrate(latest_targets())
+        migrate_to(latest_state())
 
     lines = str(refused.value).splitlines()
     assert lines[1] == "- project_organization_other_tenant: 23 project(s) linked to an organization of another tenant"
@@ -490,12 +488,12 @@ def test_a_failed_validation_names_the_check_and_changes_nothing(legacy, case):
     ids, _ = legacy
     table, timing, body, lines = CORRUPTIONS[case]
     names = {**ids.organizations, **ids.people, **ids.projects}
-    migrate(MERGE_SCHEMA)
+    migrate_to(MERGE_SCHEMA)
     install_corruption(table, timing, body.format(**names))
     before = merge_state()
 
     with pytest.raises(CommandError) as failed:
-        migrate(latest_targets())
+        migrate_to(latest_state())
 
     assert str(failed.value).splitlines() == [
         "The organizations merge failed its validation and was rolled back: nothing changed.",
@@ -509,13 +507,13 @@ def test_a_failed_validation_names_the_check_and_changes_nothing(legacy, case):
 
 
 def test_reversing_refuses_once_the_backups_are_dropped(legacy):
-    migrate(latest_targets())
-    migrate([MERGE_END])  # contacts migrations after the merge are reversed first, before its guard
+    migrate_to(latest_state())
+    migrate_to([MERGE_END])  # contacts migrations after the merge are reversed first, before its guard
     merge_backups_drop(connection)
     before = merge_state()
 
     with pytest.raises(CommandError) as refused:
-        migrate(pre_merge_targets())
+        migrate_to(pre_merge_state())
 
     assert str(refused.value) == (
         "The organizations merge cannot be reversed; nothing was changed:\n"
@@ -527,7 +525,7 @@ def test_reversing_refuses_once_the_backups_are_dropped(legacy):
 
 def test_reversing_refuses_while_later_rows_depend_on_the_merged_companies(legacy):
     ids, _ = legacy
-    migrate(latest_targets())
+    migrate_to(latest_state())
     acme = MergedOrganization.objects.get(organization_id=ids.organizations["acme"]).contact
     call = Activity.objects.create(tenant=acme.tenant, contact=acme, type=Activity.Type.CALL)
     later_company = Contact.objects.create(tenant=acme.tenant, is_organization=True, company="New Co")
@@ -535,11 +533,11 @@ def test_reversing_refuses_while_later_rows_depend_on_the_merged_companies(legac
     repointed.contact = acme
     repointed.save()
     Project.objects.filter(pk=ids.projects["acme_omar"]).update(contact=acme)  # restored from the backups
-    migrate([MERGE_END])  # contacts migrations after the merge are reversed first, before its guard
+    migrate_to([MERGE_END])  # contacts migrations after the merge are reversed first, before its guard
     before = merge_state()
 
     with pytest.raises(CommandError) as refused:
-        migrate(pre_merge_targets())
+        migrate_to(pre_merge_state())
 
     assert str(refused.value).splitlines() == [
         "The organizations merge cannot be reversed; nothing was changed:",
@@ -566,8 +564,7 @@ def test_migrate_prints_each_phase_with_its_rows_at_verbosity_1_only(legacy):
     call_command("migrate", "contacts", target, verbosity=1, stdout=loud)
 
     assert quiet.getvalue() == ""
-    phases = [line.split("(")[0].split() for line in loud.getvalue().splitlines() if line.startswith("    ")]
-    assert phases == [
+    assert merge_phases(loud.getvalue()) == [
         ["backups", "7", "organizations,", "11", "projects", "in", "merge_backups"],
         ["company", "contacts", "7", "created"],
         ["people", "3", "primary", "contacts", "linked", "to", "their", "company"],
@@ -583,14 +580,14 @@ def test_the_merge_commits_step_by_step_like_a_production_migrate():
     run inside one): the data step's deferred foreign keys must not block the next steps."""
     try:
         call_command("migrate", "contacts", contacts_before_merge(), verbosity=0)
-        apps = MigrationExecutor(connection).loader.project_state(pre_merge_targets()).apps
+        apps = MigrationExecutor(connection).loader.project_state(pre_merge_state()).apps
         ids = load_legacy(apps)
         before = legacy_state(apps)
 
         call_command("migrate", verbosity=0)
         assert_merged(ids, before)
         call_command("migrate", "contacts", contacts_before_merge(), verbosity=0)
-        assert legacy_state(MigrationExecutor(connection).loader.project_state(pre_merge_targets()).apps) == before
+        assert legacy_state(MigrationExecutor(connection).loader.project_state(pre_merge_state()).apps) == before
         call_command("migrate", verbosity=0)
         assert_merged(ids, before)
     finally:

@@ -57,12 +57,12 @@ class Command(BaseCommand):
                 self.stdout.write(self.none_message(connection))
                 return
             if action == "list":
-                self.write_list(backups, reverse=merge_reverse_command(connection))
+                self.write_list(backups, reverse=merge_reverse_command())
             else:
                 self.drop(
                     backups,
                     connection=connection,
-                    reverse=merge_reverse_command(connection),
+                    reverse=merge_reverse_command(),
                     older_than=options["older_than"],
                     confirmed=options["yes"],
                 )

@@ -5,7 +5,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DEFAULT_DB_ALIAS, connections
 
-from contacts.merge import PREFLIGHT, merge_applied, merge_module
+from contacts.merge import merge_applied, merge_module
+from crm.legacy import MERGE_START
 
 
 class Command(BaseCommand):
@@ -22,7 +23,7 @@ class Command(BaseCommand):
         if merge_applied(connection):
             self.stdout.write("The organizations merge has already run on this database: nothing to check.")
             return
-        preflight = merge_module(connection, PREFLIGHT)
+        preflight = merge_module(connection, MERGE_START)
         with connection.cursor() as cursor:
             problems = preflight.preflight(cursor)
             cursor.execute(
