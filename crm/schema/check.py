@@ -25,9 +25,11 @@ from crm.schema.shadow import migrate, shadow_database
 Node = tuple[str, str]
 
 # The schema production databases of the old system hold: the initial migrations of
-# Ridgeline's apps, and Django's contrib apps and DRF's authtoken at the migrations
-# Django 5.2 ships. Everything after these (crm 0003 and 0004, contacts 0002, the
-# organizations merge, ...) is applied by `manage.py migrate` after adoption.
+# Ridgeline's apps, and Django's contrib apps at the migrations Django 5.2 ships, plus
+# the table of DRF's authtoken app (`LEGACY_SQL`: the app is no longer installed, so its
+# migrations are not in the code). Everything after these (crm 0003 and 0004, contacts
+# 0002, the organizations merge, the tokens' move to `auth_tokens`, ...) is applied by
+# `manage.py migrate` after adoption.
 LEGACY_STATE: tuple[Node, ...] = (
     ("contenttypes", "0002_remove_content_type_name"),
     ("auth", "0012_alter_user_first_name_max_length"),
@@ -35,8 +37,15 @@ LEGACY_STATE: tuple[Node, ...] = (
     ("contacts", "0001_initial"),
     ("admin", "0003_logentry_add_action_flag_choices"),
     ("sessions", "0001_initial"),
-    ("authtoken", "0004_alter_tokenproxy_options"),
 )
+LEGACY_SQL = """
+CREATE TABLE authtoken_token (
+    key varchar(40) PRIMARY KEY,
+    created timestamptz NOT NULL,
+    user_id bigint NOT NULL UNIQUE REFERENCES users (id) DEFERRABLE INITIALLY DEFERRED
+);
+CREATE INDEX ON authtoken_token (key varchar_pattern_ops);
+"""
 MIGRATIONS_TABLE = MigrationRecorder.Migration._meta.db_table
 
 
@@ -133,6 +142,8 @@ def adoption_check(*, alias: str = "default", ignore: Sequence[str] | None = Non
     with shadow_database(alias) as shadow:
         actual = snapshot(live)
         applied = migrate(shadow, plan)
+        with shadow.cursor() as cursor:
+            cursor.execute(LEGACY_SQL)
         expected = snapshot(shadow)
     result = Result(
         database=live.settings_dict["NAME"],
