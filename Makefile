@@ -46,7 +46,9 @@ run: setup
 	@echo "Health:    http://localhost:$(PORT)/healthz"
 	@echo
 	@mkdir -p var
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start --port $(PORT)
+	# celery -A crm (the worker and beat) defaults to the production settings: say which.
+	DJANGO_SETTINGS_MODULE="$${DJANGO_SETTINGS_MODULE:-crm.settings.base}" PATH="$(CURDIR)/$(BIN):$$PATH" \
+		$(BIN)/honcho start --port $(PORT)
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .

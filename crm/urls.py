@@ -66,3 +66,4 @@ urlpatterns = [
 ]
 
 handler404 = "crm.api.errors.not_found"
+handler500 = "crm.api.errors.server_error"

@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.defaults import page_not_found
+from django.views.defaults import server_error as default_server_error
 from drf_spectacular.utils import OpenApiResponse
 from drf_standardized_errors import handler
 from drf_standardized_errors.formatter import ExceptionFormatter
@@ -42,13 +43,25 @@ class ExceptionHandler(handler.ExceptionHandler):
         return super().convert_known_exceptions(exc)
 
 
+def api_error_response(error: exceptions.APIException, original: Exception | None) -> JsonResponse:
+    body = ExceptionFormatter(error, {"view": None, "args": (), "kwargs": {}, "request": None}, original).run()
+    return JsonResponse(body, status=error.status_code)
+
+
 def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     """Django's 404 for URLs no route matches (`handler404`): under /api/ in the API's error shape."""
     if not request.path.startswith("/api/"):
         return page_not_found(request, exception)
-    error = exceptions.NotFound()
-    body = ExceptionFormatter(error, {"view": None, "args": (), "kwargs": {}, "request": None}, exception).run()
-    return JsonResponse(body, status=error.status_code)
+    return api_error_response(exceptions.NotFound(), exception)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """Django's 500 when DEBUG is off (`handler500`), for errors DRF did not format (in a
+    middleware, a plain Django view): under /api/ in the API's error shape."""
+    if not request.path.startswith("/api/"):
+        return default_server_error(request)
+    # The message drf-standardized-errors gives an unhandled exception inside a DRF view.
+    return api_error_response(exceptions.APIException(detail="Server Error (500)"), None)
 
 
 class Error409Serializer(serializers.Serializer):

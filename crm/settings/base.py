@@ -69,6 +69,8 @@ def database_from_url(url: str) -> dict:
 DEVELOPMENT_SECRET_KEY = "dev-only-insecure-key-do-not-use-in-production"  # noqa: S105 (production refuses it)
 SECRET_KEY = os.environ.get("SECRET_KEY", DEVELOPMENT_SECRET_KEY)
 DEBUG = env_bool("DEBUG", True)
+# The DEBUG error page, without printing every variable of every frame in full.
+DEFAULT_EXCEPTION_REPORTER = "crm.debug.BoundedExceptionReporter"
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
