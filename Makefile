@@ -34,6 +34,8 @@ database: services
 
 setup: database
 
+# celery -A crm (the worker and beat) defaults to the production settings: honcho starts
+# the Procfile with the development ones unless DJANGO_SETTINGS_MODULE says otherwise.
 # seed_demo first: on a new database it writes the demo as the old system held it and
 # upgrades it with migrate (the organizations merge included); migrate then applies what
 # is new since an earlier run.
@@ -46,7 +48,6 @@ run: setup
 	@echo "Health:    http://localhost:$(PORT)/healthz"
 	@echo
 	@mkdir -p var
-	# celery -A crm (the worker and beat) defaults to the production settings: say which.
 	DJANGO_SETTINGS_MODULE="$${DJANGO_SETTINGS_MODULE:-crm.settings.base}" PATH="$(CURDIR)/$(BIN):$$PATH" \
 		$(BIN)/honcho start --port $(PORT)
 

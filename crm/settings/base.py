@@ -110,6 +110,9 @@ AXES_VERBOSE = False  # log failures with the parameters that count, not a banne
 
 # API tokens (django-rest-knox): hashed, ending API_TOKEN_TTL_DAYS after their last use.
 KNOX_TOKEN_MODEL = "crm.AuthToken"  # noqa: S105 (a model, not a secret)
+# knox's own migrations create its default table even when KNOX_TOKEN_MODEL replaces it
+# (with a foreign key to users that nothing uses): crm's migrations create ours instead.
+MIGRATION_MODULES = {"knox": None}
 REST_KNOX = {
     "TOKEN_TTL": timedelta(days=env_int("API_TOKEN_TTL_DAYS", 14, minimum=1)),
     "AUTH_HEADER_PREFIX": "Token",
