@@ -25,10 +25,7 @@ def test_a_server_error_elsewhere_is_djangos_page(client):
 
     assert response.status_code == 500
     assert response["Content-Type"] == "text/html; charset=utf-8"
-    assert (
-        response.content
-        == b'\n<!doctype html>\n<html lang="en">\n<head>\n  <title>Server Error (500)</title>\n</head>\n<body>\n  <h1>Server Error (500)</h1><p></p>\n</body>\n</html>\n'
-    )
+    assert b"<h1>Server Error (500)</h1>" in response.content
 
 
 @pytest.mark.parametrize("url", ["/api/v1/test-crash/", "/api/v1/test-crash-drf/"], ids=["django-view", "drf-view"])
