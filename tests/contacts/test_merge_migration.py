@@ -23,6 +23,7 @@ from tests.contacts.legacy import (
     contacts_before_merge,
     latest_targets,
     load_legacy,
+    merged_targets,
     migrate,
     pre_merge_targets,
     rows,
@@ -508,7 +509,7 @@ def test_a_failed_validation_names_the_check_and_changes_nothing(legacy, case):
 
 
 def test_reversing_refuses_once_the_backups_are_dropped(legacy):
-    migrate(latest_targets())
+    migrate(merged_targets())
     merge_backups_drop(connection)
     before = merge_state()
 
@@ -525,7 +526,7 @@ def test_reversing_refuses_once_the_backups_are_dropped(legacy):
 
 def test_reversing_refuses_while_later_rows_depend_on_the_merged_companies(legacy):
     ids, _ = legacy
-    migrate(latest_targets())
+    migrate(merged_targets())
     acme = MergedOrganization.objects.get(organization_id=ids.organizations["acme"]).contact
     call = Activity.objects.create(tenant=acme.tenant, contact=acme, type=Activity.Type.CALL)
     later_company = Contact.objects.create(tenant=acme.tenant, is_organization=True, company="New Co")
