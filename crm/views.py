@@ -1,9 +1,9 @@
-from typing import Any
+from typing import Any, cast
 
 from django.contrib.auth import authenticate, logout, user_logged_in
 from django.contrib.auth.views import redirect_to_login
 from django.db.models import QuerySet
-from django.http import HttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.utils import timezone
@@ -21,7 +21,7 @@ from crm.api.errors import CONFLICT_RESPONSE
 from crm.api.views import SoftDeleteViewSet, TenantScopedViewSet, restore_schema
 from crm.auth import lockout_seconds
 from crm.filtersets import ActivityFilterSet, MembershipFilterSet, ProjectFilterSet
-from crm.models import Activity, AuthToken, Membership, Project, ProjectContact, Role
+from crm.models import Activity, AuthToken, Membership, Project, ProjectContact, Role, User
 from crm.serializers import (
     ActivitySerializer,
     AuthTokenSerializer,
@@ -282,7 +282,7 @@ class LogoutAllView(APIView):
 
     @extend_schema(request=None, responses={204: None})
     def post(self, request: Request) -> Response:
-        auth_tokens_revoke_all(user=request.user)
+        auth_tokens_revoke_all(user=cast(User, request.user))  # IsAuthenticated: not anonymous
         end_session(request)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -291,7 +291,8 @@ class ApiDocsView(SpectacularSwaggerView):
     """Swagger UI. When the docs are closed (`API_DOCS_PUBLIC=false`), a visitor who is not
     signed in is sent to the admin's log-in page and back."""
 
-    def handle_exception(self, exc: Exception) -> HttpResponse:
+    # A redirect, not a DRF Response: the page's renderer would need a template for one.
+    def handle_exception(self, exc: Exception) -> HttpResponseBase:  # type: ignore[override]
         if isinstance(exc, exceptions.NotAuthenticated):
             return redirect_to_login(self.request.get_full_path(), reverse("admin:login"))
         return super().handle_exception(exc)

@@ -43,7 +43,7 @@ class ExceptionHandler(handler.ExceptionHandler):
         return super().convert_known_exceptions(exc)
 
 
-def api_error_response(error: exceptions.APIException, original: Exception | None) -> JsonResponse:
+def api_error_response(error: exceptions.APIException, original: Exception) -> JsonResponse:
     body = ExceptionFormatter(error, {"view": None, "args": (), "kwargs": {}, "request": None}, original).run()
     return JsonResponse(body, status=error.status_code)
 
@@ -61,7 +61,8 @@ def server_error(request: HttpRequest) -> HttpResponse:
     if not request.path.startswith("/api/"):
         return default_server_error(request)
     # The message drf-standardized-errors gives an unhandled exception inside a DRF view.
-    return api_error_response(exceptions.APIException(detail="Server Error (500)"), None)
+    error = exceptions.APIException(detail="Server Error (500)")
+    return api_error_response(error, error)
 
 
 class Error409Serializer(serializers.Serializer):
