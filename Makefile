@@ -34,6 +34,8 @@ database: services
 
 setup: database
 
+# celery -A crm (the worker and beat) defaults to the production settings: honcho starts
+# the Procfile with the development ones unless DJANGO_SETTINGS_MODULE says otherwise.
 # seed_demo migrates too: on a new database it writes the demo as the old system held it and
 # upgrades it with migrate (the organizations merge included); on one an earlier `make run`
 # built, it applies the new migrations and adds the demo rows of the apps added since.
@@ -45,7 +47,8 @@ run: setup
 	@echo "Health:    http://localhost:$(PORT)/healthz"
 	@echo
 	@mkdir -p var
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start --port $(PORT)
+	DJANGO_SETTINGS_MODULE="$${DJANGO_SETTINGS_MODULE:-crm.settings.base}" PATH="$(CURDIR)/$(BIN):$$PATH" \
+		$(BIN)/honcho start --port $(PORT)
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .

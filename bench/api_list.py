@@ -32,12 +32,11 @@ import _data  # noqa: E402
 import psycopg  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
-from rest_framework.authtoken.models import Token  # noqa: E402
 from rest_framework.test import APIClient  # noqa: E402
 
 from contacts.models import Contact  # noqa: E402
 from contacts.serializers import ContactSerializer  # noqa: E402
-from crm.models import Membership, Role  # noqa: E402
+from crm.models import AuthToken, Membership, Role  # noqa: E402
 
 
 def build() -> tuple[_data.SeededTenant, str]:
@@ -60,7 +59,7 @@ def build() -> tuple[_data.SeededTenant, str]:
     # Like most staff of a contractor group, the user also works for a second tenant, so the
     # request must name its tenant with X-Tenant.
     Membership.objects.create(tenant_id=tenants[1].id, user=owner, role=Role.MEMBER)
-    return target, Token.objects.create(user=owner).key
+    return target, AuthToken.objects.create(user=owner)[1]
 
 
 def raw_columns() -> list[str]:

@@ -12,11 +12,13 @@ from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Now
 from django.utils.timezone import now
+from knox.models import AbstractAuthToken
+from knox.settings import CONSTANTS as KNOX
 
 from crm.fields import choices_check, non_negative_check
 
 
-class User(AbstractUser):
+class User(AbstractUser):  # type: ignore[django-manager-missing]  # AuthToken.user: knox ships no types
     """Ridgeline's user; one person may work for several tenants (see Membership)."""
 
     class Meta:
@@ -29,6 +31,38 @@ class User(AbstractUser):
                 violation_error_message="A user with this email already exists.",
             )
         ]
+
+
+class AuthToken(AbstractAuthToken):
+    """An API token (django-rest-knox): only its SHA-512 digest is stored.
+
+    `expiry` moves forward on use (`crm.auth.TokenAuthentication`), never past
+    `max_expiry` when that is set. A database trigger (crm migration 0008) deletes a
+    user's tokens when their password changes or they are deactivated, whatever path
+    made the change.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    digest = models.CharField(max_length=KNOX.DIGEST_LENGTH, unique=True)
+    expiry = models.DateTimeField(help_text="The token stops working at this time unless it is used before.")
+    max_expiry = models.DateTimeField(
+        null=True, blank=True, help_text="Use never extends the token past this time (empty: no limit)."
+    )
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "auth_tokens"
+        ordering = ["-created", "-id"]
+        indexes = [models.Index(fields=["expiry"], name="auth_tokens_expiry_idx")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(max_expiry__isnull=True) | Q(expiry__lte=models.F("max_expiry")),
+                name="auth_tokens_expiry_within_max",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.token_key}… ({self.user})"
 
 
 @cache

@@ -7,7 +7,7 @@ from rest_framework import serializers
 from contacts.models import Contact
 from crm.api.fields import TenantPrimaryKeyRelatedField
 from crm.api.serializers import TenantModelSerializer
-from crm.models import Activity, Membership, Project, ProjectContact, Role
+from crm.models import Activity, AuthToken, Membership, Project, ProjectContact, Role
 
 
 class ProjectSerializer(TenantModelSerializer):
@@ -112,4 +112,21 @@ class TokenRequestSerializer(serializers.Serializer):
 
 
 class TokenSerializer(serializers.Serializer):
-    token = serializers.CharField()
+    token = serializers.CharField(help_text="Send it as `Authorization: Token <token>`; it is shown only this once.")
+    expiry = serializers.DateTimeField(help_text="When it stops working unless used before (use moves it forward).")
+
+
+class AuthTokenSerializer(serializers.ModelSerializer):
+    """One of the user's API tokens, without its secret."""
+
+    token_key = serializers.CharField(read_only=True, help_text="The token's first characters, to recognise it.")
+    current = serializers.SerializerMethodField(help_text="Whether this request was made with this token.")
+
+    class Meta:
+        model = AuthToken
+        fields = ["id", "token_key", "created", "expiry", "last_used_at", "current"]
+        read_only_fields = fields
+
+    def get_current(self, token: AuthToken) -> bool:
+        used = getattr(self.context.get("request"), "auth", None)
+        return isinstance(used, AuthToken) and used.pk == token.pk

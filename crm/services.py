@@ -1,13 +1,15 @@
-"""Writes to projects, activities and memberships."""
+"""Writes to projects, activities, memberships and API tokens."""
 
 from datetime import date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
+from django.utils import timezone
+
 from contacts.models import Contact
 from crm.actor import Actor
 from crm.errors import ApplicationError, Conflict, Forbidden
-from crm.models import Activity, Membership, MembershipStatus, Project, ProjectContact, Role, Tenant, User
+from crm.models import Activity, AuthToken, Membership, MembershipStatus, Project, ProjectContact, Role, Tenant, User
 from crm.records import (
     record_assign,
     record_check_links,
@@ -328,3 +330,25 @@ def membership_remove(*, actor: Actor, membership: Membership) -> None:
         membership.refresh_from_db()
         membership_check(actor=actor, membership=membership, remove=True)
         membership.delete()
+
+
+def auth_token_create(*, user: User) -> tuple[AuthToken, str]:
+    """A new API token for `user` (one per log-in); returns the row and the token itself,
+    which is shown once and never stored."""
+    return AuthToken.objects.create(user=user)
+
+
+def auth_token_revoke(*, token: AuthToken) -> None:
+    token.delete()
+
+
+def auth_tokens_revoke_all(*, user: User) -> int:
+    """End every API token of `user`; returns how many there were."""
+    deleted, _ = AuthToken.objects.filter(user=user).delete()
+    return deleted
+
+
+def auth_tokens_purge_expired() -> int:
+    """Delete the tokens that have expired (authentication already ignores them)."""
+    deleted, _ = AuthToken.objects.filter(expiry__lte=timezone.now()).delete()
+    return deleted

@@ -2,12 +2,23 @@
 
 from django.contrib import admin
 from django.urls import URLPattern, URLResolver, include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView
 from rest_framework.routers import DefaultRouter
 
 from contacts.views import ContactViewSet
 from crm.health import healthz
-from crm.views import ActivityViewSet, MembershipViewSet, MeView, ProjectContactViewSet, ProjectViewSet, TokenView
+from crm.views import (
+    ActivityViewSet,
+    ApiDocsView,
+    AuthTokenViewSet,
+    LogoutAllView,
+    LogoutView,
+    MembershipViewSet,
+    MeView,
+    ProjectContactViewSet,
+    ProjectViewSet,
+    TokenView,
+)
 from substatus.views import (
     ContactSubstatusHistoryViewSet,
     ProjectSubstatusHistoryViewSet,
@@ -25,9 +36,12 @@ router.register(r"projects/(?P<project_pk>[0-9]{1,18})/contacts", ProjectContact
 router.register("activities", ActivityViewSet, basename="activity")
 router.register("memberships", MembershipViewSet, basename="membership")
 router.register("substatuses", SubstatusViewSet, basename="substatus")
+router.register("auth/tokens", AuthTokenViewSet, basename="auth-tokens")
 
 api_v1: list[URLPattern | URLResolver] = [
     path("auth/token/", TokenView.as_view(), name="auth-token"),
+    path("auth/logout/", LogoutView.as_view(), name="auth-logout"),
+    path("auth/logout-all/", LogoutAllView.as_view(), name="auth-logout-all"),
     path("me/", MeView.as_view(), name="me"),
     path(
         "contacts/<int:record_pk>/substatus-history/",
@@ -41,7 +55,7 @@ api_v1: list[URLPattern | URLResolver] = [
     ),
     path("substatus/analytics/", SubstatusAnalyticsView.as_view(), name="substatus-analytics"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("docs/", ApiDocsView.as_view(url_name="schema"), name="docs"),
     path("", include(router.urls)),
 ]
 
@@ -52,3 +66,4 @@ urlpatterns = [
 ]
 
 handler404 = "crm.api.errors.not_found"
+handler500 = "crm.api.errors.server_error"

@@ -1,23 +1,30 @@
-from typing import Any
+from typing import Any, cast
 
+from django.contrib.auth import authenticate, logout, user_logged_in
+from django.contrib.auth.views import redirect_to_login
 from django.db.models import QuerySet
+from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
-from rest_framework import status
-from rest_framework.authtoken.models import Token
-from rest_framework.authtoken.serializers import AuthTokenSerializer
+from django.urls import reverse
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.views import SpectacularSwaggerView
+from drf_standardized_errors.openapi_serializers import ErrorResponse429Serializer
+from rest_framework import exceptions, mixins, status, viewsets
+from rest_framework.exceptions import ErrorDetail
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from crm.api.errors import CONFLICT_RESPONSE
-from crm.api.throttling import LoginRateThrottle
 from crm.api.views import SoftDeleteViewSet, TenantScopedViewSet, restore_schema
+from crm.auth import lockout_seconds
 from crm.filtersets import ActivityFilterSet, MembershipFilterSet, ProjectFilterSet
-from crm.models import Activity, Membership, Project, ProjectContact, Role
+from crm.models import Activity, AuthToken, Membership, Project, ProjectContact, Role, User
 from crm.serializers import (
     ActivitySerializer,
+    AuthTokenSerializer,
     MembershipCreateSerializer,
     MembershipSerializer,
     MeSerializer,
@@ -30,6 +37,9 @@ from crm.services import (
     activity_create,
     activity_delete,
     activity_update,
+    auth_token_create,
+    auth_token_revoke,
+    auth_tokens_revoke_all,
     membership_add,
     membership_remove,
     membership_update,
@@ -197,15 +207,92 @@ class MeView(APIView):
 
 
 class TokenView(APIView):
-    """Exchange a username (or email) and password for an API token."""
+    """Exchange a username (or email) and password for a new API token.
+
+    Failed attempts are counted per client address and per account (django-axes): past
+    `LOGIN_FAILURE_LIMIT` every attempt, even with the right password, is a 429 with
+    `Retry-After`.
+    """
 
     permission_classes = [AllowAny]
     authentication_classes: list = []
-    throttle_classes = [LoginRateThrottle]
 
-    @extend_schema(request=TokenRequestSerializer, responses=TokenSerializer)
+    @extend_schema(
+        request=TokenRequestSerializer,
+        responses={
+            200: TokenSerializer,
+            429: OpenApiResponse(ErrorResponse429Serializer, description="Too many failed attempts."),
+        },
+    )
     def post(self, request: Request) -> Response:
-        credentials = AuthTokenSerializer(data=request.data, context={"request": request})
+        credentials = TokenRequestSerializer(data=request.data)
         credentials.is_valid(raise_exception=True)
-        token, _ = Token.objects.get_or_create(user=credentials.validated_data["user"])
-        return Response({"token": token.key})
+        user = authenticate(request=request, **credentials.validated_data)
+        if user is None:
+            if getattr(request, "axes_locked_out", False):
+                raise exceptions.Throttled(wait=lockout_seconds())
+            error = ErrorDetail("Unable to log in with provided credentials.", code="authorization")
+            raise exceptions.ValidationError({"non_field_errors": [error]})
+        token, secret = auth_token_create(user=user)
+        # Django's log-in signal: sets last_login and clears the account's failed attempts (axes).
+        user_logged_in.send(sender=type(user), request=request, user=user)
+        return Response(TokenSerializer({"token": secret, "expiry": token.expiry}).data)
+
+
+class AuthTokenViewSet(mixins.ListModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet):
+    """The signed-in user's live API tokens; deleting one revokes it. Never the token itself."""
+
+    serializer_class = AuthTokenSerializer
+    permission_classes = [IsAuthenticated]
+    ordering_fields = ["created", "expiry", "last_used_at"]
+    ordering = ["-created"]
+
+    def get_queryset(self) -> QuerySet:
+        if getattr(self, "swagger_fake_view", False):
+            return AuthToken.objects.none()
+        return AuthToken.objects.filter(user=self.request.user, expiry__gt=timezone.now())
+
+    def perform_destroy(self, instance: AuthToken) -> None:
+        auth_token_revoke(token=instance)
+
+
+def end_session(request: Request) -> None:
+    """Log out the Django session the request came with, if it came with one."""
+    if not isinstance(request.auth, AuthToken):
+        logout(request._request)
+
+
+class LogoutView(APIView):
+    """End the credential this request was made with: its token, or its session."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(request=None, responses={204: None})
+    def post(self, request: Request) -> Response:
+        if isinstance(request.auth, AuthToken):
+            auth_token_revoke(token=request.auth)
+        end_session(request)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class LogoutAllView(APIView):
+    """Revoke every API token of the user (and end this request's session, if any)."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(request=None, responses={204: None})
+    def post(self, request: Request) -> Response:
+        auth_tokens_revoke_all(user=cast(User, request.user))  # IsAuthenticated: not anonymous
+        end_session(request)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ApiDocsView(SpectacularSwaggerView):
+    """Swagger UI. When the docs are closed (`API_DOCS_PUBLIC=false`), a visitor who is not
+    signed in is sent to the admin's log-in page and back."""
+
+    # A redirect, not a DRF Response: the page's renderer would need a template for one.
+    def handle_exception(self, exc: Exception) -> HttpResponseBase:  # type: ignore[override]
+        if isinstance(exc, exceptions.NotAuthenticated):
+            return redirect_to_login(self.request.get_full_path(), reverse("admin:login"))
+        return super().handle_exception(exc)

@@ -1,10 +1,27 @@
 """Personas and clients shared by every app's tests (see STYLE.md)."""
 
 import pytest
+import redis
+from django.conf import settings
 from rest_framework.test import APIClient
 
 from crm.models import Role
 from tests.factories import MembershipFactory, TenantFactory, UserFactory
+
+
+@pytest.fixture(scope="session")
+def cache_redis():
+    return redis.Redis.from_url(settings.CACHES["default"]["LOCATION"])
+
+
+@pytest.fixture(autouse=True)
+def _empty_cache(cache_redis):
+    """Every test starts with an empty cache (failed log-ins are counted there). Only this
+    process's keys go: other test runs may share the Redis database, so no FLUSHDB."""
+    yield
+    keys = list(cache_redis.scan_iter(match=f"{settings.CACHES['default']['KEY_PREFIX']}:*", count=1000))
+    if keys:
+        cache_redis.delete(*keys)
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.defaults import page_not_found
+from django.views.defaults import server_error as default_server_error
 from drf_spectacular.utils import OpenApiResponse
 from drf_standardized_errors import handler
 from drf_standardized_errors.formatter import ExceptionFormatter
@@ -43,20 +44,34 @@ class ExceptionHandler(handler.ExceptionHandler):
         return super().convert_known_exceptions(exc)
 
 
-def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
-    """Django's 404 for URLs no route matches (`handler404`): under /api/ in the API's error shape."""
-    if not request.path.startswith("/api/"):
-        return page_not_found(request, exception)
-    error = exceptions.NotFound()
+def api_error_response(error: exceptions.APIException, original: Exception) -> JsonResponse:
+    """`error` in the API's shape, for a failure no view handled (an unmatched URL, a middleware)."""
     context: ExceptionHandlerContext = {
-        # No view answers an unmatched URL: the type wants one, but the formatter never reads it.
+        # No view answers here: the type wants one, but the formatter never reads it.
         "view": None,  # type: ignore[typeddict-item]
         "args": (),
         "kwargs": {},
         "request": None,
     }
-    body = ExceptionFormatter(error, context, exception).run()
+    body = ExceptionFormatter(error, context, original).run()
     return JsonResponse(body, status=error.status_code)
+
+
+def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """Django's 404 for URLs no route matches (`handler404`): under /api/ in the API's error shape."""
+    if not request.path.startswith("/api/"):
+        return page_not_found(request, exception)
+    return api_error_response(exceptions.NotFound(), exception)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """Django's 500 when DEBUG is off (`handler500`), for errors DRF did not format (in a
+    middleware, a plain Django view): under /api/ in the API's error shape."""
+    if not request.path.startswith("/api/"):
+        return default_server_error(request)
+    # The message drf-standardized-errors gives an unhandled exception inside a DRF view.
+    error = exceptions.APIException(detail="Server Error (500)")
+    return api_error_response(error, error)
 
 
 class Error409Serializer(serializers.Serializer):

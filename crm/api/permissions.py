@@ -1,5 +1,6 @@
 from typing import Any
 
+from django.conf import settings
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.request import Request
 
@@ -29,3 +30,10 @@ class HasTenantRole(BasePermission):
 
 def default_required_role(request: Request) -> Role:
     return Role.VIEWER if request.method in SAFE_METHODS else Role.MEMBER
+
+
+class ApiDocsAccess(BasePermission):
+    """The schema and its docs: anyone when `API_DOCS_PUBLIC`, else signed-in users."""
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        return settings.API_DOCS_PUBLIC or bool(request.user and request.user.is_authenticated)

@@ -1,8 +1,14 @@
-"""OpenAPI: the tenant header on every tenant-scoped operation, and the 409 error shape."""
+"""OpenAPI: the tenant header on every tenant-scoped operation, the 409 error shape, and
+the API token's security scheme."""
 
+from typing import Any
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.plumbing import build_bearer_security_scheme_object
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter
 from drf_standardized_errors.openapi import AutoSchema
+from knox.settings import knox_settings
 
 TENANT_HEADER = OpenApiParameter(
     name="X-Tenant",
@@ -25,3 +31,15 @@ class TenantAutoSchema(AutoSchema):
         if isinstance(self.view, TenantMixin):
             parameters.append(TENANT_HEADER)
         return parameters
+
+
+class TokenScheme(OpenApiAuthenticationExtension):
+    """`Authorization: Token <token>` (crm.auth.TokenAuthentication, a knox token)."""
+
+    target_class = "crm.auth.TokenAuthentication"
+    name = "tokenAuth"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, Any]:
+        return build_bearer_security_scheme_object(
+            header_name="Authorization", token_prefix=knox_settings.AUTH_HEADER_PREFIX
+        )

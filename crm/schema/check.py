@@ -23,6 +23,17 @@ from crm.schema.comparison import Comparison, compare
 from crm.schema.introspection import SchemaObject, introspect
 from crm.schema.shadow import migrate, shadow_database
 
+# The old system's databases also hold the table of DRF's authtoken app, no longer installed
+# (its migrations are not in the code): adoption expects it, and the tokens' move to
+# `auth_tokens` (crm 0009, 0010) takes it over.
+LEGACY_SQL = """
+CREATE TABLE authtoken_token (
+    key varchar(40) PRIMARY KEY,
+    created timestamptz NOT NULL,
+    user_id bigint NOT NULL UNIQUE REFERENCES users (id) DEFERRABLE INITIALLY DEFERRED
+);
+CREATE INDEX ON authtoken_token (key varchar_pattern_ops);
+"""
 MIGRATIONS_TABLE = MigrationRecorder.Migration._meta.db_table
 
 
@@ -119,6 +130,8 @@ def adoption_check(*, alias: str = "default", ignore: Sequence[str] | None = Non
     with shadow_database(alias) as shadow:
         actual = snapshot(live)
         applied = migrate(shadow, plan)
+        with shadow.cursor() as cursor:
+            cursor.execute(LEGACY_SQL)
         expected = snapshot(shadow)
     result = Result(
         database=live.settings_dict["NAME"],

@@ -5,6 +5,7 @@ configuration; `production.py` refuses to start without its secrets.
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -23,6 +24,19 @@ def env_bool(name: str, default: bool) -> bool:
     if value.lower() in {"0", "false", "no", "off"}:
         return False
     raise ImproperlyConfigured(f"{name}={value!r} is not a boolean: use true/false or 1/0.")
+
+
+def env_int(name: str, default: int, *, minimum: int = 0) -> int:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        number = None
+    if number is None or number < minimum:
+        raise ImproperlyConfigured(f"{name}={value!r} is not a whole number of at least {minimum}.")
+    return number
 
 
 def env_list(name: str, default: list[str]) -> list[str]:
@@ -52,8 +66,11 @@ def database_from_url(url: str) -> dj_database_url.DBConfig:
     return config
 
 
-SECRET_KEY = os.environ.get("SECRET_KEY", "dev-only-insecure-key-do-not-use-in-production")
+DEVELOPMENT_SECRET_KEY = "dev-only-insecure-key-do-not-use-in-production"  # noqa: S105 (production refuses it)
+SECRET_KEY = os.environ.get("SECRET_KEY", DEVELOPMENT_SECRET_KEY)
 DEBUG = env_bool("DEBUG", True)
+# The DEBUG error page, without printing every variable of every frame in full.
+DEFAULT_EXCEPTION_REPORTER = "crm.debug.BoundedExceptionReporter"
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
@@ -69,8 +86,41 @@ CACHES = {
         "KEY_PREFIX": "ridgeline",
     }
 }
-# Password guesses against POST /api/v1/auth/token/, per client address.
-LOGIN_THROTTLE_RATE = os.environ.get("LOGIN_THROTTLE_RATE", "10/minute")
+
+# How many reverse proxies in front of Django append to X-Forwarded-For. The client's
+# address is REMOTE_ADDR when 0, else the address the outermost trusted proxy saw;
+# anything further left in the header was written by the client and is never trusted.
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+
+# Password guessing (django-axes, counted in Redis), on POST /api/v1/auth/token/ and the
+# admin's log-in alike: after LOGIN_FAILURE_LIMIT failed attempts from one client address,
+# or on one account from any address, every attempt (even with the right password) is
+# refused with a 429 until LOGIN_LOCKOUT_SECONDS pass without one. A successful log-in
+# clears the account's count.
+AXES_HANDLER = "crm.auth.LoginAttemptHandler"
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 10, minimum=1)
+AXES_COOLOFF_TIME = timedelta(seconds=env_int("LOGIN_LOCKOUT_SECONDS", 15 * 60, minimum=1))
+AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]
+AXES_CLIENT_IP_CALLABLE = "crm.auth.client_ip"
+AXES_USERNAME_CALLABLE = "crm.auth.login_username"
+AXES_LOCKOUT_CALLABLE = "crm.auth.lockout_response"
+AXES_RESET_ON_SUCCESS = True
+AXES_ENABLE_ADMIN = False  # the cache handler keeps no rows to show
+AXES_VERBOSE = False  # log failures with the parameters that count, not a banner on every start
+
+# API tokens (django-rest-knox): hashed, ending API_TOKEN_TTL_DAYS after their last use.
+KNOX_TOKEN_MODEL = "crm.AuthToken"  # noqa: S105 (a model, not a secret)
+# knox's own migrations create its default table even when KNOX_TOKEN_MODEL replaces it
+# (with a foreign key to users that nothing uses): crm's migrations create ours instead.
+MIGRATION_MODULES = {"knox": None}
+REST_KNOX = {
+    "TOKEN_TTL": timedelta(days=env_int("API_TOKEN_TTL_DAYS", 14, minimum=1)),
+    "AUTH_HEADER_PREFIX": "Token",
+    # Recognisable in a leak (secret scanners, logs); the rest is 64 random hex digits.
+    "TOKEN_PREFIX": "rdg_",
+    # Use moves a token's expiry forward at most once a minute (one UPDATE).
+    "MIN_REFRESH_INTERVAL": 60,
+}
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -81,7 +131,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.postgres",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",
+    "axes",
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -104,6 +155,8 @@ MIDDLEWARE = [
     "crm.middleware.ActorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: turns a locked-out admin log-in into its lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "crm.urls"
@@ -125,7 +178,11 @@ TEMPLATES = [
 ]
 
 AUTH_USER_MODEL = "crm.User"
-AUTHENTICATION_BACKENDS = ["crm.auth.UsernameOrEmailBackend"]
+AUTHENTICATION_BACKENDS = [
+    # First: refuses every attempt of a locked-out client or account before a password is checked.
+    "axes.backends.AxesStandaloneBackend",
+    "crm.auth.UsernameOrEmailBackend",
+]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -154,10 +211,12 @@ LOGGING = {
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # Token first: its WWW-Authenticate header turns "no credentials" into a 401.
-        "rest_framework.authentication.TokenAuthentication",
+        "crm.auth.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # DRF's throttles (none today) find the client address the way crm.auth.client_ip does.
+    "NUM_PROXIES": TRUSTED_PROXY_COUNT,
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PAGINATION_CLASS": "crm.api.pagination.PageNumberPagination",
@@ -176,6 +235,9 @@ DRF_STANDARDIZED_ERRORS = {
     "ALLOWED_ERROR_STATUS_CODES": ["400", "401", "403", "404", "405", "406", "415", "429", "500"],
 }
 
+# The OpenAPI schema and Swagger UI: open to anyone (development), or to signed-in users
+# only (`API_DOCS_PUBLIC=false`, production's default).
+API_DOCS_PUBLIC = env_bool("API_DOCS_PUBLIC", True)
 SPECTACULAR_SETTINGS = {
     "TITLE": "Ridgeline API",
     "DESCRIPTION": (
@@ -184,6 +246,7 @@ SPECTACULAR_SETTINGS = {
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["crm.api.permissions.ApiDocsAccess"],
     # Swagger UI's files come from our own static files, not a CDN the network may not reach.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
@@ -228,6 +291,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "task": "substatus.tasks.substatus_auto_transition_task",
         "schedule": 15 * 60,  # seconds; delays are whole hours, so a quarter-hour late at most
     },
+    "auth-tokens-purge-expired": {"task": "crm.tasks.auth_tokens_purge_expired_task", "schedule": 24 * 60 * 60},
 }
 
 # `manage.py schema_check` and `adopt_database` report every table, column, constraint,

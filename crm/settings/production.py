@@ -1,11 +1,15 @@
-"""Production settings: secrets come from the environment or the process refuses to start."""
+"""Production settings: secrets and hosts come from the environment or the process refuses
+to start; HTTPS, HSTS and secure cookies are on unless the environment says otherwise.
+
+`python manage.py check --deploy` with these settings reports nothing (tests/crm/test_settings.py).
+"""
 
 import os
 
 from django.core.exceptions import ImproperlyConfigured
 
 from crm.settings.base import *  # noqa: F403
-from crm.settings.base import env_bool, env_list
+from crm.settings.base import DEVELOPMENT_SECRET_KEY, env_bool, env_int, env_list
 
 
 def required(name: str) -> str:
@@ -19,6 +23,12 @@ def required(name: str) -> str:
 
 
 SECRET_KEY = required("SECRET_KEY")
+# What Django's own check (security.W009) calls strong enough to sign sessions and tokens.
+if SECRET_KEY == DEVELOPMENT_SECRET_KEY or len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5:
+    raise ImproperlyConfigured(
+        "SECRET_KEY is too weak for production: use 50 or more random characters, not the development key "
+        "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(50))')."
+    )
 DEBUG = env_bool("DEBUG", False)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", [])
 if not ALLOWED_HOSTS:
@@ -27,7 +37,21 @@ if not ALLOWED_HOSTS:
         "(comma-separated host names, e.g. api.ridgeline.example)."
     )
 
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-SESSION_COOKIE_SECURE = True
-CSRF_COOKIE_SECURE = True
+# HTTPS. Behind a proxy that terminates TLS, Django learns the scheme from the header the
+# proxy sets (and overwrites when a client sends it); empty: no proxy header is trusted.
+_proxy_ssl_header = os.environ.get("SECURE_PROXY_SSL_HEADER", "X-Forwarded-Proto")
+SECURE_PROXY_SSL_HEADER = (
+    ("HTTP_" + _proxy_ssl_header.upper().replace("-", "_"), "https") if _proxy_ssl_header else None
+)
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+# Browsers remember to use HTTPS only. Preloading is a commitment to browser vendors that
+# is slow to undo: opt in.
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 365 * 24 * 60 * 60)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", True)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", True)
 SECURE_CONTENT_TYPE_NOSNIFF = True
+
+# The OpenAPI schema and Swagger UI need a signed-in user unless API_DOCS_PUBLIC=true.
+API_DOCS_PUBLIC = env_bool("API_DOCS_PUBLIC", False)

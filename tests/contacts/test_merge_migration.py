@@ -17,8 +17,8 @@ from crm.search import prefix_search_query
 from substatus.models import SubstatusConfig, SubstatusHistory
 from tests.contacts.legacy import (
     MERGE_DATA,
-    MERGE_END,
     MERGE_SCHEMA,
+    MERGED,
     Legacy,
     applied,
     backup_schema_exists,
@@ -508,7 +508,7 @@ def test_a_failed_validation_names_the_check_and_changes_nothing(legacy, case):
 
 def test_reversing_refuses_once_the_backups_are_dropped(legacy):
     migrate_to(latest_state())
-    migrate_to([MERGE_END])  # contacts migrations after the merge are reversed first, before its guard
+    migrate_to(MERGED)  # later migrations are reversed first, before the merge's guard
     merge_backups_drop(connection)
     before = merge_state()
 
@@ -533,7 +533,7 @@ def test_reversing_refuses_while_later_rows_depend_on_the_merged_companies(legac
     repointed.contact = acme
     repointed.save()
     Project.objects.filter(pk=ids.projects["acme_omar"]).update(contact=acme)  # restored from the backups
-    migrate_to([MERGE_END])  # contacts migrations after the merge are reversed first, before its guard
+    migrate_to(MERGED)  # later migrations are reversed first, before the merge's guard
     before = merge_state()
 
     with pytest.raises(CommandError) as refused:

@@ -4,6 +4,7 @@ import os
 import shutil
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
@@ -44,6 +45,8 @@ VALUES (1, 1, 1, 1, 'Smith re-roof', 'J-1001', 'completed', 'replacement', 18500
         '2023-05-02 08:00+00', '2023-07-01 08:00+00'),
        (2, 1, NULL, 1, 'Clubhouse repair', NULL, 'estimate', 'repair', NULL, '[]',
         '2024-03-01 08:00+00', '2024-03-01 08:00+00');
+INSERT INTO authtoken_token (key, created, user_id)
+VALUES ('9944b09199c62bcf9418ad846dd0e4bbdfc6ee4b', '2024-01-05 10:00+00', 2);
 INSERT INTO activities (tenant_id, contact_id, project_id, type, subject, direction, duration_seconds,
                         performed_by_id, created_at)
 VALUES (1, 1, 1, 'call', 'Scheduled inspection', 'outbound', 320, 1, '2023-04-02 15:00+00'),
@@ -130,8 +133,8 @@ def test_adopt_then_migrate_keeps_every_row(legacy_database):
     adopted = manage("adopt_database", database=legacy_database)
 
     assert adopted.returncode == 0, adopted.stderr
-    assert "Recorded 25 migrations as applied:\n  contenttypes.0001_initial\n" in adopted.stdout
-    assert len(recorded(legacy_database)) == 25
+    assert "Recorded 21 migrations as applied:\n  contenttypes.0001_initial\n" in adopted.stdout
+    assert len(recorded(legacy_database)) == 21
     assert ("crm", "0002_projects_activities") in recorded(legacy_database)
     assert ("crm", "0003_ridgeline_additions") not in recorded(legacy_database)
 
@@ -163,6 +166,15 @@ def test_adopt_then_migrate_keeps_every_row(legacy_database):
         (2, "organization"),
     ]
     assert query(legacy_database, "SELECT DISTINCT timezone FROM tenants") == [("America/New_York",)]
+    # DRF's tokens moved to auth_tokens as digests, ending 14 days after the migration;
+    # the table that held them in clear is gone.
+    assert query(
+        legacy_database,
+        "SELECT user_id, token_key, digest = encode(sha512('9944b09199c62bcf9418ad846dd0e4bbdfc6ee4b'), 'hex'), "
+        "created, expiry = max_expiry, expiry - now() BETWEEN interval '13 days 23 hours' AND interval '14 days' "
+        "FROM auth_tokens",
+    ) == [(2, "9944b09199c62bc", True, datetime(2024, 1, 5, 10, tzinfo=UTC), True, True)]
+    assert query(legacy_database, "SELECT to_regclass('authtoken_token')") == [(None,)]
     assert query(
         legacy_database,
         "SELECT id FROM contacts WHERE search @@ to_tsquery('simple', 'smith | núñez') ORDER BY id",
@@ -178,8 +190,9 @@ def test_dry_run_records_nothing(legacy_database):
     result = manage("adopt_database", "--dry-run", database=legacy_database)
 
     assert result.returncode == 0, result.stderr
-    assert "The schema matches; --dry-run: would record 25 migrations as applied:\n" in result.stdout
-    assert "  authtoken.0004_alter_tokenproxy_options\n" in result.stdout
+    assert "The schema matches; --dry-run: would record 21 migrations as applied:\n" in result.stdout
+    assert "  sessions.0001_initial\n" in result.stdout
+    assert "authtoken" not in result.stdout
     assert recorded(legacy_database) == []
 
 
@@ -234,7 +247,7 @@ def test_an_adopted_database_needs_nothing(legacy_database):
 
     assert again.returncode == 0
     assert again.stdout == (
-        "Nothing to do: the database already records the legacy state as applied (25 migrations): "
+        "Nothing to do: the database already records the legacy state as applied (21 migrations): "
         "run `manage.py migrate`\n"
     )
-    assert len(recorded(legacy_database)) == 25
+    assert len(recorded(legacy_database)) == 21

@@ -1,9 +1,12 @@
 """The OpenAPI schema: every route, its tenant header, its error responses; and the docs page."""
 
 import pytest
+from django.test import Client
 from drf_spectacular.drainage import GENERATOR_STATS
 from drf_spectacular.validation import validate_schema
 from rest_framework.test import APIClient
+
+from tests.factories import UserFactory
 
 TENANT_ROUTES = {
     "/api/v1/contacts/": {"get", "post"},
@@ -26,7 +29,14 @@ TENANT_ROUTES = {
     "/api/v1/projects/{record_pk}/substatus-history/": {"get"},
     "/api/v1/substatus/analytics/": {"get"},
 }
-OTHER_ROUTES = {"/api/v1/me/": {"get"}, "/api/v1/auth/token/": {"post"}}
+OTHER_ROUTES = {
+    "/api/v1/me/": {"get"},
+    "/api/v1/auth/token/": {"post"},
+    "/api/v1/auth/tokens/": {"get"},
+    "/api/v1/auth/tokens/{id}/": {"delete"},
+    "/api/v1/auth/logout/": {"post"},
+    "/api/v1/auth/logout-all/": {"post"},
+}
 
 
 @pytest.fixture(scope="module")
@@ -106,3 +116,37 @@ def test_docs_page_renders(db):
     assert response.status_code == 200
     assert b"swagger-ui" in response.content
     assert b"/api/v1/schema/" in response.content
+
+
+def test_the_token_endpoint_documents_its_answer(schema):
+    token = schema["paths"]["/api/v1/auth/token/"]["post"]
+
+    assert token["security"] == [{}]
+    assert set(token["responses"]) >= {"200", "400", "429"}
+    assert token["responses"]["429"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/ErrorResponse429"
+    }
+    assert set(schema["components"]["schemas"]["Token"]["properties"]) == {"token", "expiry"}
+    assert schema["components"]["securitySchemes"]["tokenAuth"] == {
+        "type": "apiKey",
+        "in": "header",
+        "name": "Authorization",
+        "description": 'Token-based authentication with required prefix "Token"',
+    }
+
+
+def test_closed_docs_need_a_signed_in_user(db, settings):
+    settings.API_DOCS_PUBLIC = False
+    staff = Client()
+    staff.force_login(UserFactory(username="dana"))
+
+    schema = APIClient().get("/api/v1/schema/", {"format": "json"})
+    docs = APIClient().get("/api/v1/docs/")
+
+    assert schema.status_code == 401
+    assert schema.json()["errors"] == [
+        {"code": "not_authenticated", "detail": "Authentication credentials were not provided.", "attr": None}
+    ]
+    assert (docs.status_code, docs["Location"]) == (302, "/admin/login/?next=/api/v1/docs/")
+    assert staff.get("/api/v1/schema/", {"format": "json"}).json()["info"]["title"] == "Ridgeline API"
+    assert b"swagger-ui" in staff.get("/api/v1/docs/").content

@@ -1,4 +1,5 @@
-"""Settings refuse what Ridgeline cannot run on: SQLite, and production without its secrets."""
+"""Settings refuse what Ridgeline cannot run on (SQLite, production without its secrets or
+with a weak key), production is safe by default, and each entry point picks its settings."""
 
 import os
 import subprocess
@@ -12,6 +13,8 @@ from django.core.exceptions import ImproperlyConfigured
 from crm.settings.base import database_from_url
 
 ROOT = Path(settings.BASE_DIR)
+STRONG_KEY = "k8#Vq2!pZr7@Lw4$Nd9%Xs1^Hb6&Jt3*Fy5(Gm0)Ce-Ua+Io=Ev"
+PRODUCTION = {"DJANGO_SETTINGS_MODULE": "crm.settings.production", "ALLOWED_HOSTS": "api.ridgeline.example"}
 SQLITE_MESSAGE = (
     "DATABASE_URL points at SQLite ('sqlite:///x.db'), but Ridgeline requires PostgreSQL: it relies on "
     "triggers, generated full-text search columns, partial unique indexes, row locks and set_config(), "
@@ -85,7 +88,7 @@ def test_production_requires_secret_key():
 
 def test_production_requires_allowed_hosts():
     result = run(
-        "-c", "import django; django.setup()", DJANGO_SETTINGS_MODULE="crm.settings.production", SECRET_KEY="s" * 50
+        "-c", "import django; django.setup()", DJANGO_SETTINGS_MODULE="crm.settings.production", SECRET_KEY=STRONG_KEY
     )
 
     assert result.returncode == 1
@@ -95,16 +98,137 @@ def test_production_requires_allowed_hosts():
     )
 
 
-def test_production_starts_with_its_secrets():
+@pytest.mark.parametrize(
+    "key",
+    [STRONG_KEY[:49], "dev-only-insecure-key-do-not-use-in-production", "s" * 50, "abcd" * 20],
+    ids=["short", "development-key", "one-character", "four-characters"],
+)
+def test_production_refuses_a_weak_secret_key(key):
+    result = run("-c", "import django; django.setup()", **PRODUCTION, SECRET_KEY=key)
+
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        "django.core.exceptions.ImproperlyConfigured: SECRET_KEY is too weak for production: use 50 or more "
+        "random characters, not the development key (e.g. python -c 'import secrets; "
+        "print(secrets.token_urlsafe(50))')."
+    )
+
+
+SHOW_SECURITY = (
+    "import django; django.setup(); from django.conf import settings as s; "
+    "print(s.DEBUG, s.ALLOWED_HOSTS, s.API_DOCS_PUBLIC, s.SECURE_PROXY_SSL_HEADER, s.SECURE_SSL_REDIRECT, "
+    "s.SECURE_HSTS_SECONDS, s.SECURE_HSTS_INCLUDE_SUBDOMAINS, s.SECURE_HSTS_PRELOAD, s.SESSION_COOKIE_SECURE, "
+    "s.CSRF_COOKIE_SECURE, s.CSRF_TRUSTED_ORIGINS, s.TRUSTED_PROXY_COUNT)"
+)
+
+
+def test_production_starts_with_its_secrets_and_safe_defaults():
     result = run(
         "-c",
-        "import django; django.setup(); from django.conf import settings as s; print(s.DEBUG, s.ALLOWED_HOSTS)",
+        SHOW_SECURITY,
         DJANGO_SETTINGS_MODULE="crm.settings.production",
-        SECRET_KEY="s" * 50,
+        SECRET_KEY=STRONG_KEY,
         ALLOWED_HOSTS="api.ridgeline.example, admin.ridgeline.example",
     )
 
-    assert (result.returncode, result.stdout) == (0, "False ['api.ridgeline.example', 'admin.ridgeline.example']\n")
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout == (
+        "False ['api.ridgeline.example', 'admin.ridgeline.example'] False ('HTTP_X_FORWARDED_PROTO', 'https') "
+        "True 31536000 True False True True [] 0\n"
+    )
+
+
+def test_production_security_comes_from_the_environment():
+    result = run(
+        "-c",
+        SHOW_SECURITY,
+        **PRODUCTION,
+        SECRET_KEY=STRONG_KEY,
+        API_DOCS_PUBLIC="true",
+        SECURE_PROXY_SSL_HEADER="X-Scheme",
+        SECURE_SSL_REDIRECT="false",
+        SECURE_HSTS_SECONDS="3600",
+        SECURE_HSTS_INCLUDE_SUBDOMAINS="false",
+        SECURE_HSTS_PRELOAD="true",
+        SESSION_COOKIE_SECURE="false",
+        CSRF_COOKIE_SECURE="false",
+        CSRF_TRUSTED_ORIGINS="https://app.ridgeline.example,https://admin.ridgeline.example",
+        TRUSTED_PROXY_COUNT="2",
+    )
+
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout == (
+        "False ['api.ridgeline.example'] True ('HTTP_X_SCHEME', 'https') False 3600 False True False False "
+        "['https://app.ridgeline.example', 'https://admin.ridgeline.example'] 2\n"
+    )
+
+
+def test_no_proxy_header_is_trusted_when_it_is_set_empty():
+    result = run(
+        "-c",
+        "import django; django.setup(); from django.conf import settings as s; print(s.SECURE_PROXY_SSL_HEADER)",
+        **PRODUCTION,
+        SECRET_KEY=STRONG_KEY,
+        SECURE_PROXY_SSL_HEADER="",
+    )
+
+    assert (result.returncode, result.stdout) == (0, "None\n")
+
+
+def test_check_deploy_is_clean_with_production_settings():
+    result = run(
+        "manage.py",
+        "check",
+        "--deploy",
+        "--fail-level",
+        "WARNING",
+        **PRODUCTION,
+        SECRET_KEY=STRONG_KEY,
+        SECURE_HSTS_PRELOAD="true",
+        CSRF_TRUSTED_ORIGINS="https://app.ridgeline.example",
+        TRUSTED_PROXY_COUNT="1",
+    )
+
+    assert (result.returncode, result.stderr, result.stdout) == (
+        0,
+        "",
+        "System check identified no issues (0 silenced).\n",
+    )
+
+
+@pytest.mark.parametrize(
+    ("code", "module"),
+    [
+        ("import crm.wsgi", "crm.settings.production"),
+        ("import crm.asgi", "crm.settings.production"),
+        ("import crm.celery", "crm.settings.production"),
+        ("import manage, sys; sys.argv = ['manage.py', 'check']; manage.main()", "crm.settings.base"),
+    ],
+    ids=["wsgi", "asgi", "celery", "manage.py"],
+)
+def test_each_entry_point_defaults_to_its_settings(code, module):
+    result = run(
+        "-c",
+        f"{code}; import os; print(os.environ['DJANGO_SETTINGS_MODULE'])",
+        ALLOWED_HOSTS="api.ridgeline.example",
+        SECRET_KEY=STRONG_KEY,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == module
+
+
+def test_the_production_entry_points_refuse_to_start_without_production_secrets():
+    result = run("-c", "import crm.wsgi")
+
+    assert result.returncode == 1
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .startswith(
+            "django.core.exceptions.ImproperlyConfigured: The environment variable SECRET_KEY is required in production"
+        )
+    )
 
 
 def test_a_boolean_setting_that_is_not_one_is_refused():
