@@ -98,7 +98,7 @@ class Tenant(models.Model):
 
     name = models.CharField(max_length=255)
     subdomain = models.SlugField(max_length=100, unique=True)
-    custom_domain = models.CharField(max_length=253, null=True, blank=True, unique=True)  # noqa: DJ001
+    custom_domain = models.CharField(max_length=255, null=True, blank=True, unique=True)  # noqa: DJ001
     settings = models.JSONField(default=dict, db_default={}, blank=True)
     features = models.JSONField(default=dict, db_default={}, blank=True)
     subscription_status = models.CharField(

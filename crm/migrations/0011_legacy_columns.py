@@ -1,6 +1,7 @@
 """The old system's remaining columns of tenants, projects and activities, at its widths.
 
-- tenants: `name` varchar(255), `subdomain` varchar(100); projects: `name` varchar(255).
+- tenants: `name` varchar(255), `subdomain` varchar(100), `custom_domain` varchar(255);
+  projects: `name` varchar(255).
   Widening a varchar changes PostgreSQL's catalog only: no rewrite, no scan.
 - projects: `quickbooks_id`, `quickbooks_sync_status` (NULL: added without touching a row).
 - activities: `is_impersonated_action`, kept by the database: a row trigger sets it on INSERT
@@ -58,6 +59,11 @@ class Migration(migrations.Migration):
         migrations.AlterField(model_name="tenant", name="name", field=models.CharField(max_length=255)),
         migrations.AlterField(
             model_name="tenant", name="subdomain", field=models.SlugField(max_length=100, unique=True)
+        ),
+        migrations.AlterField(
+            model_name="tenant",
+            name="custom_domain",
+            field=models.CharField(blank=True, max_length=255, null=True, unique=True),
         ),
         migrations.AlterField(model_name="project", name="name", field=models.CharField(max_length=255)),
         migrations.AddField(

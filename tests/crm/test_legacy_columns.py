@@ -90,9 +90,16 @@ def test_the_admin_edits_and_filters_the_quickbooks_fields(tenant):
 
 
 def test_a_tenant_takes_the_old_widths_of_name_and_subdomain(tenant, owner):
-    tenant_update(tenant=tenant, actor=Actor(tenant=tenant, user=owner), name="N" * 255, subdomain="s" * 100)
+    domain = "d" * 251 + ".com"
+    actor = Actor(tenant=tenant, user=owner)
 
-    assert Tenant.objects.values_list("name", "subdomain").get(pk=tenant.pk) == ("N" * 255, "s" * 100)
+    tenant_update(tenant=tenant, actor=actor, name="N" * 255, subdomain="s" * 100, custom_domain=domain)
+
+    assert Tenant.objects.values_list("name", "subdomain", "custom_domain").get(pk=tenant.pk) == (
+        "N" * 255,
+        "s" * 100,
+        domain,
+    )
 
 
 def test_a_project_name_longer_than_the_old_width_is_refused(tenant, member_user):
