@@ -255,7 +255,10 @@ def _actor_role(actor: Actor, tenant: Tenant) -> Role:
 def _ensure_owner_remains(tenant: Tenant, *, losing: Membership) -> None:
     if losing.role != Role.OWNER or losing.status != MembershipStatus.ACTIVE:
         return
-    others = Membership.objects.active().filter(tenant=tenant, role=Role.OWNER).exclude(pk=losing.pk)
+    # A usable owner: the membership is active and so is the account (a disabled user cannot log in).
+    others = (
+        Membership.objects.active().filter(tenant=tenant, role=Role.OWNER, user__is_active=True).exclude(pk=losing.pk)
+    )
     if not others.exists():
         raise Conflict("A tenant keeps at least one active owner: make someone else owner first.", code="last_owner")
 
