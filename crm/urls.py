@@ -17,6 +17,7 @@ from crm.views import (
     MeView,
     ProjectContactViewSet,
     ProjectViewSet,
+    TenantView,
     TokenView,
 )
 from substatus.views import (
@@ -43,6 +44,7 @@ api_v1: list[URLPattern | URLResolver] = [
     path("auth/logout/", LogoutView.as_view(), name="auth-logout"),
     path("auth/logout-all/", LogoutAllView.as_view(), name="auth-logout-all"),
     path("me/", MeView.as_view(), name="me"),
+    path("tenant/", TenantView.as_view(), name="tenant"),
     path(
         "contacts/<int:record_pk>/substatus-history/",
         ContactSubstatusHistoryViewSet.as_view({"get": "list"}),

@@ -330,3 +330,33 @@ def test_overriding_get_queryset_is_refused_at_class_creation():
         class Sneaky(TenantScopedViewSet):
             def get_queryset(self):
                 return Contact.objects.all()
+
+
+# The request's tenant (/api/v1/tenant/) ---------------------------------------------------
+
+
+def test_the_tenant_endpoint_is_the_request_tenant(two_tenant_user, tenant, other_tenant):
+    client = client_for(two_tenant_user)
+
+    assert client.get("/api/v1/tenant/", HTTP_X_TENANT="summit").json()["id"] == tenant.pk
+    assert client.get("/api/v1/tenant/", HTTP_X_TENANT=str(other_tenant.pk)).json()["id"] == other_tenant.pk
+
+
+@pytest.mark.parametrize("method", ["get", "patch"])
+def test_another_tenant_is_never_read_nor_changed_through_the_tenant_endpoint(method, owner, other_tenant):
+    before = row(other_tenant)
+    body = {"name": "Taken Over"} if method == "patch" else None
+
+    response = getattr(client_for(owner), method)("/api/v1/tenant/", body, HTTP_X_TENANT="valley")
+
+    assert_error(response, 403, code="permission_denied", detail="You are not an active member of tenant 'valley'.")
+    assert row(other_tenant) == before
+
+
+def test_changing_ones_tenant_leaves_the_other_unchanged(owner, tenant, other_tenant):
+    before = row(other_tenant)
+
+    response = client_for(owner).patch("/api/v1/tenant/", {"name": "Summit Roofing Co", "subdomain": "summit-co"})
+
+    assert response.status_code == 200, response.content
+    assert row(other_tenant) == before
