@@ -19,6 +19,12 @@ from crm.views import (
     ProjectViewSet,
     TokenView,
 )
+from impersonation.views import (
+    ImpersonationLogViewSet,
+    ImpersonationStartView,
+    ImpersonationStatusView,
+    ImpersonationStopView,
+)
 from substatus.views import (
     ContactSubstatusHistoryViewSet,
     ProjectSubstatusHistoryViewSet,
@@ -37,12 +43,16 @@ router.register("activities", ActivityViewSet, basename="activity")
 router.register("memberships", MembershipViewSet, basename="membership")
 router.register("substatuses", SubstatusViewSet, basename="substatus")
 router.register("auth/tokens", AuthTokenViewSet, basename="auth-tokens")
+router.register("impersonation/logs", ImpersonationLogViewSet, basename="impersonation-log")
 
 api_v1: list[URLPattern | URLResolver] = [
     path("auth/token/", TokenView.as_view(), name="auth-token"),
     path("auth/logout/", LogoutView.as_view(), name="auth-logout"),
     path("auth/logout-all/", LogoutAllView.as_view(), name="auth-logout-all"),
     path("me/", MeView.as_view(), name="me"),
+    path("impersonation/start/", ImpersonationStartView.as_view(), name="impersonation-start"),
+    path("impersonation/stop/", ImpersonationStopView.as_view(), name="impersonation-stop"),
+    path("impersonation/status/", ImpersonationStatusView.as_view(), name="impersonation-status"),
     path(
         "contacts/<int:record_pk>/substatus-history/",
         ContactSubstatusHistoryViewSet.as_view({"get": "list"}),
