@@ -148,10 +148,12 @@ def impersonation_start(
 def impersonation_end(*, log: ImpersonationLog, reason: EndReason) -> bool:
     """End an active session (no-op on an ended one); whether this call ended it."""
     status = STATUS_FOR_REASON.get(reason, ImpersonationStatus.TERMINATED)
+    # A session found expired late (no request, the sweep's interval) ended at its expiry.
+    ended_at = min(timezone.now(), log.expires_at)
     ended = (
         ImpersonationLog.objects.active()
         .filter(pk=log.pk)
-        .update(status=status, end_reason=reason, ended_at=Now(), updated_at=Now())
+        .update(status=status, end_reason=reason, ended_at=ended_at, updated_at=Now())
     )
     log.refresh_from_db(fields=["status", "end_reason", "ended_at", "duration_seconds", "updated_at"])
     return bool(ended)

@@ -163,8 +163,6 @@ def test_a_user_of_two_tenants_is_impersonated_only_in_the_tenant_of_the_session
     no_header = as_owner.get("/api/v1/memberships/")
 
     assert [row["tenant_id"] for row in logs()] == [other_tenant.pk]
-    assert_error(
-        at_summit, 403, code="impersonation_tenant", detail="This impersonation is limited to Valley Roofing."
-    )
+    assert_error(at_summit, 403, code="impersonation_tenant", detail="This impersonation is limited to Valley Roofing.")
     assert at_valley.status_code == 200
     assert sorted(row["user"]["username"] for row in no_header.json()["results"]) == ["foreign-owner", "owner"]
