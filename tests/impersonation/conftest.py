@@ -1,5 +1,7 @@
 """Clients signed in with real credentials (impersonation binds itself to them)."""
 
+from typing import Any
+
 import pytest
 from rest_framework.test import APIClient
 
@@ -34,7 +36,7 @@ def started_token(client: APIClient, target, **body) -> str:
     return response.json()["token"]
 
 
-def logs() -> list[dict]:
+def logs() -> list[Any]:
     return list(ImpersonationLog.objects.order_by("pk").values())
 
 
