@@ -110,7 +110,8 @@ class Impersonation:
             if not self.log.allow_writes:
                 return refusal(request, 403, "read-only impersonation", "read_only_impersonation")
         response = get_response(request)
-        impersonation_record_request(log=self.log, write=unsafe and response.status_code < 400)
+        wrote = unsafe and route not in SESSION_ROUTES and response.status_code < 400
+        impersonation_record_request(log=self.log, write=wrote)
         return response
 
 

@@ -63,7 +63,7 @@ def impersonation_check(*, impersonator: User, target: User, tenant: Tenant) -> 
         raise Forbidden("Only the tenant's owners and admins can impersonate.", code="not_an_impersonator")
     if membership.role_enum not in TARGET_ROLES:
         raise Forbidden(
-            f"You cannot impersonate a {membership.role}: only managers, members and viewers.",
+            f"You cannot impersonate a user with the {membership.role} role: only managers, members and viewers.",
             code="impersonate_peer_or_higher",
             attr="target",
         )

@@ -45,7 +45,7 @@ def test_an_admin_or_owner_target_is_refused(request, impersonator, target):
         response,
         403,
         code="impersonate_peer_or_higher",
-        detail=f"You cannot impersonate a {target}: only managers, members and viewers.",
+        detail=f"You cannot impersonate a user with the {target} role: only managers, members and viewers.",
         attr="target",
     )
     assert logs() == []
@@ -61,7 +61,7 @@ def test_a_peer_is_refused(tenant, request, role):
         response,
         403,
         code="impersonate_peer_or_higher",
-        detail=f"You cannot impersonate a {role}: only managers, members and viewers.",
+        detail=f"You cannot impersonate a user with the {role} role: only managers, members and viewers.",
         attr="target",
     )
     assert logs() == []
