@@ -20,6 +20,12 @@ from crm.views import (
     TenantView,
     TokenView,
 )
+from impersonation.views import (
+    ImpersonationLogViewSet,
+    ImpersonationStartView,
+    ImpersonationStatusView,
+    ImpersonationStopView,
+)
 from substatus.views import (
     ContactSubstatusHistoryViewSet,
     ProjectSubstatusHistoryViewSet,
@@ -38,6 +44,7 @@ router.register("activities", ActivityViewSet, basename="activity")
 router.register("memberships", MembershipViewSet, basename="membership")
 router.register("substatuses", SubstatusViewSet, basename="substatus")
 router.register("auth/tokens", AuthTokenViewSet, basename="auth-tokens")
+router.register("impersonation/logs", ImpersonationLogViewSet, basename="impersonation-log")
 
 api_v1: list[URLPattern | URLResolver] = [
     path("auth/token/", TokenView.as_view(), name="auth-token"),
@@ -45,6 +52,9 @@ api_v1: list[URLPattern | URLResolver] = [
     path("auth/logout-all/", LogoutAllView.as_view(), name="auth-logout-all"),
     path("me/", MeView.as_view(), name="me"),
     path("tenant/", TenantView.as_view(), name="tenant"),
+    path("impersonation/start/", ImpersonationStartView.as_view(), name="impersonation-start"),
+    path("impersonation/stop/", ImpersonationStopView.as_view(), name="impersonation-stop"),
+    path("impersonation/status/", ImpersonationStatusView.as_view(), name="impersonation-status"),
     path(
         "contacts/<int:record_pk>/substatus-history/",
         ContactSubstatusHistoryViewSet.as_view({"get": "list"}),

@@ -10,6 +10,7 @@ from rest_framework.test import APIClient
 
 from contacts.models import Contact
 from crm.models import Activity, Membership, Project, ProjectContact, Role, Tenant
+from impersonation.models import ImpersonationLog
 from substatus.models import SubstatusConfig, SubstatusHistory
 from tests.conftest import client_for
 from tests.factories import ActivityFactory, ContactFactory, ProjectFactory
@@ -68,7 +69,16 @@ def tables() -> dict[str, list[dict[str, Any]]]:
     """Every table an API write could touch, to prove a refused request changed nothing."""
     return {
         model._meta.db_table: table(model)
-        for model in (Contact, Project, ProjectContact, Activity, Membership, SubstatusConfig, SubstatusHistory)
+        for model in (
+            Contact,
+            Project,
+            ProjectContact,
+            Activity,
+            Membership,
+            SubstatusConfig,
+            SubstatusHistory,
+            ImpersonationLog,
+        )
     }
 
 

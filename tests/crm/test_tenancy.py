@@ -1,11 +1,15 @@
 """Tenant isolation: resolving the request's tenant, 404 for other tenants' rows, foreign keys."""
 
+from datetime import timedelta
+
 import pytest
 from django.core.exceptions import ImproperlyConfigured
+from django.utils import timezone
 
 from contacts.models import Contact
 from crm.api.views import TenantScopedViewSet
 from crm.models import Membership, Role
+from impersonation.models import ImpersonationLog
 from tests.api import (
     ACTIVITIES,
     CONTACTS,
@@ -19,7 +23,7 @@ from tests.api import (
     table,
     tables,
 )
-from tests.conftest import client_for
+from tests.conftest import client_for, member
 from tests.factories import ContactFactory, MembershipFactory, ProjectFactory, UserFactory
 
 # Tenant resolution ----------------------------------------------------------------------
@@ -195,6 +199,32 @@ def test_another_tenants_membership_is_404_and_unchanged(method, owner, other_us
     response = getattr(client_for(owner), method)(f"/api/v1/memberships/{foreign.pk}/", body)
 
     assert_error(response, 404, code="not_found", detail="Not found.")
+    assert row(foreign) == before
+
+
+def foreign_impersonation_log(other_tenant, other_user) -> ImpersonationLog:
+    foreign_owner = member(other_tenant, Role.OWNER, "foreign-owner")
+    return ImpersonationLog.objects.create(
+        tenant=other_tenant,
+        admin_user=foreign_owner,
+        impersonated_user=other_user,
+        reason="Another tenant's support session",
+        expires_at=timezone.now() + timedelta(minutes=30),
+        admin_session_key="another-tenants-session",
+    )
+
+
+@pytest.mark.parametrize("mine", ["", "?mine=true"])
+def test_another_tenants_impersonation_log_is_404_and_never_listed(mine, owner, other_tenant, other_user):
+    foreign = foreign_impersonation_log(other_tenant, other_user)
+    before = row(foreign)
+    client = client_for(owner)
+
+    detail = client.get(f"/api/v1/impersonation/logs/{foreign.pk}/{mine}")
+    listed = client.get(f"/api/v1/impersonation/logs/{mine}")
+
+    assert_error(detail, 404, code="not_found", detail="Not found.")
+    assert listed.json()["results"] == []
     assert row(foreign) == before
 
 
