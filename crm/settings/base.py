@@ -292,6 +292,8 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "schedule": 15 * 60,  # seconds; delays are whole hours, so a quarter-hour late at most
     },
     "auth-tokens-purge-expired": {"task": "crm.tasks.auth_tokens_purge_expired_task", "schedule": 24 * 60 * 60},
+    "campaign-triggers-scan": {"task": "campaigns.tasks.campaign_triggers_scan_task", "schedule": 60},
+    "campaigns-check-exits": {"task": "campaigns.tasks.campaigns_check_exits_task", "schedule": 5 * 60},
 }
 
 # `manage.py schema_check` and `adopt_database` report every table, column, constraint,
