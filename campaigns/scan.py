@@ -130,10 +130,12 @@ def _stage_changes(trigger: CampaignTrigger, now: Any) -> tuple[dict[str, Entrie
     )
     if "to" in config:
         rows = rows.filter(to_status=config["to"])
-    # Without `from`: a status change (or a new record), not a substatus move within a status.
-    rows = rows.filter(from_status=config["from"]) if "from" in config else rows.exclude(from_status=F("to_status"))
-    if "substatus" in config:
-        rows = rows.filter(to_substatus_id=config["substatus"])
+    if "from" in config:
+        rows = rows.filter(from_status=config["from"])
+    if "substatus" in config:  # entering the substatus, within the status or with it
+        rows = rows.filter(to_substatus_id=config["substatus"]).exclude(from_substatus_id=config["substatus"])
+    elif "from" not in config:  # a status change (or a new record), not a substatus move within a status
+        rows = rows.exclude(from_status=F("to_status"))
     found = list(rows.order_by("pk").values_list("pk", "record_id")[:BATCH])
     records = _records(entity, [record for _, record in found])
     changes = {f"history:{pk}": [records[record]] for pk, record in found if record in records}

@@ -87,8 +87,6 @@ def _walk(
     sent_per_day: dict[tuple[int, str], int],
 ) -> list[dict[str, Any]]:
     """What one contact would receive, and when, from `start` until `end`."""
-    from filters.services import filter_matches
-
     zone = tenant_zone(campaign.tenant)
     by_id = {step.pk: step for step in steps}
     context = _context(actor, contact, None)
@@ -118,6 +116,8 @@ def _walk(
             sent_per_day[contact.pk, at.astimezone(zone).date().isoformat()] += 1
             entry.update(_rendered(step.step_type, step.step_config, context))
         if step.step_type == StepType.CONDITIONAL:
+            from filters.services import filter_matches
+
             matched = filter_matches(actor=actor, entity_type=CONTACTS, tree=step.conditions, record=contact)
             entry["branch"] = matched
             timeline.append(entry)
