@@ -118,7 +118,9 @@ def test_a_bad_step_mapping_is_refused_and_nothing_moves(actor, tenant, mapping,
 
 def _graph(actor, steps):
     campaign = build(actor, publish=False, steps=[])
-    made = [step_create(actor=actor, campaign=campaign, step_order=order, **step) for order, step in enumerate(steps, 1)]
+    made = [
+        step_create(actor=actor, campaign=campaign, step_order=order, **step) for order, step in enumerate(steps, 1)
+    ]
     return campaign, made
 
 
@@ -136,9 +138,7 @@ def test_a_conditional_needs_both_paths(actor):
 
     with pytest.raises(ApplicationError) as raised:
         campaign_publish(campaign=campaign, actor=actor)
-    assert raised.value.message == (
-        "steps[2].false_path_step: a conditional step needs both paths, in this version."
-    )
+    assert raised.value.message == ("steps[2].false_path_step: a conditional step needs both paths, in this version.")
 
 
 def test_a_cycle_is_refused_with_its_path(actor):
