@@ -181,7 +181,8 @@ def test_preview_renders_every_step_for_the_chosen_contact(tenant, manager):
         "step_type": "send_sms",
         "delay_value": 0,
         "delay_unit": "hours",
-        "body": "Summit Roofing: free storm-damage roof inspections this week. Reply YES to book. Reply STOP to opt out.",
+        "body": "Summit Roofing: free storm-damage roof inspections this week. Reply YES to book. "
+        "Reply STOP to opt out.",
     }
     assert steps[5]["title"] == "Call Dana about storm damage"
 
