@@ -2,6 +2,7 @@
 
 import datetime as dt
 import threading
+from zoneinfo import ZoneInfo
 
 import pytest
 from celery.contrib.testing.worker import start_worker
@@ -78,7 +79,7 @@ def test_a_stage_change_in_raw_sql_enrolls(actor, tenant):
 
 
 def test_changes_before_the_publish_are_not_replayed(actor, tenant):
-    contact = ContactFactory(tenant=tenant, stage="qualified")
+    ContactFactory(tenant=tenant, stage="qualified")
     campaign = build(actor, triggers=[TO_QUALIFIED])
     trigger = CampaignTrigger.objects.get(version=campaign.active_version)
     assert trigger.watermark_id == SubstatusHistory.objects.latest("id").pk
@@ -95,7 +96,7 @@ def test_a_project_reaching_completed_enrolls_its_contact_with_the_project(actor
     Project.objects.filter(pk=project.pk).update(status="completed")
 
     assert campaign_triggers_scan() == 1
-    row = CampaignEnrollment.objects.get()
+    row = CampaignEnrollment.objects.get(campaign=campaign)
     assert (row.contact_id, row.project_id) == (project.contact_id, project.pk)
 
 
@@ -137,7 +138,7 @@ def test_an_event_through_the_api_and_in_raw_sql_enrolls(actor, tenant, member_u
 
 
 def test_a_time_based_trigger_enrolls_on_the_day_once(actor, tenant):
-    today = timezone.localdate()
+    today = timezone.localdate(timezone=ZoneInfo(tenant.timezone))  # the tenant's day, not UTC's
     campaign = build(
         actor,
         triggers=[
@@ -153,7 +154,7 @@ def test_a_time_based_trigger_enrolls_on_the_day_once(actor, tenant):
 
     assert campaign_triggers_scan() == 1
     assert campaign_triggers_scan() == 0
-    row = CampaignEnrollment.objects.get()
+    row = CampaignEnrollment.objects.get(campaign=campaign)
     assert (row.contact_id, row.project_id) == (due.contact_id, due.pk)
     assert row.trigger_event == f"time:project:{due.pk}:{today.isoformat()}"
 
