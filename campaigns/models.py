@@ -319,7 +319,9 @@ class CampaignTemplate(models.Model):
     campaign_type = models.CharField(max_length=20, choices=CampaignType.choices)
     goal_type = models.CharField(max_length=20, choices=GoalType.choices, default=GoalType.NONE)
     goal_target = models.PositiveIntegerField(null=True, blank=True, validators=[MinValueValidator(1)])
-    steps = models.JSONField(default=list, db_default=[], help_text="The steps, in order, as the steps API takes them.")
+    steps = models.JSONField(
+        default=list, db_default=[], blank=True, help_text="The steps, in order, as the steps API takes them."
+    )
     triggers = models.JSONField(default=list, db_default=[], blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"

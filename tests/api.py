@@ -8,7 +8,17 @@ import pytest
 from django.db import models
 from rest_framework.test import APIClient
 
+from campaigns.models import (
+    Campaign,
+    CampaignEnrollment,
+    CampaignStep,
+    CampaignTemplate,
+    CampaignTrigger,
+    CampaignVersion,
+)
+from campaigns.services import campaign_create
 from contacts.models import Contact
+from crm.actor import Actor
 from crm.models import Activity, Membership, Project, ProjectContact, Role, Tenant
 from substatus.models import SubstatusConfig, SubstatusHistory
 from tests.conftest import client_for
@@ -68,7 +78,21 @@ def tables() -> dict[str, list[dict[str, Any]]]:
     """Every table an API write could touch, to prove a refused request changed nothing."""
     return {
         model._meta.db_table: table(model)
-        for model in (Contact, Project, ProjectContact, Activity, Membership, SubstatusConfig, SubstatusHistory)
+        for model in (
+            Contact,
+            Project,
+            ProjectContact,
+            Activity,
+            Membership,
+            SubstatusConfig,
+            SubstatusHistory,
+            Campaign,
+            CampaignVersion,
+            CampaignStep,
+            CampaignTrigger,
+            CampaignTemplate,
+            CampaignEnrollment,
+        )
     }
 
 
@@ -122,7 +146,15 @@ ACTIVITIES = Resource(
     change={"outcome": "voicemail"},
     soft_delete=False,
 )
-RESOURCES = [CONTACTS, PROJECTS, ACTIVITIES]
+CAMPAIGNS = Resource(
+    name="campaigns",
+    model=Campaign,
+    make=lambda tenant: campaign_create(actor=Actor(tenant=tenant, user=None), name="Storm follow-up"),
+    payload=lambda tenant: {"name": "Hail season", "campaign_type": "event", "goal_type": "appointments"},
+    change={"description": "After the June storms"},
+    soft_delete=True,
+)
+RESOURCES = [CONTACTS, PROJECTS, ACTIVITIES, CAMPAIGNS]
 SOFT_DELETE_RESOURCES = [resource for resource in RESOURCES if resource.soft_delete]
 
 

@@ -659,7 +659,10 @@ class Migration(migrations.Migration):
                 (
                     "steps",
                     models.JSONField(
-                        db_default=[], default=list, help_text="The steps, in order, as the steps API takes them."
+                        db_default=[],
+                        blank=True,
+                        default=list,
+                        help_text="The steps, in order, as the steps API takes them.",
                     ),
                 ),
                 ("triggers", models.JSONField(blank=True, db_default=[], default=list)),
