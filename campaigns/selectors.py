@@ -112,9 +112,9 @@ def _walk(
         if at > end:
             break
         entry: dict[str, Any] = {"step": step.pk, "step_order": step.step_order, "step_type": step.step_type, "at": at}
+        entry.update(_rendered(step.step_type, step.step_config, context))
         if step.step_type in MESSAGE_STEPS:
             sent_per_day[contact.pk, at.astimezone(zone).date().isoformat()] += 1
-            entry.update(_rendered(step.step_type, step.step_config, context))
         if step.step_type == StepType.CONDITIONAL:
             from filters.services import filter_matches
 
