@@ -170,41 +170,40 @@ class _VersionChildInline(admin.StackedInline):
         return True  # the version page decided who sees it
 
 
+STEP_FIELDS = [
+    "step_order",
+    "name",
+    "step_type",
+    "delay_value",
+    "delay_unit",
+    "step_config",
+    "conditions",
+    "true_path_step",
+    "false_path_step",
+    "variants",
+]
+STEP_COUNTERS = ["total_executed", "total_succeeded", "total_failed"]
+TRIGGER_FIELDS = [
+    "trigger_type",
+    "trigger_config",
+    "enrollment_conditions",
+    "exclusion_conditions",
+    "priority",
+    "is_active",
+]
+
+
 class StepInline(_VersionChildInline):
     model = CampaignStep
     fk_name = "version"
-    fields = [
-        "step_order",
-        "name",
-        "step_type",
-        "delay_value",
-        "delay_unit",
-        "step_config",
-        "conditions",
-        "true_path_step",
-        "false_path_step",
-        "variants",
-        "total_executed",
-        "total_succeeded",
-        "total_failed",
-    ]
-    readonly_fields = ["total_executed", "total_succeeded", "total_failed"]
+    fields = (*STEP_FIELDS, *STEP_COUNTERS)
+    readonly_fields = tuple(STEP_COUNTERS)
     ordering = ["step_order"]
 
 
 class TriggerInline(_VersionChildInline):
     model = CampaignTrigger
-    fields = [
-        "trigger_type",
-        "trigger_config",
-        "enrollment_conditions",
-        "exclusion_conditions",
-        "priority",
-        "is_active",
-    ]
-
-
-STEP_FIELDS = [name for name in StepInline.fields if not name.startswith("total_")]
+    fields = tuple(TRIGGER_FIELDS)
 
 
 @admin.register(CampaignVersion)
@@ -215,8 +214,15 @@ class CampaignVersionAdmin(TenantScopedAdmin):
     list_display = ["campaign", "number", "status", "published_at"]
     list_filter = ["status"]
     list_select_related = ["campaign"]
-    fields = ["tenant", "campaign", "number", "status", "published_at", "published_by", "step_mapping"]
-    readonly_fields = fields
+    fields = readonly_fields = (
+        "tenant",
+        "campaign",
+        "number",
+        "status",
+        "published_at",
+        "published_by",
+        "step_mapping",
+    )
     inlines = [StepInline, TriggerInline]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -254,9 +260,7 @@ class CampaignVersionAdmin(TenantScopedAdmin):
 
 
 def _writable(model: type) -> list[str]:
-    if model is CampaignStep:
-        return STEP_FIELDS
-    return list(TriggerInline.fields)
+    return STEP_FIELDS if model is CampaignStep else TRIGGER_FIELDS
 
 
 @admin.register(CampaignEnrollment)

@@ -1,6 +1,8 @@
 """The demo's campaigns: two of the default templates made live in Summit Roofing, with people
 in them (a `crm.demo` step). The six default templates come with the migrations."""
 
+from typing import Any
+
 from campaigns.models import Campaign, CampaignTemplate, EnrollmentSource
 from campaigns.services import campaign_enroll, campaign_from_template, campaign_publish
 from contacts.models import Contact
@@ -8,7 +10,7 @@ from crm.actor import Actor
 from crm.demo import DemoStep, demo_register
 from crm.models import Tenant
 
-LIVE = {
+LIVE: dict[str, dict[str, Any]] = {
     # template key -> which live contacts the office enrolled
     "new-lead-welcome": {"stage": "new"},
     "storm-damage-outreach": {"stage__in": ["contacted", "qualified"]},

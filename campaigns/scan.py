@@ -72,19 +72,15 @@ def trigger_scan(*, trigger_id: int, now: Any = None) -> int:
         )
         if trigger is None:
             return 0
-        scan = {
-            TriggerType.STAGE_CHANGE: _stage_changes,
-            TriggerType.EVENT: _events,
-            TriggerType.TIME_BASED: _times,
-        }[TriggerType(trigger.trigger_type)]
-        changes, watermark = scan(trigger, now)
+        if trigger.trigger_type == TriggerType.TIME_BASED:
+            changes, trigger.watermark_date = _times(trigger, now)
+        elif trigger.trigger_type == TriggerType.EVENT:
+            changes, trigger.watermark_id = _events(trigger, now)
+        else:
+            changes, trigger.watermark_id = _stage_changes(trigger, now)
         created = 0
         for event, entries in changes.items():
             created += _enroll(trigger, event, entries)
-        if trigger.trigger_type == TriggerType.TIME_BASED:
-            trigger.watermark_date = watermark
-        else:
-            trigger.watermark_id = watermark
         trigger.save(update_fields=["watermark_id", "watermark_date", "updated_at"])
         return created
 
@@ -115,7 +111,8 @@ def _records(entity: str, ids: list[int]) -> dict[int, tuple[Contact, Project | 
         return {contact.pk: (contact, None) for contact in Contact.objects.filter(pk__in=ids)}
     return {
         project.pk: (project.contact, project)
-        for project in Project.objects.filter(pk__in=ids, contact__isnull=False).select_related("contact")
+        for project in Project.objects.filter(pk__in=ids).select_related("contact")
+        if project.contact is not None
     }
 
 

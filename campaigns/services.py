@@ -302,8 +302,12 @@ def conditions_check(*, actor: Actor, tree: Any, attr: str) -> None:
 
 def _check_step(step: CampaignStep, fields: StepFields, *, actor: Actor) -> None:
     record_check_links(step, fields)
-    for name in ("parent_step", "true_path_step", "false_path_step"):
-        other = fields.get(name)
+    links: dict[str, CampaignStep | None] = {
+        "parent_step": fields.get("parent_step"),
+        "true_path_step": fields.get("true_path_step"),
+        "false_path_step": fields.get("false_path_step"),
+    }
+    for name, other in links.items():
         if other is not None and other.version_id != step.version_id:
             raise ApplicationError(
                 f"Step {other.pk} belongs to another version of the campaign.", code="other_version", attr=name
@@ -457,7 +461,7 @@ def _check_trigger(trigger: CampaignTrigger, fields: TriggerFields, *, actor: Ac
     validate_trigger_config(trigger_type, config, tenant_id=trigger.tenant_id)
     for name in ("enrollment_conditions", "exclusion_conditions"):
         if name in fields:
-            conditions_check(actor=actor, tree=fields[name], attr=name)  # type: ignore[literal-required]
+            conditions_check(actor=actor, tree=fields[name], attr=name)
 
 
 def trigger_create(*, actor: Actor, campaign: Campaign, **fields: Unpack[TriggerFields]) -> CampaignTrigger:
@@ -675,7 +679,7 @@ def campaign_from_template(*, actor: Actor, template: CampaignTemplate, name: st
             goal_target=template.goal_target,
         )
         for order, definition in enumerate(template.steps, start=1):
-            step_create(actor=actor, campaign=campaign, step_order=order, **_step_fields(definition))
+            step_create(actor=actor, campaign=campaign, **_step_fields(definition, order))
         for definition in template.triggers:
             trigger_create(
                 actor=actor,
@@ -686,11 +690,15 @@ def campaign_from_template(*, actor: Actor, template: CampaignTemplate, name: st
     return campaign
 
 
-def _step_fields(definition: Mapping[str, Any]) -> StepFields:
-    fields: StepFields = {"step_type": definition["step_type"], "step_config": definition.get("step_config", {})}
+def _step_fields(definition: Mapping[str, Any], order: int) -> StepFields:
+    fields: StepFields = {
+        "step_order": order,
+        "step_type": definition["step_type"],
+        "step_config": definition.get("step_config", {}),
+    }
     for name in ("name", "delay_value", "delay_unit"):
         if name in definition:
-            fields[name] = definition[name]  # type: ignore[literal-required]
+            fields[name] = definition[name]
     return fields
 
 
@@ -1014,6 +1022,7 @@ def _goal_met(campaign: Campaign) -> QuerySet[CampaignEnrollment]:
     from django.db.models import Exists, OuterRef
 
     in_flight = CampaignEnrollment.objects.filter(campaign=campaign, status__in=IN_FLIGHT)
+    met: QuerySet[Any]
     if campaign.goal_type == "appointments":
         met = Activity.objects.filter(
             contact_id=OuterRef("contact_id"), type=ActivityType.MEETING, created_at__gte=OuterRef("enrolled_at")

@@ -364,7 +364,7 @@ def campaign_rows(tenant):
     }
 
 
-CAMPAIGN_CALLS = [
+CAMPAIGN_CALLS: list[tuple[str, str, dict | None]] = [
     ("get", "campaigns/{campaign}/steps/{step}/", None),
     ("patch", "campaigns/{campaign}/steps/{step}/", {"delay_value": 2}),
     ("delete", "campaigns/{campaign}/steps/{step}/", None),
