@@ -5,6 +5,14 @@ from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework.routers import DefaultRouter
 
+from campaigns.views import (
+    CampaignEnrollmentViewSet,
+    CampaignStepViewSet,
+    CampaignTemplateViewSet,
+    CampaignTriggerViewSet,
+    CampaignVersionViewSet,
+    CampaignViewSet,
+)
 from contacts.views import ContactViewSet
 from crm.health import healthz
 from crm.views import (
@@ -43,6 +51,12 @@ router.register(r"projects/(?P<project_pk>[0-9]{1,18})/contacts", ProjectContact
 router.register("activities", ActivityViewSet, basename="activity")
 router.register("memberships", MembershipViewSet, basename="membership")
 router.register("substatuses", SubstatusViewSet, basename="substatus")
+router.register("campaigns", CampaignViewSet, basename="campaign")
+router.register(r"campaigns/(?P<campaign_pk>[0-9]{1,18})/steps", CampaignStepViewSet, basename="campaign-step")
+router.register(r"campaigns/(?P<campaign_pk>[0-9]{1,18})/triggers", CampaignTriggerViewSet, basename="campaign-trigger")
+router.register(r"campaigns/(?P<campaign_pk>[0-9]{1,18})/versions", CampaignVersionViewSet, basename="campaign-version")
+router.register("campaign-enrollments", CampaignEnrollmentViewSet, basename="campaign-enrollment")
+router.register("campaign-templates", CampaignTemplateViewSet, basename="campaign-template")
 router.register("auth/tokens", AuthTokenViewSet, basename="auth-tokens")
 router.register("impersonation/logs", ImpersonationLogViewSet, basename="impersonation-log")
 

@@ -299,6 +299,8 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     },
     "impersonation-end-stale": {"task": "impersonation.tasks.impersonation_end_stale_task", "schedule": 60},
     "auth-tokens-purge-expired": {"task": "crm.tasks.auth_tokens_purge_expired_task", "schedule": 24 * 60 * 60},
+    "campaign-triggers-scan": {"task": "campaigns.tasks.campaign_triggers_scan_task", "schedule": 60},
+    "campaigns-check-exits": {"task": "campaigns.tasks.campaigns_check_exits_task", "schedule": 5 * 60},
 }
 
 # `manage.py schema_check` and `adopt_database` report every table, column, constraint,
