@@ -103,10 +103,16 @@ def test_every_role_is_stored_and_read_back(conversation, member_user, fake_open
         ("get_contact", '{"id": "x"}', "Invalid arguments: id: A valid integer is required."),
         ("get_contact", '{"id": 999999}', "There is no contact 999999."),
         ("drop_tables", "{}", "There is no tool named 'drop_tables'; the tools are search_contacts, get_contact, "),
-        ("create_activity", '{"type": "call"}', "Invalid arguments: type: The assistant may only add a note or a task."),
+        (
+            "create_activity",
+            '{"type": "call"}',
+            "Invalid arguments: type: The assistant may only add a note or a task.",
+        ),
     ],
 )
-def test_a_bad_tool_call_is_returned_to_the_model_not_a_500(conversation, member_user, fake_openai, name, arguments, error):
+def test_a_bad_tool_call_is_returned_to_the_model_not_a_500(
+    conversation, member_user, fake_openai, name, arguments, error
+):
     fake_openai.script.append(
         fake_openai._json(
             200,
@@ -219,7 +225,13 @@ def test_a_members_write_tool_records_the_conversation_on_the_activity(conversat
             "quotes: line 1 column 2 (char 1)).",
             None,
         ),
-        ([("raw", b'{"object": "nothing"}')], 502, "provider_error", "The model's server answered without a message.", None),
+        (
+            [("raw", b'{"object": "nothing"}')],
+            502,
+            "provider_error",
+            "The model's server answered without a message.",
+            None,
+        ),
     ],
     ids=["429", "503", "500", "timeout", "malformed-json", "no-choices"],
 )
@@ -344,5 +356,7 @@ def test_the_title_comes_from_the_first_message_without_a_model_call(conversatio
 
     client_for(member_user).post(messages_url(conversation), {"content": text})
 
-    assert Conversation.objects.get(pk=conversation.pk).title == "Which of my estimates haven't been followed up in seven…"
+    assert (
+        Conversation.objects.get(pk=conversation.pk).title == "Which of my estimates haven't been followed up in seven…"
+    )
     assert len(fake_openai.requests) == 1
