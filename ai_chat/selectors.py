@@ -4,7 +4,7 @@ import datetime as dt
 import json
 from typing import Any
 
-from django.db.models import Count, F, Sum
+from django.db.models import Count, Sum
 from django.db.models.functions import Coalesce
 
 from ai_chat.models import Conversation, Message, MessageRole
@@ -22,19 +22,19 @@ def usage_rows(*, tenant: Tenant, start: dt.date, end: dt.date, user: User | Non
     if user is not None:
         replies = replies.filter(user=user)
     rows = (
-        replies.values("provider", "model", user_id=F("user"), username=F("user__username"))
+        replies.values("provider", "model", "user", "user__username")
         .annotate(
             messages=Count("id"),
             prompt=Coalesce(Sum("prompt_tokens"), 0),
             completion=Coalesce(Sum("completion_tokens"), 0),
             total_cost=Sum("cost"),
         )
-        .order_by("username", "model", "provider")
+        .order_by("user__username", "model", "provider")
     )
     return [
         {
-            "user": row["user_id"],
-            "username": row["username"],
+            "user": row["user"],
+            "username": row["user__username"],
             "provider": row["provider"],
             "model": row["model"],
             "messages": row["messages"],

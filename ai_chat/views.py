@@ -189,7 +189,7 @@ class ConversationViewSet(TenantScopedViewSet):
 
     def perform_content_negotiation(self, request: Request, force: bool = False) -> tuple[Any, str]:
         wanted = request.query_params.get("format")
-        if getattr(self, "action", None) == "export" and wanted not in (None, "json", "markdown"):
+        if not force and getattr(self, "action", None) == "export" and wanted not in (None, "json", "markdown"):
             raise exceptions.ValidationError({"format": [f"format must be json or markdown; got {wanted!r}."]})
         return super().perform_content_negotiation(request, force)
 
