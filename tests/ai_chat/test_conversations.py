@@ -4,6 +4,7 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
+from django.db import connection
 
 from ai_chat.models import Conversation, ConversationAuditLog, Message, MessageRole
 from crm.models import Membership
@@ -184,12 +185,10 @@ def test_export_as_json_and_markdown(tenant, member_user):
 
 def test_the_trigger_keeps_the_totals_on_a_raw_sql_insert(tenant, member_user):
     conversation = start_conversation(tenant, member_user)
-    from django.db import connection
-
     with connection.cursor() as cursor:
         cursor.execute(
-            "INSERT INTO ai_messages (tenant_id, conversation_id, role, content, prompt_tokens, completion_tokens, cost, "
-            "created_at) VALUES (%s, %s, 'user', 'hi', 3, 4, 0.5, now()), (%s, %s, 'assistant', 'yo', 10, 20, 0.25, "
+            "INSERT INTO ai_messages (tenant_id, conversation_id, role, content, prompt_tokens, completion_tokens, "
+            "cost, created_at) VALUES (%s, %s, 'user', 'hi', 3, 4, 0.5, now()), (%s, %s, 'assistant', 'yo', 10, 20, 0.25, "
             "now() + interval '1 minute')",
             [tenant.pk, conversation.pk, tenant.pk, conversation.pk],
         )
