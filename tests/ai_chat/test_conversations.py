@@ -188,8 +188,8 @@ def test_the_trigger_keeps_the_totals_on_a_raw_sql_insert(tenant, member_user):
     with connection.cursor() as cursor:
         cursor.execute(
             "INSERT INTO ai_messages (tenant_id, conversation_id, role, content, prompt_tokens, completion_tokens, "
-            "cost, created_at) VALUES (%s, %s, 'user', 'hi', 3, 4, 0.5, now()), (%s, %s, 'assistant', 'yo', 10, 20, 0.25, "
-            "now() + interval '1 minute')",
+            "cost, created_at) VALUES (%s, %s, 'user', 'hi', 3, 4, 0.5, now()), "
+            "(%s, %s, 'assistant', 'yo', 10, 20, 0.25, now() + interval '1 minute')",
             [tenant.pk, conversation.pk, tenant.pk, conversation.pk],
         )
         cursor.execute("SELECT now() + interval '1 minute'")
