@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
+from django.conf import settings
 from django.db.models import Count, Q, QuerySet
 from rest_framework import serializers
 
@@ -24,8 +25,6 @@ from crm.search import prefix_search_query
 from crm.serializers import ActivitySerializer, ProjectSerializer
 from crm.services import activity_create
 
-# What a tool gives back at most, in characters of JSON: rows past it are left off (and said so).
-RESULT_MAX_CHARS = 6000
 CONTACT_FIELDS = (
     "id",
     "display_name",
@@ -352,7 +351,7 @@ def _error_text(errors: Any) -> str:
 
 def _capped(result: dict[str, Any]) -> dict[str, Any]:
     """The result, leaving off the last rows of its longest list while it is too long."""
-    while len(json.dumps(result, default=str)) > RESULT_MAX_CHARS:
+    while len(json.dumps(result, default=str)) > settings.AI_TOOL_RESULT_MAX_CHARS:
         lists = [key for key, value in result.items() if isinstance(value, list) and value]
         if not lists:
             return {"error": "The result is too large to show."}

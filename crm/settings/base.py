@@ -305,6 +305,8 @@ AI_MODEL = os.environ.get("AI_MODEL", "gpt-4o-mini")
 AI_TIMEOUT_SECONDS = float(os.environ.get("AI_TIMEOUT_SECONDS", "60"))
 AI_MAX_RETRIES = env_int("AI_MAX_RETRIES", 2)  # on 429, 5xx and timeouts, with exponential backoff
 AI_MAX_TOOL_ROUNDS = env_int("AI_MAX_TOOL_ROUNDS", 5, minimum=1)  # per user message
+# What one tool result gives the model at most, in characters of JSON (rows past it are left off).
+AI_TOOL_RESULT_MAX_CHARS = env_int("AI_TOOL_RESULT_MAX_CHARS", 6000, minimum=500)
 AI_MONTHLY_TOKEN_BUDGET = env_int("AI_MONTHLY_TOKEN_BUDGET", 2_000_000)  # per tenant; 0: no limit
 AI_RETENTION_DAYS = env_int("AI_RETENTION_DAYS", 365, minimum=1)  # archived or deleted conversations
 # US dollars per million tokens, per model (prompt, completion); a model not listed costs 0.
