@@ -5,6 +5,7 @@ from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework.routers import DefaultRouter
 
+from ai_chat.views import AuditConversationViewSet, ConversationViewSet, UsageView
 from campaigns.views import (
     CampaignEnrollmentViewSet,
     CampaignStepViewSet,
@@ -59,6 +60,8 @@ router.register("campaign-enrollments", CampaignEnrollmentViewSet, basename="cam
 router.register("campaign-templates", CampaignTemplateViewSet, basename="campaign-template")
 router.register("auth/tokens", AuthTokenViewSet, basename="auth-tokens")
 router.register("impersonation/logs", ImpersonationLogViewSet, basename="impersonation-log")
+router.register("ai/conversations", ConversationViewSet, basename="ai-conversation")
+router.register("ai/audit/conversations", AuditConversationViewSet, basename="ai-audit-conversation")
 
 api_v1: list[URLPattern | URLResolver] = [
     path("auth/token/", TokenView.as_view(), name="auth-token"),
@@ -80,6 +83,7 @@ api_v1: list[URLPattern | URLResolver] = [
         name="project-substatus-history",
     ),
     path("substatus/analytics/", SubstatusAnalyticsView.as_view(), name="substatus-analytics"),
+    path("ai/usage/", UsageView.as_view(), name="ai-usage"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", ApiDocsView.as_view(url_name="schema"), name="docs"),
     path("", include(router.urls)),
