@@ -19,6 +19,7 @@ from crm.views import (
     ProjectViewSet,
     TokenView,
 )
+from filters.views import FilterConfigViewSet, FilterCountView, FilterUsageView, FilterValidateView, SavedFilterViewSet
 from substatus.views import (
     ContactSubstatusHistoryViewSet,
     ProjectSubstatusHistoryViewSet,
@@ -36,6 +37,8 @@ router.register(r"projects/(?P<project_pk>[0-9]{1,18})/contacts", ProjectContact
 router.register("activities", ActivityViewSet, basename="activity")
 router.register("memberships", MembershipViewSet, basename="membership")
 router.register("substatuses", SubstatusViewSet, basename="substatus")
+router.register("filter-configs", FilterConfigViewSet, basename="filter-config")
+router.register("saved-filters", SavedFilterViewSet, basename="saved-filter")
 router.register("auth/tokens", AuthTokenViewSet, basename="auth-tokens")
 
 api_v1: list[URLPattern | URLResolver] = [
@@ -54,6 +57,9 @@ api_v1: list[URLPattern | URLResolver] = [
         name="project-substatus-history",
     ),
     path("substatus/analytics/", SubstatusAnalyticsView.as_view(), name="substatus-analytics"),
+    path("filters/validate/", FilterValidateView.as_view(), name="filters-validate"),
+    path("filters/count/", FilterCountView.as_view(), name="filters-count"),
+    path("filters/usage/", FilterUsageView.as_view(), name="filters-usage"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", ApiDocsView.as_view(url_name="schema"), name="docs"),
     path("", include(router.urls)),

@@ -139,6 +139,7 @@ class SavedFilter(models.Model):
 class FilterUsageLog(models.Model):
     """One condition of one filtered list request (written in batches after the response)."""
 
+    request_id = models.UUIDField(help_text="The list request the condition was part of.")
     tenant = models.ForeignKey("crm.Tenant", on_delete=models.CASCADE, related_name="+")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
     entity_type = models.CharField(max_length=20, choices=EntityType.choices)
@@ -154,7 +155,10 @@ class FilterUsageLog(models.Model):
     class Meta:
         db_table = "filter_usage_logs"
         ordering = ["-used_at", "-id"]
-        indexes = [models.Index(fields=["tenant", "used_at"], name="filter_usage_tenant_time")]
+        indexes = [
+            models.Index(fields=["tenant", "used_at"], name="filter_usage_tenant_time"),
+            models.Index(fields=["used_at"], name="filter_usage_time"),  # the retention prune
+        ]
 
     def __str__(self) -> str:
         return f"{self.entity_type}.{self.filter_field} {self.operator}"

@@ -58,8 +58,11 @@ def catalog_fields(*, tenant: Tenant, entity_type: str) -> dict[str, CatalogFiel
 
 
 def catalog_cache_clear(*, tenant_id: int, entity_type: str) -> None:
-    """Forget the cached catalog once the transaction changing it commits."""
-    transaction.on_commit(lambda: cache.delete(_catalog_key(tenant_id, entity_type)))
+    """Forget the cached catalog now, and again once the transaction commits (a read in between
+    may have cached the state from before the change)."""
+    key = _catalog_key(tenant_id, entity_type)
+    cache.delete(key)
+    transaction.on_commit(lambda: cache.delete(key))
 
 
 def _entity_check(entity_type: str) -> None:
