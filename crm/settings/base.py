@@ -229,6 +229,8 @@ REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": [
         "crm.api.filtering.FilterBackend",
         "crm.api.filtering.StrictOrderingFilter",
+        # ?filter= and ?saved_filter= on views naming a `filter_entity` (contacts, projects, activities)
+        "filters.backends.FilterTreeBackend",
     ],
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "drf_standardized_errors.handler.exception_handler",
@@ -302,6 +304,8 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "campaign-triggers-scan": {"task": "campaigns.tasks.campaign_triggers_scan_task", "schedule": 60},
     "campaigns-check-exits": {"task": "campaigns.tasks.campaigns_check_exits_task", "schedule": 5 * 60},
     "ai-conversations-retention": {"task": "ai_chat.tasks.conversations_retention_task", "schedule": 24 * 60 * 60},
+    "filter-usage-flush": {"task": "filters.tasks.filter_usage_flush_task", "schedule": 10},
+    "filter-usage-prune": {"task": "filters.tasks.filter_usage_prune_task", "schedule": 24 * 60 * 60},
 }
 
 # AI chat (ai_chat): any OpenAI-compatible chat-completions server (OpenAI, Azure OpenAI, vLLM,
@@ -325,6 +329,14 @@ AI_MODEL_PRICES: dict[str, dict[str, str]] = {
     "gpt-4.1": {"prompt": "2.00", "completion": "8.00"},
     "gpt-4.1-mini": {"prompt": "0.40", "completion": "1.60"},
 }
+
+# Filter usage analytics: each filtered list request pushes its conditions to a Redis list
+# (FILTER_USAGE_QUEUE) after the response is built; beat's flush task writes them in bulk
+# every 10 seconds, and a daily task deletes logs older than FILTER_USAGE_RETENTION_DAYS.
+FILTER_USAGE_LOGGING = env_bool("FILTER_USAGE_LOGGING", True)
+FILTER_USAGE_REDIS_URL = REDIS_URL
+FILTER_USAGE_QUEUE = os.environ.get("FILTER_USAGE_QUEUE", "ridgeline:filter-usage")
+FILTER_USAGE_RETENTION_DAYS = env_int("FILTER_USAGE_RETENTION_DAYS", 180, minimum=1)
 
 # `manage.py schema_check` and `adopt_database` report every table, column, constraint,
 # index, trigger, function, view, sequence, type and extension that differs from what
