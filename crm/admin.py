@@ -234,7 +234,7 @@ class ProjectContactInline(admin.TabularInline):
 @admin.register(Project)
 class ProjectAdmin(SoftDeleteAdmin):
     list_display = ["name", "project_number", "status", "type", "contact", "estimated_value", "scheduled_start"]
-    list_filter = ["status", "type", "insurance_approved", ContactOrPartyListFilter]
+    list_filter = ["status", "type", "insurance_approved", "quickbooks_sync_status", ContactOrPartyListFilter]
     list_select_related = ["contact"]
     search_fields = ["name", "project_number"]
     autocomplete_fields = ["contact", "parent_project"]
@@ -275,6 +275,7 @@ class ProjectAdmin(SoftDeleteAdmin):
             "Insurance",
             {"fields": ["insurance_approved", "insurance_approval_amount", "deductible_collected", "supplements"]},
         ),
+        ("QuickBooks", {"fields": ["quickbooks_id", "quickbooks_sync_status"]}),
         ("Other", {"fields": ["custom_fields"]}),
         ("Record", {"fields": [*RECORD_FIELDS, "is_deleted"]}),
     ]
@@ -320,11 +321,11 @@ class ProjectAdmin(SoftDeleteAdmin):
 @admin.register(Activity)
 class ActivityAdmin(TenantScopedAdmin):
     list_display = ["__str__", "type", "direction", "contact", "project", "performed_by", "on_behalf_of", "created_at"]
-    list_filter = ["type", "direction"]
+    list_filter = ["type", "direction", "is_impersonated_action"]
     list_select_related = ["contact", "project", "performed_by", "on_behalf_of"]
     search_fields = ["subject", "content"]
     autocomplete_fields = ["contact", "project"]
-    readonly_fields = ["created_by", "performed_by", "on_behalf_of", "created_at"]
+    readonly_fields = ["created_by", "performed_by", "on_behalf_of", "is_impersonated_action", "created_at"]
     date_hierarchy = "created_at"
 
     def service_create(self, actor: Actor, fields: dict[str, Any]) -> Activity:

@@ -14,3 +14,9 @@ def non_negative_check(fields: list[str], table: str) -> list[models.CheckConstr
         models.CheckConstraint(condition=Q(**{f"{field}__gte": 0}), name=f"{table}_{field}_non_negative")
         for field in fields
     ]
+
+
+class DatabaseKeptBooleanField(models.BooleanField):
+    """A flag a database trigger sets: an INSERT reads the stored value back (RETURNING)."""
+
+    db_returning = True

@@ -67,6 +67,8 @@ class ProjectFields(TypedDict, total=False):
     weather_delays: int
     quality_score: int | None
     custom_fields: dict[str, Any]
+    quickbooks_id: str | None
+    quickbooks_sync_status: str | None
     substatus: "SubstatusConfig | None"
 
 
