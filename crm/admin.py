@@ -180,13 +180,25 @@ class MembershipAdmin(TenantScopedAdmin):
 
 
 class ContactOrPartyListFilter(admin.SimpleListFilter):
-    """Projects a contact is on, as their contact or a party (linked from a company's page; not listed)."""
+    """Projects a contact is on, as their contact or a party (linked from a company's page).
+
+    Listed in the sidebar only while it is in use, with the contact's name: a filter with no
+    choices at all would be dropped by Django, ignoring the parameter.
+    """
 
     title = "contact or party"
     parameter_name = "contact_or_party"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return []
+        value = self.value()
+        if value is None:
+            return []
+        contacts = Contact.objects.filter(pk=value) if re.fullmatch(r"[0-9]{1,18}", value) else Contact.objects.none()
+        ids = admin_tenant_ids(request)
+        if ids is not None:
+            contacts = contacts.filter(tenant_id__in=ids)
+        contact = contacts.first()
+        return [(value, str(contact) if contact is not None else f"#{value}")]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
         value = self.value()

@@ -223,7 +223,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     # DRF's throttles (none today) find the client address the way crm.auth.client_ip does.
     "NUM_PROXIES": TRUSTED_PROXY_COUNT,
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["crm.api.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PAGINATION_CLASS": "crm.api.pagination.PageNumberPagination",
     "DEFAULT_FILTER_BACKENDS": [
@@ -240,7 +240,9 @@ REST_FRAMEWORK = {
 
 DRF_STANDARDIZED_ERRORS = {
     "EXCEPTION_HANDLER_CLASS": "crm.api.errors.ExceptionHandler",
-    "ALLOWED_ERROR_STATUS_CODES": ["400", "401", "403", "404", "405", "406", "415", "429", "500"],
+    "ALLOWED_ERROR_STATUS_CODES": ["400", "401", "403", "404", "405", "406", "413", "415", "429", "500"],
+    # Any request may carry a body over DATA_UPLOAD_MAX_MEMORY_SIZE.
+    "ERROR_SCHEMAS": {"413": "crm.api.errors.ErrorResponse413Serializer"},
 }
 
 # The OpenAPI schema and Swagger UI: open to anyone (development), or to signed-in users
