@@ -14,7 +14,7 @@ from django.db import models
 from django.db.models import F, Func, Q, TextField, Value
 from django.db.models.functions import Lower, Now
 
-from crm.fields import choices_check, non_negative_check
+from crm.fields import JSONDocumentField, choices_check, non_negative_check
 from crm.models import SoftDeleteRecord, validate_timezone
 
 
@@ -120,7 +120,7 @@ class Contact(SoftDeleteRecord):
     type = models.CharField(max_length=20, choices=Type.choices, default=Type.LEAD, db_default=Type.LEAD)
     stage = models.CharField(max_length=20, choices=Stage.choices, default=Stage.NEW, db_default=Stage.NEW)
     source = models.CharField(max_length=100, null=True, blank=True)  # noqa: DJ001
-    source_details = models.JSONField(default=dict, db_default={}, blank=True)
+    source_details = JSONDocumentField(default=dict, db_default={}, blank=True)
     assigned_to = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="assigned_contacts"
     )
@@ -145,7 +145,7 @@ class Contact(SoftDeleteRecord):
     priority = models.CharField(
         max_length=10, choices=Priority.choices, default=Priority.NORMAL, db_default=Priority.NORMAL
     )
-    custom_fields = models.JSONField(default=dict, db_default={}, blank=True)
+    custom_fields = JSONDocumentField(default=dict, db_default={}, blank=True)
     tags = ArrayField(models.TextField(), default=list, db_default=[], blank=True)
     notes = models.TextField(null=True, blank=True)  # noqa: DJ001
     quickbooks_customer_id = models.CharField(  # noqa: DJ001

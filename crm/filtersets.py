@@ -1,7 +1,7 @@
 import django_filters
 from django.db.models import Q, QuerySet
 
-from crm.api.filtersets import BooleanFilter, CreatedRangeFilterSet, IdFilter
+from crm.api.filtersets import BooleanFilter, CreatedRangeFilterSet, DateTimeFilter, IdFilter
 from crm.models import Activity, ActivityDirection, ActivityType, Membership, Project, ProjectStatus, ProjectType, Role
 
 
@@ -36,8 +36,8 @@ class ActivityFilterSet(CreatedRangeFilterSet):
     project = IdFilter(field_name="project_id")
     performed_by = IdFilter(field_name="performed_by_id")
     is_impersonated_action = BooleanFilter(help_text="true: done by an admin while impersonating.")
-    scheduled_after = django_filters.IsoDateTimeFilter(field_name="scheduled_at", lookup_expr="gte")
-    scheduled_before = django_filters.IsoDateTimeFilter(field_name="scheduled_at", lookup_expr="lt")
+    scheduled_after = DateTimeFilter(field_name="scheduled_at", lookup_expr="gte")
+    scheduled_before = DateTimeFilter(field_name="scheduled_at", lookup_expr="lt")
     open = BooleanFilter(field_name="completed_at", lookup_expr="isnull", help_text="true: not completed yet.")
     search = django_filters.CharFilter(method="filter_search", help_text="Subject or content contains.")
 

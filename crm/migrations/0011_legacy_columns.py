@@ -15,6 +15,7 @@
 from django.db import migrations, models
 
 import crm.fields
+import crm.models
 
 KEEP_IMPERSONATED = """
 CREATE FUNCTION activities_keep_impersonated() RETURNS trigger
@@ -53,12 +54,23 @@ BACKFILL = "UPDATE activities SET is_impersonated_action = true WHERE on_behalf_
 
 
 class Migration(migrations.Migration):
-    dependencies = [("crm", "0010_drop_authtoken")]
+    dependencies = [("crm", "0011_tenant_subdomain_valid")]
 
     operations = [
         migrations.AlterField(model_name="tenant", name="name", field=models.CharField(max_length=255)),
         migrations.AlterField(
-            model_name="tenant", name="subdomain", field=models.SlugField(max_length=100, unique=True)
+            model_name="tenant",
+            name="subdomain",
+            field=models.SlugField(
+                help_text=(
+                    "A subdomain is 1-63 lowercase letters, digits and hyphens, not starting or ending with a "
+                    "hyphen, not all digits, and not a name Ridgeline keeps for itself (www, api, admin, app, "
+                    "static, ...)."
+                ),
+                max_length=100,
+                unique=True,
+                validators=[crm.models.validate_subdomain],
+            ),
         ),
         migrations.AlterField(
             model_name="tenant",
