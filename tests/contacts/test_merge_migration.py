@@ -82,7 +82,7 @@ def legacy_state(apps: Any) -> dict[str, list[dict[str, Any]]]:
     }
 
 
-# The columns migrations after the merge add (contacts 0009, crm 0011), as every merged row has them.
+# The columns migrations after the merge add (contacts 0009, crm 0011_legacy_columns), as every merged row has them.
 LATER_CONTACT_COLUMNS = {
     "quickbooks_customer_id": None,
     "proline_id": None,
