@@ -32,7 +32,8 @@ def _posted(bound: forms.BoundField) -> dict[str, Any]:
     if isinstance(widget, forms.CheckboxInput):
         return {bound.html_name: "on"} if value else {}
     if isinstance(widget, forms.MultiWidget):
-        parts = widget.decompress(value) or []
+        # A page shown again after a refused save holds the posted parts already.
+        parts = list(value) if isinstance(value, list | tuple) else widget.decompress(value) or []
         return {f"{bound.html_name}_{i}": "" if part is None else str(part) for i, part in enumerate(parts)}
     if isinstance(widget, forms.SelectMultiple):
         return {bound.html_name: [str(item) for item in value or []]}

@@ -1,7 +1,7 @@
 """The category `subcontractor` is spelled `sub_contractor`, as the old system stores it.
 
-The check constraint changes around the renaming, in one transaction, so no moment accepts
-either spelling. The new constraint is added NOT VALID (the renaming already made every row
+The check constraint changes around the renaming, in one transaction: no other transaction
+sees the column without its rule, or the old spelling under the new one. The new constraint is added NOT VALID (the renaming already made every row
 fit it; new writes are checked at once) and validated by contacts 0012 without blocking
 writes. Reversing renames the rows back.
 """

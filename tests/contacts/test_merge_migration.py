@@ -82,6 +82,26 @@ def legacy_state(apps: Any) -> dict[str, list[dict[str, Any]]]:
     }
 
 
+# The columns migrations after the merge add (contacts 0009, crm 0011_legacy_columns), as every merged row has them.
+LATER_CONTACT_COLUMNS = {
+    "quickbooks_customer_id": None,
+    "proline_id": None,
+    "timezone": "",
+    "sms_opt_in": False,
+    "sms_opt_in_date": None,
+    "sms_opt_out": False,
+    "sms_opt_out_date": None,
+    "sms_opt_out_reason": None,
+    "email_opt_out": False,
+    "email_opt_out_date": None,
+    "email_opt_out_reason": None,
+    "email_invalid": False,
+    "email_invalid_date": None,
+    "email_invalid_reason": None,
+}
+LATER_PROJECT_COLUMNS = {"quickbooks_id": None, "quickbooks_sync_status": None}
+
+
 def without(row: dict[str, Any], *names: str) -> dict[str, Any]:
     return {key: value for key, value in row.items() if key not in names}
 
@@ -138,6 +158,7 @@ def company_row(org: dict[str, Any]) -> dict[str, Any]:
         "updated_by_id": None,
         "created_at": org["created_at"],
         "updated_at": org["updated_at"],
+        **LATER_CONTACT_COLUMNS,
     }
 
 
@@ -167,6 +188,7 @@ def assert_merged(legacy: Legacy, before: dict[str, list[dict[str, Any]]]) -> No
             "contact_category": "homeowner",
             "website": None,
             "notes": None,
+            **LATER_CONTACT_COLUMNS,
         }
         for person in before["contacts"]
     ]
@@ -179,7 +201,11 @@ def assert_merged(legacy: Legacy, before: dict[str, list[dict[str, Any]]]) -> No
 
     project_names = {pk: name for name, pk in legacy.projects.items()}
     assert list(Project.objects.order_by("pk").values()) == [
-        {**without(project, "organization_id"), "contact_id": contact_of(PROJECT_CONTACT[project_names[project["id"]]])}
+        {
+            **without(project, "organization_id"),
+            "contact_id": contact_of(PROJECT_CONTACT[project_names[project["id"]]]),
+            **LATER_PROJECT_COLUMNS,
+        }
         for project in before["projects"]
     ]
     tenant_of = {project["id"]: project["tenant_id"] for project in before["projects"]}

@@ -97,8 +97,8 @@ def test_a_migrated_database_compares_clean(db, migrations_snapshot):
             id="column added",
         ),
         pytest.param(
-            ["ALTER TABLE contacts ALTER COLUMN lead_score TYPE integer"],
-            [("different", "column:contacts.lead_score")],
+            ["ALTER TABLE projects ALTER COLUMN weather_delays TYPE integer"],
+            [("different", "column:projects.weather_delays")],
             id="column type",
         ),
         pytest.param(
@@ -303,7 +303,7 @@ def test_json_report(db, settings):
     settings.SCHEMA_CHECK_IGNORE = ["table:celery_*"]
     with connection.cursor() as cursor:
         cursor.execute("CREATE TABLE celery_taskmeta (id bigint PRIMARY KEY)")
-        cursor.execute("ALTER TABLE contacts ALTER COLUMN lead_score TYPE integer")
+        cursor.execute("ALTER TABLE projects ALTER COLUMN weather_delays TYPE integer")
         cursor.execute("DELETE FROM django_migrations WHERE app = 'sessions'")
         cursor.execute("INSERT INTO django_migrations (app, name, applied) VALUES ('crm', '0099_hotfix', now())")
 
@@ -319,7 +319,7 @@ def test_json_report(db, settings):
     assert report["different"] == [
         {
             "kind": "column",
-            "object": "contacts.lead_score",
+            "object": "projects.weather_delays",
             "migrations": "smallint NOT NULL DEFAULT 0",
             "database": "integer NOT NULL DEFAULT 0",
         }
