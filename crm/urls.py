@@ -11,6 +11,7 @@ from crm.views import (
     ActivityViewSet,
     ApiDocsView,
     AuthTokenViewSet,
+    InvitationAcceptView,
     LogoutAllView,
     LogoutView,
     MembershipViewSet,
@@ -44,6 +45,7 @@ api_v1: list[URLPattern | URLResolver] = [
     path("auth/logout/", LogoutView.as_view(), name="auth-logout"),
     path("auth/logout-all/", LogoutAllView.as_view(), name="auth-logout-all"),
     path("me/", MeView.as_view(), name="me"),
+    path("invitations/accept/", InvitationAcceptView.as_view(), name="invitation-accept"),
     path("tenant/", TenantView.as_view(), name="tenant"),
     path(
         "contacts/<int:record_pk>/substatus-history/",
