@@ -1,5 +1,7 @@
 """Writes to projects, activities, memberships and API tokens."""
 
+import logging
+import smtplib
 from datetime import date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypedDict, Unpack
@@ -25,6 +27,8 @@ from crm.records import (
     record_soft_delete,
     record_writable_fields,
 )
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     # Projects reach substatus only through the foreign key; the type names its model.
@@ -349,9 +353,18 @@ def _invitation_deliverable(email: str) -> bool:
     return not User.objects.filter(email__iexact=email, is_superuser=True).exists()
 
 
+def _invitation_deliver(membership: Membership) -> None:
+    """Send the invitation's email; a mail server that fails is logged, not the request's
+    error: the invitation stands, and an admin can send it again."""
+    try:
+        invitation_email_send(membership)
+    except (smtplib.SMTPException, OSError):
+        logger.exception("Sending invitation %s to its email failed; it can be sent again.", membership.pk)
+
+
 def _send_invitation_after_commit(membership: Membership) -> None:
     if _invitation_deliverable(membership.email):
-        transaction.on_commit(lambda: invitation_email_send(membership))
+        transaction.on_commit(lambda: _invitation_deliver(membership))
 
 
 def membership_invite(*, actor: Actor, email: str, role: str) -> Membership:

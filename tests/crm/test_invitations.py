@@ -3,6 +3,7 @@ for an email, the same answer whether the email has an account or not, a signed 
 by email, accepted by the email's owner (signed in, or creating the account)."""
 
 import re
+import socket
 from datetime import timedelta
 
 import pytest
@@ -516,3 +517,18 @@ def test_the_admin_resends_invitations(tenant, invite, mailoutbox, django_captur
 
     assert len(mailoutbox) == 2
     assert token_in(mailoutbox[1]) != token_in(mailoutbox[0])
+
+
+def test_a_mail_server_that_fails_leaves_the_invitation_to_send_again(tenant, invite, settings, caplog):
+    """A real SMTP connection to a loopback port nobody listens on: the invitation stands."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", port, 2
+
+    response = invite("newcomer@example.com")
+
+    assert response.status_code == 201, response.content
+    assert Membership.objects.get(pk=response.json()["id"]).status == "pending"
+    assert f"Sending invitation {response.json()['id']} to its email failed" in caplog.text
