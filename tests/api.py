@@ -68,7 +68,16 @@ def tables() -> dict[str, list[dict[str, Any]]]:
     """Every table an API write could touch, to prove a refused request changed nothing."""
     return {
         model._meta.db_table: table(model)
-        for model in (Contact, Project, ProjectContact, Activity, Membership, SubstatusConfig, SubstatusHistory)
+        for model in (
+            Tenant,
+            Contact,
+            Project,
+            ProjectContact,
+            Activity,
+            Membership,
+            SubstatusConfig,
+            SubstatusHistory,
+        )
     }
 
 

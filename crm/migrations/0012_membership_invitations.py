@@ -4,14 +4,34 @@ Adding someone by email is an invitation: a pending membership for `invited_emai
 no user until the owner of that email accepts it (so `user_id` becomes nullable; a check
 keeps a row without a user a pending invitation). `deactivated_at`, `deactivated_by` and
 `deactivated_reason` are the old system's columns, set by the service that deactivates a
-membership. Every column is nullable, so existing rows need no rewrite; reversing drops
-them (a database holding invitations without a user cannot go back: delete them first).
+membership. Every column is nullable, so existing rows need no rewrite. Reversing drops
+them; it refuses, listing them, while invitations without a user exist (the old schema has
+no place for them): revoke or accept them first.
 """
 
 import django.db.models.deletion
 import django.db.models.functions.text
+from typing import Any
+
 from django.conf import settings
 from django.db import migrations, models
+
+
+class InvitationsWithoutUser(Exception):
+    pass
+
+
+def refuse_invitations_without_user(apps: Any, schema_editor: Any) -> None:
+    with schema_editor.connection.cursor() as cursor:
+        cursor.execute("SELECT id, tenant_id, invited_email FROM tenant_users WHERE user_id IS NULL ORDER BY id")
+        pending = cursor.fetchall()
+    if pending:
+        listed = "\n".join(f"  membership {pk} (tenant {tenant}): {email}" for pk, tenant, email in pending)
+        raise InvitationsWithoutUser(
+            f"{len(pending)} pending invitation(s) have no user yet, and tenant_users before crm 0012 needs "
+            f"one:\n{listed}\nRevoke them (DELETE FROM tenant_users WHERE user_id IS NULL) or wait until "
+            "they are accepted, then migrate back again. Nothing was changed."
+        )
 
 
 class Migration(migrations.Migration):
@@ -101,4 +121,6 @@ class Migration(migrations.Migration):
                 violation_error_message="A membership without a user is a pending invitation for an email.",
             ),
         ),
+        # Last, so that going back checks first.
+        migrations.RunPython(migrations.RunPython.noop, refuse_invitations_without_user),
     ]

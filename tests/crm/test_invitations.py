@@ -7,6 +7,8 @@ import socket
 from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
 from django.test import Client
 from django.utils import timezone
 
@@ -532,3 +534,67 @@ def test_a_mail_server_that_fails_leaves_the_invitation_to_send_again(tenant, in
     assert response.status_code == 201, response.content
     assert Membership.objects.get(pk=response.json()["id"]).status == "pending"
     assert f"Sending invitation {response.json()['id']} to its email failed" in caplog.text
+
+
+# The migration (crm 0012) -----------------------------------------------------------------
+
+
+def migrate_crm(name: str) -> None:
+    MigrationExecutor(connection).migrate([("crm", name)])
+
+
+def fetch(sql: str, params=()) -> list[tuple]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall() if cursor.description else []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_keeps_memberships_and_refuses_to_go_back_over_invitations():
+    latest = dict(MigrationExecutor(connection).loader.graph.leaf_nodes())["crm"]
+    try:
+        migrate_crm("0011_tenant_subdomain_valid")
+        fetch(
+            "INSERT INTO users (password, is_superuser, username, first_name, last_name, email, is_staff, is_active, "
+            "date_joined) VALUES ('!', false, 'dana', 'Dana', 'W', 'dana@example.com', false, true, now()), "
+            "('!', false, 'luis', 'Luis', 'O', 'luis@example.com', false, true, now()) RETURNING id"
+        )
+        (tenant,) = fetch("INSERT INTO tenants (name, subdomain) VALUES ('Legacy', 'legacy') RETURNING id")[0]
+        fetch(
+            "INSERT INTO tenant_users (tenant_id, user_id, role, status) SELECT %s, id, "
+            "CASE username WHEN 'dana' THEN 'owner' ELSE 'member' END, "
+            "CASE username WHEN 'dana' THEN 'active' ELSE 'pending' END FROM users RETURNING id",
+            [tenant],
+        )
+        before = fetch("SELECT id, tenant_id, user_id, role, status, joined_at FROM tenant_users ORDER BY id")
+
+        migrate_crm("0012_membership_invitations")
+
+        assert fetch("SELECT id, tenant_id, user_id, role, status, joined_at FROM tenant_users ORDER BY id") == before
+        assert fetch(
+            "SELECT count(*) FROM tenant_users WHERE deactivated_at IS NULL AND deactivated_by_id IS NULL "
+            "AND deactivated_reason IS NULL AND invited_email IS NULL"
+        ) == [(2,)]
+        (invitation,) = fetch(
+            "INSERT INTO tenant_users (tenant_id, role, status, invited_email, invited_at) "
+            "VALUES (%s, 'member', 'pending', 'new@example.com', now()) RETURNING id",
+            [tenant],
+        )[0]
+
+        with pytest.raises(Exception, match="1 pending invitation\\(s\\) have no user yet") as refused:
+            migrate_crm("0011_tenant_subdomain_valid")
+
+        assert f"membership {invitation} (tenant {tenant}): new@example.com" in str(refused.value)
+        assert fetch("SELECT count(*) FROM tenant_users") == [(3,)]
+        fetch("DELETE FROM tenant_users WHERE user_id IS NULL")
+        migrate_crm("0011_tenant_subdomain_valid")
+        assert fetch("SELECT id, tenant_id, user_id, role, status, joined_at FROM tenant_users ORDER BY id") == before
+        assert (
+            fetch(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = 'tenant_users' "
+                "AND (column_name LIKE 'deactivated%%' OR column_name LIKE 'invited%%')"
+            )
+            == []
+        )
+    finally:
+        migrate_crm(latest)
