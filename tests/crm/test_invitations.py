@@ -536,7 +536,7 @@ def test_a_mail_server_that_fails_leaves_the_invitation_to_send_again(tenant, in
     assert f"Sending invitation {response.json()['id']} to its email failed" in caplog.text
 
 
-# The migration (crm 0012) -----------------------------------------------------------------
+# The migration (crm 0013) -----------------------------------------------------------------
 
 
 def migrate_crm(name: str) -> None:
@@ -553,7 +553,7 @@ def fetch(sql: str, params=()) -> list[tuple]:
 def test_the_migration_keeps_memberships_and_refuses_to_go_back_over_invitations():
     latest = dict(MigrationExecutor(connection).loader.graph.leaf_nodes())["crm"]
     try:
-        migrate_crm("0011_tenant_subdomain_valid")
+        migrate_crm("0012_sub_contractor")
         fetch(
             "INSERT INTO users (password, is_superuser, username, first_name, last_name, email, is_staff, is_active, "
             "date_joined) VALUES ('!', false, 'dana', 'Dana', 'W', 'dana@example.com', false, true, now()), "
@@ -568,7 +568,7 @@ def test_the_migration_keeps_memberships_and_refuses_to_go_back_over_invitations
         )
         before = fetch("SELECT id, tenant_id, user_id, role, status, joined_at FROM tenant_users ORDER BY id")
 
-        migrate_crm("0012_membership_invitations")
+        migrate_crm("0013_membership_invitations")
 
         assert fetch("SELECT id, tenant_id, user_id, role, status, joined_at FROM tenant_users ORDER BY id") == before
         assert fetch(
@@ -582,12 +582,12 @@ def test_the_migration_keeps_memberships_and_refuses_to_go_back_over_invitations
         )[0]
 
         with pytest.raises(Exception, match="1 pending invitation\\(s\\) have no user yet") as refused:
-            migrate_crm("0011_tenant_subdomain_valid")
+            migrate_crm("0012_sub_contractor")
 
         assert f"membership {invitation} (tenant {tenant}): new@example.com" in str(refused.value)
         assert fetch("SELECT count(*) FROM tenant_users") == [(3,)]
         fetch("DELETE FROM tenant_users WHERE user_id IS NULL")
-        migrate_crm("0011_tenant_subdomain_valid")
+        migrate_crm("0012_sub_contractor")
         assert fetch("SELECT id, tenant_id, user_id, role, status, joined_at FROM tenant_users ORDER BY id") == before
         assert (
             fetch(

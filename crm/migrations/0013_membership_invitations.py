@@ -28,16 +28,14 @@ def refuse_invitations_without_user(apps: Any, schema_editor: Any) -> None:
     if pending:
         listed = "\n".join(f"  membership {pk} (tenant {tenant}): {email}" for pk, tenant, email in pending)
         raise InvitationsWithoutUser(
-            f"{len(pending)} pending invitation(s) have no user yet, and tenant_users before crm 0012 needs "
+            f"{len(pending)} pending invitation(s) have no user yet, and tenant_users before crm 0013 needs "
             f"one:\n{listed}\nRevoke them (DELETE FROM tenant_users WHERE user_id IS NULL) or wait until "
             "they are accepted, then migrate back again. Nothing was changed."
         )
 
 
 class Migration(migrations.Migration):
-    dependencies = [
-        ("crm", "0011_tenant_subdomain_valid"),
-    ]
+    dependencies = [("crm", "0012_sub_contractor")]
 
     operations = [
         migrations.AddField(
