@@ -2,7 +2,7 @@ import re
 from typing import Any
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
@@ -17,6 +17,7 @@ from crm.admin_base import (
     admin_may,
     admin_tenant_ids,
 )
+from crm.errors import ApplicationError
 from crm.models import Activity, Membership, Project, ProjectContact, Role, Tenant, User
 from crm.services import (
     TENANT_ADDRESS_FIELDS,
@@ -26,7 +27,8 @@ from crm.services import (
     activity_create,
     activity_delete,
     activity_update,
-    membership_add,
+    membership_invitation_resend,
+    membership_invite,
     membership_remove,
     membership_update,
     project_contact_add,
@@ -127,35 +129,42 @@ class TenantAdmin(TenantScopedAdmin):
 
 
 class MembershipAddForm(forms.ModelForm):
-    """Staff add an existing user by email: they cannot browse the users of other tenants."""
+    """Staff invite someone by email; nothing says whether the email has an account."""
 
-    email = forms.EmailField(help_text="The email of an existing Ridgeline user.")
+    email = forms.EmailField(
+        help_text="Whom to invite: they get an email with a link to accept (with their account, or a new one)."
+    )
 
     class Meta:
         model = Membership
         fields = ["tenant", "role"]
 
-    def clean_email(self) -> str:
-        email = self.cleaned_data["email"]
-        user = User.objects.filter(email__iexact=email.strip()).first()
-        if user is None:
-            raise forms.ValidationError(f"No Ridgeline user has the email {email}.")
-        self.cleaned_data["user"] = user
-        return email
-
 
 @admin.register(Membership)
 class MembershipAdmin(TenantScopedAdmin):
-    list_display = ["user", "tenant", "role", "status", "joined_at"]
+    list_display = ["__str__", "tenant", "role", "status", "joined_at", "invited_at"]
     list_filter = ["role", "status"]
     list_select_related = ["user", "tenant"]
-    search_fields = ["user__username", "user__email", "user__first_name", "user__last_name", "tenant__name"]
+    search_fields = [
+        "user__username",
+        "user__email",
+        "user__first_name",
+        "user__last_name",
+        "invited_email",
+        "tenant__name",
+    ]
     autocomplete_fields = ["user"]
+    actions = ["resend_invitations"]
     change_role = Role.ADMIN
     delete_role = Role.ADMIN
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
-        return ("tenant", "email", "role") if obj is None else ("tenant", "user", "role", "status", "joined_at")
+        if obj is None:
+            return ("tenant", "email", "role")
+        record = ("joined_at", "deactivated_at", "deactivated_by", "deactivated_reason")
+        if obj.status == Membership.Status.PENDING:  # the invitation's email; no account's fields
+            return ("tenant", "invited_email", "role", "status", "invited_by", "invited_at")
+        return ("tenant", "user", "role", "status", *record, "invited_by", "invited_at")
 
     def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
         if obj is None:
@@ -163,10 +172,21 @@ class MembershipAdmin(TenantScopedAdmin):
         return super().get_form(request, obj, change, **kwargs)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        return [] if obj is None else ["tenant", "user", "joined_at"]
+        if obj is None:
+            return []
+        return [
+            "tenant",
+            "user",
+            "invited_email",
+            "joined_at",
+            "invited_by",
+            "invited_at",
+            "deactivated_at",
+            "deactivated_by",
+        ]
 
     def service_create(self, actor: Actor, fields: dict[str, Any]) -> Membership:
-        return membership_add(actor=actor, user=fields["user"], role=fields["role"])
+        return membership_invite(actor=actor, email=fields["email"], role=fields["role"])
 
     def service_update(self, obj: Membership, actor: Actor, fields: dict[str, Any]) -> Membership:
         return membership_update(actor=actor, membership=obj, **fields)
@@ -177,6 +197,19 @@ class MembershipAdmin(TenantScopedAdmin):
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
         for membership in queryset.select_related("tenant"):
             self.delete_model(request, membership)
+
+    @admin.action(description="Send the selected invitations again")
+    def resend_invitations(self, request: HttpRequest, queryset: QuerySet) -> None:
+        sent = 0
+        for membership in queryset.select_related("tenant"):
+            try:
+                membership_invitation_resend(actor=admin_actor(request, membership.tenant), membership=membership)
+            except ApplicationError as exc:
+                self.message_user(request, f"{membership}: {exc.message}", messages.ERROR)
+            else:
+                sent += 1
+        if sent:
+            self.message_user(request, f"{sent} invitation(s) sent again.", messages.SUCCESS)
 
 
 class ContactOrPartyListFilter(admin.SimpleListFilter):

@@ -236,15 +236,34 @@ class MembershipStatus(models.TextChoices):
 
 
 class Membership(models.Model):
-    """A user's role in a tenant. Only `active` memberships grant access."""
+    """A user's role in a tenant. Only `active` memberships grant access.
+
+    An invitation is a `pending` membership for an email (`invited_email`), with no user
+    until the owner of that email accepts it (crm.invitations): until then it grants
+    nothing and says nothing about whether the email has an account.
+    """
 
     Status = MembershipStatus
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="memberships")
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, null=True, blank=True, related_name="memberships"
+    )
     role = models.CharField(max_length=20, choices=Role.choices, default=Role.MEMBER, db_default=Role.MEMBER)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.ACTIVE, db_default=Status.ACTIVE)
     joined_at = models.DateTimeField(default=now, db_default=Now())
+    invited_email = models.EmailField(null=True, blank=True, help_text="Whom a pending invitation is for.")  # noqa: DJ001
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    invited_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the invitation was last sent; a link sent before no longer works."
+    )
+    deactivated_at = models.DateTimeField(null=True, blank=True)
+    deactivated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    deactivated_reason = models.TextField(null=True, blank=True)  # noqa: DJ001
 
     objects = MembershipQuerySet.as_manager()
 
@@ -253,12 +272,32 @@ class Membership(models.Model):
         ordering = ["tenant", "user"]
         constraints = [
             models.UniqueConstraint(fields=["tenant", "user"], name="tenant_users_unique_tenant_user"),
+            models.UniqueConstraint(
+                "tenant",
+                models.functions.Lower("invited_email"),
+                condition=Q(status=MembershipStatus.PENDING, user__isnull=True),
+                name="tenant_users_one_invitation_per_email",
+                violation_error_message="This email has already been invited: resend the invitation instead.",
+            ),
+            models.CheckConstraint(
+                condition=Q(user__isnull=False) | Q(status=MembershipStatus.PENDING, invited_email__isnull=False),
+                name="tenant_users_user_or_invitation",
+                violation_error_message="A membership without a user is a pending invitation for an email.",
+            ),
             choices_check("role", Role, "tenant_users_role_valid"),
             choices_check("status", MembershipStatus, "tenant_users_status_valid"),
         ]
 
     def __str__(self) -> str:
-        return f"{self.user} @ {self.tenant} ({self.role})"
+        who = self.user if self.user_id is not None else self.invited_email
+        return f"{who} @ {self.tenant} ({self.role})"
+
+    @property
+    def email(self) -> str:
+        """The invitation's email while pending, else the member's."""
+        if self.invited_email:
+            return self.invited_email
+        return self.user.email if self.user is not None else ""
 
     @property
     def role_enum(self) -> Role:

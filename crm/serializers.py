@@ -64,24 +64,85 @@ class UserSummarySerializer(serializers.ModelSerializer):
 
 
 class MembershipSerializer(serializers.ModelSerializer):
-    user = UserSummarySerializer(read_only=True)
+    """A member, or a pending invitation: then only the invited email, never the account's fields."""
+
+    user = UserSummarySerializer(read_only=True, allow_null=True, help_text="Empty while the invitation is pending.")
+    email = serializers.CharField(read_only=True, help_text="The invited email while pending, else the member's.")
+    deactivated_reason = serializers.CharField(
+        required=False,
+        allow_null=True,
+        allow_blank=True,
+        max_length=1000,
+        help_text="Why the membership is deactivated (with `status: deactivated`).",
+    )
 
     class Meta:
         model = Membership
-        fields = ["id", "user", "role", "status", "joined_at"]
-        read_only_fields = ["id", "user", "joined_at"]
+        fields = [
+            "id",
+            "user",
+            "email",
+            "role",
+            "status",
+            "joined_at",
+            "invited_by",
+            "invited_at",
+            "deactivated_at",
+            "deactivated_by",
+            "deactivated_reason",
+        ]
+        read_only_fields = [
+            "id",
+            "user",
+            "joined_at",
+            "invited_by",
+            "invited_at",
+            "deactivated_at",
+            "deactivated_by",
+        ]
+
+    def to_representation(self, instance: Membership) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        if instance.status == Membership.Status.PENDING:
+            data["user"] = None  # an account outside the tenant says nothing until it accepts
+        return data
 
 
 class MembershipCreateSerializer(serializers.Serializer):
-    email = serializers.EmailField(help_text="The email of an existing Ridgeline user.")
+    email = serializers.EmailField(
+        help_text="Whom to invite: they get an email with a link to accept (with their account, or a new one)."
+    )
     role = serializers.ChoiceField(choices=Role.choices, default=Role.MEMBER)
 
-    def validate_email(self, value: str) -> Any:
-        """Returns the user with this email (case-insensitive)."""
-        user = get_user_model()._default_manager.filter(email__iexact=value.strip()).first()
-        if user is None:
-            raise serializers.ValidationError(f"No Ridgeline user has the email {value!r}.", code="does_not_exist")
-        return user
+
+class InvitationTokenSerializer(serializers.Serializer):
+    token = serializers.CharField(max_length=1000, help_text="The token of the invitation's link.")
+
+
+class InvitationAcceptSerializer(InvitationTokenSerializer):
+    """Signed in with the invited email: the token alone. Otherwise the new account's fields too."""
+
+    username = serializers.CharField(required=False, max_length=150)
+    password = serializers.CharField(
+        required=False, max_length=128, style={"input_type": "password"}, trim_whitespace=False
+    )
+    first_name = serializers.CharField(required=False, allow_blank=True, max_length=150, default="")
+    last_name = serializers.CharField(required=False, allow_blank=True, max_length=150, default="")
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if ("username" in attrs) != ("password" in attrs):
+            missing = "password" if "username" in attrs else "username"
+            raise serializers.ValidationError({missing: ["A new account needs both a username and a password."]})
+        return attrs
+
+
+class InvitationSerializer(serializers.Serializer):
+    """What an invitation link offers, for the page that accepts it."""
+
+    tenant = serializers.CharField(source="tenant.name")
+    email = serializers.CharField()
+    role = serializers.CharField()
+    invited_at = serializers.DateTimeField()
 
 
 class TenantSerializer(serializers.ModelSerializer):

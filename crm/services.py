@@ -1,14 +1,21 @@
 """Writes to projects, activities, memberships and API tokens."""
 
+import logging
+import smtplib
 from datetime import date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
+from django.contrib.auth import password_validation
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from contacts.models import Contact
 from crm.actor import Actor
+from crm.constraints import constraint_violation
 from crm.errors import ApplicationError, Conflict, Forbidden, NotFound
+from crm.invitations import invitation_email_send, invitation_from_token
 from crm.models import Activity, AuthToken, Membership, MembershipStatus, Project, ProjectContact, Role, Tenant, User
 from crm.records import (
     record_assign,
@@ -21,6 +28,8 @@ from crm.records import (
     record_writable_fields,
 )
 
+logger = logging.getLogger(__name__)
+
 if TYPE_CHECKING:
     # Projects reach substatus only through the foreign key; the type names its model.
     from substatus.models import SubstatusConfig
@@ -30,7 +39,7 @@ PROJECT_WRITABLE_FIELDS = record_writable_fields(Project)
 PROJECT_DATABASE_KEPT_FIELDS = ["substatus", "substatus_since"]
 ACTIVITY_WRITABLE_FIELDS = record_writable_fields(Activity, exclude=frozenset({"performed_by", "on_behalf_of"}))
 PROJECT_CONTACT_WRITABLE_FIELDS = frozenset({"contact", "role"})
-MEMBERSHIP_WRITABLE_FIELDS = frozenset({"role", "status"})
+MEMBERSHIP_WRITABLE_FIELDS = frozenset({"role", "status", "deactivated_reason"})
 
 # What each service accepts as keywords; a test keeps their keys equal to the sets above.
 
@@ -107,6 +116,7 @@ class MembershipFields(TypedDict, total=False):
 
     role: str
     status: str
+    deactivated_reason: str | None
 
 
 def _check_parent(project: Project, parent: Project | None) -> None:
@@ -347,34 +357,194 @@ def _lock_tenant(tenant: Tenant) -> None:
     Tenant.objects.select_for_update().filter(pk=tenant.pk).values_list("pk", flat=True).get()
 
 
-def membership_add(*, actor: Actor, user: User, role: str) -> Membership:
-    """Give an existing user a role in the actor's tenant (re-activating a past membership)."""
+def _invitation_deliverable(email: str) -> bool:
+    """A superuser is never invited through a tenant: their address gets no email (and they
+    cannot accept), while the admin's answer stays the one any other address gets."""
+    return not User.objects.filter(email__iexact=email, is_superuser=True).exists()
+
+
+def _invitation_deliver(membership: Membership) -> None:
+    """Send the invitation's email; a mail server that fails is logged, not the request's
+    error: the invitation stands, and an admin can send it again."""
+    try:
+        invitation_email_send(membership)
+    except (smtplib.SMTPException, OSError):
+        logger.exception("Sending invitation %s to its email failed; it can be sent again.", membership.pk)
+
+
+def _send_invitation_after_commit(membership: Membership) -> None:
+    if _invitation_deliverable(membership.email):
+        transaction.on_commit(lambda: _invitation_deliver(membership))
+
+
+def membership_invite(*, actor: Actor, email: str, role: str) -> Membership:
+    """Invite `email` to the actor's tenant with `role`: a pending membership, and an email
+    with a signed link to accept it. The answer is the same whether the email has an
+    account or not; the pending membership grants nothing until accepted."""
     tenant = actor.require_tenant()
+    email = email.strip()
     with actor.atomic():
         _lock_tenant(tenant)
         membership_check(actor=actor, membership=None, role=role)
-        membership, created = Membership.objects.get_or_create(
-            tenant=tenant, user=user, defaults={"role": role, "status": MembershipStatus.ACTIVE}
+        if Membership.objects.active().filter(tenant=tenant, user__email__iexact=email).exists():
+            raise Conflict(f"{email} is already a member of {tenant.name}.", code="already_member", attr="email")
+        invitation = Membership(
+            tenant=tenant,
+            user=None,
+            role=role,
+            status=MembershipStatus.PENDING,
+            invited_email=email,
+            invited_by=actor.user,
+            invited_at=timezone.now(),
         )
-        if not created:
-            if membership.status == MembershipStatus.ACTIVE:
-                raise Conflict(f"{user} is already a member of {tenant.name}.", code="already_member")
-            membership.role = role
-            membership.status = MembershipStatus.ACTIVE
-            membership.save(update_fields=["role", "status"])
+        try:
+            with transaction.atomic():
+                invitation.save()
+        except IntegrityError as exc:
+            error = constraint_violation(exc)
+            raise Conflict(error.message, code="already_invited", attr="email") from exc
+        _send_invitation_after_commit(invitation)
+    return invitation
+
+
+def membership_invitation_resend(*, actor: Actor, membership: Membership) -> Membership:
+    """Send a pending invitation again, with a new link (the earlier links stop working)."""
+    tenant = actor.require_tenant()
+    with actor.atomic():
+        _lock_tenant(tenant)
+        _membership_reload(membership)
+        membership_check(actor=actor, membership=membership)
+        if membership.status != MembershipStatus.PENDING:
+            raise Conflict("Only a pending invitation can be sent again.", code="not_pending")
+        membership.invited_at = timezone.now()
+        membership.invited_by = actor.user
+        membership.save(update_fields=["invited_at", "invited_by"])
+        _send_invitation_after_commit(membership)
     return membership
 
 
+class NewAccountFields(TypedDict):
+    """The account a person creates when accepting an invitation without one."""
+
+    username: str
+    password: str
+    first_name: str
+    last_name: str
+
+
+def _account_create(email: str, fields: NewAccountFields) -> User:
+    if User.objects.filter(email__iexact=email).exists():
+        raise Conflict(
+            "An account with this email exists already: log in with it and accept the invitation.",
+            code="account_exists",
+            attr="username",
+        )
+    user = User(
+        username=fields["username"], email=email, first_name=fields["first_name"], last_name=fields["last_name"]
+    )
+    try:
+        password_validation.validate_password(fields["password"], user=user)
+    except ValidationError as exc:
+        raise ValidationError({"password": exc.error_list}) from exc
+    user.set_password(fields["password"])
+    user.full_clean(exclude=["password"])
+    user.save()
+    return user
+
+
+def membership_invitation_accept(
+    *, token: str, user: User | None, account: NewAccountFields | None = None
+) -> Membership:
+    """Accept the invitation `token` carries: as `user` (signed in, with the invited email), or
+    by creating the `account` for the invited email. The membership becomes active; a former
+    membership of that user in the tenant is re-activated instead (the invitation goes)."""
+    invitation = invitation_from_token(token)
+    with transaction.atomic():
+        locked = (
+            Membership.objects.select_for_update().filter(pk=invitation.pk, status=MembershipStatus.PENDING).first()
+        )
+        if locked is None or locked.invited_at != invitation.invited_at:
+            raise ApplicationError(
+                "This invitation was revoked, accepted already or replaced by a newer link.",
+                code="invitation_gone",
+                attr="token",
+            )
+        email = locked.email
+        if user is None:
+            if account is None:
+                raise ApplicationError(
+                    "Log in with the invited account, or give a username and password to create one.",
+                    code="required",
+                    attr="username",
+                )
+            user = _account_create(email, account)
+        elif user.email.lower() != email.lower() or locked.user_id not in (None, user.pk):
+            raise Forbidden(
+                "This invitation is for another email address than your account's: log in with the invited account.",
+                attr="token",
+            )
+        if user.is_superuser:
+            raise Forbidden("Superusers are not members of tenants: they reach every tenant already.", attr="token")
+        former = (
+            Membership.objects.select_for_update()
+            .filter(tenant_id=locked.tenant_id, user=user)
+            .exclude(pk=locked.pk)
+            .first()
+        )
+        with Actor(tenant=invitation.tenant, user=user).atomic():
+            if former is None:
+                _membership_activate(locked, user=user, role=locked.role)
+                return locked
+            locked.delete()
+            if former.status != MembershipStatus.ACTIVE:
+                _membership_activate(former, user=user, role=locked.role)
+            return former
+
+
+def _membership_activate(membership: Membership, *, user: User, role: str) -> None:
+    membership.user = user
+    membership.role = role
+    membership.status = MembershipStatus.ACTIVE
+    membership.joined_at = timezone.now()
+    membership.invited_email = None
+    membership.deactivated_at = membership.deactivated_by = membership.deactivated_reason = None
+    membership.save()
+
+
 def membership_update(*, actor: Actor, membership: Membership, **fields: Unpack[MembershipFields]) -> Membership:
-    """Change a member's `role` and/or `status` (see membership_check for the rules)."""
+    """Change a member's `role`, `status` and/or `deactivated_reason` (see membership_check).
+
+    Only accepting an invitation makes a pending membership active, and nothing makes one
+    pending again. Deactivating records when, by whom and (optionally) why; re-activating
+    clears it.
+    """
     tenant = actor.require_tenant()
     with actor.atomic():
         _lock_tenant(tenant)
         _membership_reload(membership)
         membership_check(actor=actor, membership=membership, role=fields.get("role"), status=fields.get("status"))
+        status = fields.get("status", membership.status)
+        if status != membership.status and MembershipStatus.PENDING in (status, membership.status):
+            raise ApplicationError(
+                "A pending invitation becomes active only when it is accepted, and a membership never "
+                "becomes pending again.",
+                code="pending",
+                attr="status",
+            )
+        if fields.get("deactivated_reason") and status != MembershipStatus.DEACTIVATED:
+            raise ApplicationError(
+                "A reason is kept only for a deactivated membership.", code="not_deactivated", attr="deactivated_reason"
+            )
         changed = record_assign(membership, fields, allowed=MEMBERSHIP_WRITABLE_FIELDS)
+        if "status" in fields and status != MembershipStatus.DEACTIVATED:
+            membership.deactivated_at = membership.deactivated_by = membership.deactivated_reason = None
+            changed += ["deactivated_at", "deactivated_by", "deactivated_reason"]
+        elif status == MembershipStatus.DEACTIVATED and "status" in fields:
+            membership.deactivated_at = timezone.now()
+            membership.deactivated_by = actor.user
+            changed += ["deactivated_at", "deactivated_by"]
         membership.full_clean()
-        membership.save(update_fields=changed)
+        membership.save(update_fields=sorted(set(changed)))
     return membership
 
 

@@ -11,6 +11,7 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from drf_spectacular.views import SpectacularSwaggerView
 from drf_standardized_errors.openapi_serializers import ErrorResponse429Serializer
 from rest_framework import exceptions, generics, mixins, status, viewsets
+from rest_framework.decorators import action
 from rest_framework.exceptions import ErrorDetail
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
@@ -21,27 +22,35 @@ from crm.api.errors import CONFLICT_RESPONSE
 from crm.api.views import SoftDeleteViewSet, TenantMixin, TenantScopedViewSet, restore_schema
 from crm.auth import lockout_seconds
 from crm.filtersets import ActivityFilterSet, MembershipFilterSet, ProjectFilterSet
+from crm.invitations import invitation_from_token
 from crm.models import Activity, AuthToken, Membership, Project, ProjectContact, Role, User
 from crm.serializers import (
     ActivitySerializer,
     AuthTokenSerializer,
+    InvitationAcceptSerializer,
+    InvitationSerializer,
+    InvitationTokenSerializer,
     MembershipCreateSerializer,
     MembershipSerializer,
     MeSerializer,
     ProjectContactSerializer,
     ProjectSerializer,
     TenantSerializer,
+    TenantSummarySerializer,
     TokenRequestSerializer,
     TokenSerializer,
 )
 from crm.services import (
+    NewAccountFields,
     activity_create,
     activity_delete,
     activity_update,
     auth_token_create,
     auth_token_revoke,
     auth_tokens_revoke_all,
-    membership_add,
+    membership_invitation_accept,
+    membership_invitation_resend,
+    membership_invite,
     membership_remove,
     membership_update,
     project_contact_add,
@@ -174,14 +183,28 @@ class MembershipViewSet(TenantScopedViewSet):
     def get_tenant_queryset(self) -> QuerySet:
         return Membership.objects.select_related("user")
 
+    def filter_visible(self, queryset: QuerySet) -> QuerySet:
+        """Invitations (pending memberships) are the admins' business only."""
+        if self.request.membership.role_enum.at_least(Role.ADMIN):
+            return queryset
+        return queryset.exclude(status=Membership.Status.PENDING)
+
     @extend_schema(request=MembershipCreateSerializer, responses={201: MembershipSerializer, 409: CONFLICT_RESPONSE})
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Invite someone by email: a pending membership, the same whether the email has an account or not."""
         payload = MembershipCreateSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
-        membership = membership_add(
-            actor=self.request.actor, user=payload.validated_data["email"], role=payload.validated_data["role"]
+        membership = membership_invite(
+            actor=self.request.actor, email=payload.validated_data["email"], role=payload.validated_data["role"]
         )
         return Response(MembershipSerializer(membership).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses={200: MembershipSerializer, 409: CONFLICT_RESPONSE})
+    @action(detail=True, methods=["post"])
+    def resend(self, request: Request, pk: str | None = None) -> Response:
+        """Email a pending invitation again, with a new link (the earlier links stop working)."""
+        membership = membership_invitation_resend(actor=self.request.actor, membership=self.get_object())
+        return Response(MembershipSerializer(membership).data)
 
     @extend_schema(responses={200: MembershipSerializer, 409: CONFLICT_RESPONSE})
     def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -218,6 +241,36 @@ class TenantView(TenantMixin, generics.GenericAPIView):
         payload.is_valid(raise_exception=True)
         tenant = tenant_update(tenant=self.request.tenant, actor=self.request.actor, **payload.validated_data)
         return Response(self.get_serializer(tenant).data)
+
+
+class InvitationAcceptView(APIView):
+    """An invitation's link: GET shows what it offers; POST accepts it, signed in with the
+    invited email, or creating the account for that email (username and password)."""
+
+    permission_classes = [AllowAny]
+
+    @extend_schema(parameters=[InvitationTokenSerializer], responses={200: InvitationSerializer})
+    def get(self, request: Request) -> Response:
+        payload = InvitationTokenSerializer(data=request.query_params)
+        payload.is_valid(raise_exception=True)
+        return Response(InvitationSerializer(invitation_from_token(payload.validated_data["token"])).data)
+
+    @extend_schema(request=InvitationAcceptSerializer, responses={200: TenantSummarySerializer, 409: CONFLICT_RESPONSE})
+    def post(self, request: Request) -> Response:
+        payload = InvitationAcceptSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        data = payload.validated_data
+        user = request.user if request.user.is_authenticated else None
+        account: NewAccountFields | None = None
+        if user is None and "username" in data:
+            account = {
+                "username": data["username"],
+                "password": data["password"],
+                "first_name": data["first_name"],
+                "last_name": data["last_name"],
+            }
+        membership = membership_invitation_accept(token=data["token"], user=user, account=account)
+        return Response(TenantSummarySerializer(membership).data)
 
 
 class MeView(APIView):

@@ -53,7 +53,9 @@ class OptionsResolver:
             .order_by("user__first_name", "user__last_name", "user__username")
         )
         return [
-            {"value": m.user_id, "label": m.user.get_full_name() or m.user.username, "color": None} for m in members
+            {"value": m.user_id, "label": m.user.get_full_name() or m.user.username, "color": None}
+            for m in members
+            if m.user is not None  # active memberships always have one; pending invitations may not
         ]
 
     def _tags(self, entity_type: str, column: str) -> list[dict[str, Any]]:

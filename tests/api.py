@@ -82,6 +82,7 @@ def tables() -> dict[str, list[dict[str, Any]]]:
     return {
         model._meta.db_table: table(model)
         for model in (
+            Tenant,
             Contact,
             Project,
             ProjectContact,

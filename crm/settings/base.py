@@ -122,6 +122,26 @@ REST_KNOX = {
     "MIN_REFRESH_INTERVAL": 60,
 }
 
+# Email (membership invitations): Django's backend, chosen by the environment. The console
+# backend prints messages (development); production defaults to SMTP at EMAIL_HOST.
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10, minimum=1)
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Ridgeline <no-reply@localhost>")
+
+# Membership invitations: the emailed link (`{token}` is replaced by the signed token) and
+# how long it works. A newer invitation to the same membership replaces the link.
+INVITATION_ACCEPT_URL = os.environ.get(
+    "INVITATION_ACCEPT_URL", "http://localhost:8000/api/v1/invitations/accept/?token={token}"
+)
+if "{token}" not in INVITATION_ACCEPT_URL:
+    raise ImproperlyConfigured(f"INVITATION_ACCEPT_URL={INVITATION_ACCEPT_URL!r} must contain {{token}}.")
+INVITATION_MAX_AGE = timedelta(days=env_int("INVITATION_MAX_AGE_DAYS", 7, minimum=1))
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",

@@ -53,5 +53,7 @@ SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", True)
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", True)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+
 # The OpenAPI schema and Swagger UI need a signed-in user unless API_DOCS_PUBLIC=true.
 API_DOCS_PUBLIC = env_bool("API_DOCS_PUBLIC", False)

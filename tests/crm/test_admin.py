@@ -323,7 +323,7 @@ def test_admins_cannot_grant_a_role_above_their_own(tenant):
     assert not Membership.objects.filter(user=newcomer).exists()
 
 
-def test_admins_add_members_by_email(tenant):
+def test_admins_invite_members_by_email(tenant):
     client, _ = staff_client(tenant, Role.ADMIN, "office")
     newcomer = UserFactory(username="newcomer")
 
@@ -332,7 +332,9 @@ def test_admins_add_members_by_email(tenant):
     )
 
     assert response.status_code == 302
-    assert Membership.objects.get(user=newcomer).role == Role.MEMBER
+    assert not Membership.objects.filter(user=newcomer).exists()  # invited, not added (test_invitations.py)
+    invitation = Membership.objects.get(invited_email=newcomer.email.upper())
+    assert (invitation.role, invitation.status) == (Role.MEMBER, "pending")
 
 
 @pytest.mark.parametrize("model", [Contact, Project, Activity, Membership])

@@ -22,6 +22,7 @@ TENANT_ROUTES = {
     "/api/v1/activities/{id}/": {"get", "put", "patch", "delete"},
     "/api/v1/memberships/": {"get", "post"},
     "/api/v1/memberships/{id}/": {"get", "patch", "delete"},
+    "/api/v1/memberships/{id}/resend/": {"post"},
     "/api/v1/tenant/": {"get", "patch"},
     "/api/v1/substatuses/": {"get", "post"},
     "/api/v1/substatuses/{id}/": {"get", "put", "patch", "delete"},
@@ -32,6 +33,7 @@ TENANT_ROUTES = {
 }
 OTHER_ROUTES = {
     "/api/v1/me/": {"get"},
+    "/api/v1/invitations/accept/": {"get", "post"},
     "/api/v1/auth/token/": {"post"},
     "/api/v1/auth/tokens/": {"get"},
     "/api/v1/auth/tokens/{id}/": {"delete"},

@@ -200,13 +200,19 @@ def test_another_tenants_deleted_row_is_404_and_unchanged(resource, method, suff
     assert row(foreign) == before
 
 
-@pytest.mark.parametrize("method", ["get", "patch", "delete"])
-def test_another_tenants_membership_is_404_and_unchanged(method, owner, other_user):
-    foreign = Membership.objects.get(user=other_user)
+@pytest.mark.parametrize(("method", "suffix"), [("get", ""), ("patch", ""), ("delete", ""), ("post", "resend/")])
+@pytest.mark.parametrize("pending", [False, True], ids=["member", "invitation"])
+def test_another_tenants_membership_is_404_and_unchanged(method, suffix, pending, owner, other_user, other_tenant):
+    if pending:
+        foreign = Membership.objects.create(
+            tenant=other_tenant, status="pending", invited_email="x@example.com", invited_at=timezone.now()
+        )
+    else:
+        foreign = Membership.objects.get(user=other_user)
     before = row(foreign)
     body = {"role": Role.VIEWER} if method == "patch" else None
 
-    response = getattr(client_for(owner), method)(f"/api/v1/memberships/{foreign.pk}/", body)
+    response = getattr(client_for(owner), method)(f"/api/v1/memberships/{foreign.pk}/{suffix}", body)
 
     assert_error(response, 404, code="not_found", detail="Not found.")
     assert row(foreign) == before
