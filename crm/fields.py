@@ -21,6 +21,12 @@ def non_negative_check(fields: list[str], table: str) -> list[models.CheckConstr
     ]
 
 
+class DatabaseKeptBooleanField(models.BooleanField):
+    """A flag a database trigger sets: an INSERT reads the stored value back (RETURNING)."""
+
+    db_returning = True
+
+
 # JSON columns hold what clients send: a few levels of objects and lists, never hundreds.
 JSON_MAX_DEPTH = 32
 

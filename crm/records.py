@@ -3,6 +3,7 @@
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, models
 from django.utils.text import capfirst
 
@@ -92,19 +93,25 @@ def record_assign(record: M, fields: Mapping[str, Any], *, allowed: frozenset[st
 def record_save(record: M, *, actor: Actor, update_fields: list[str] | None = None, reason: str = "") -> M:
     """Validate the given fields and save inside the actor's write transaction.
 
-    Database constraints (uniqueness, checks, triggers) are the final word: a violation
-    becomes an ApplicationError naming the field, and nothing is written.
+    A field's validator refuses with an ApplicationError naming the field. Database
+    constraints (uniqueness, checks, triggers) are the final word: a violation becomes an
+    ApplicationError naming the field too, and nothing is written.
     """
     # Foreign keys arrive as rows already fetched and checked by the service (same tenant,
     # active member); re-checking that each exists would cost a query per key.
     relations = {f.name for f in record._meta.fields if f.is_relation}
-    record.clean_fields(
-        exclude=[
-            f.name
-            for f in record._meta.fields
-            if f.name in relations or (update_fields is not None and f.name not in update_fields)
-        ]
-    )
+    try:
+        record.clean_fields(
+            exclude=[
+                f.name
+                for f in record._meta.fields
+                if f.name in relations or (update_fields is not None and f.name not in update_fields)
+            ]
+        )
+    except ValidationError as exc:
+        # A field's validator (a time zone, a color, ...): the first refusal, on its field.
+        attr, [error, *_] = next(iter(exc.error_dict.items()))
+        raise ApplicationError(" ".join(error.messages), code=error.code, attr=attr) from exc
     if isinstance(record, SoftDeleteRecord):
         record.updated_by = actor.user
         if update_fields is not None:

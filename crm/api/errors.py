@@ -34,8 +34,8 @@ class StatusAPIException(exceptions.APIException):
 class ExceptionHandler(handler.ExceptionHandler):
     def convert_known_exceptions(self, exc: Exception) -> Exception:
         if isinstance(exc, ApplicationError):
-            error = ErrorDetail(exc.message, code=exc.code)
-            detail = {exc.attr: [error]} if exc.attr else [error]
+            errors = [ErrorDetail(message, code=exc.code) for message in exc.messages]
+            detail = {exc.attr: errors} if exc.attr else errors
             if exc.status_code == status.HTTP_400_BAD_REQUEST:
                 return exceptions.ValidationError(detail)
             return StatusAPIException(detail, exc.code, exc.status_code)
