@@ -11,7 +11,7 @@ from drf_spectacular.utils import OpenApiParameter
 from drf_standardized_errors.openapi import AutoSchema
 from knox.settings import knox_settings
 from rest_framework.relations import RelatedField
-from rest_framework.serializers import Serializer
+from rest_framework.serializers import CharField, Serializer
 from rest_framework.settings import api_settings
 
 from crm.constraints import constraint_codes
@@ -49,6 +49,20 @@ class TenantAutoSchema(AutoSchema):
     def _should_add_validation_error_response(self) -> bool:
         return super()._should_add_validation_error_response() or bool(self._checked_parameters())
 
+    def _get_serializer_for_validation_error_response(self) -> Any:
+        """As drf-standardized-errors builds it, except that an error on a query parameter or a
+        header has an open `code`: the filter backends apps plug in (DEFAULT_FILTER_BACKENDS, e.g.
+        the filter language of `?filter=`) answer with codes of their own; the known ones are listed."""
+        serializer = super()._get_serializer_for_validation_error_response()
+        parameters = set(self._checked_parameters())
+        errors: Any = serializer._declared_fields["errors"]
+        errors = errors.child  # many=True: the proxy of each error
+        for attr, error in list(errors.serializers.items()):
+            if attr in parameters:
+                known = ", ".join(sorted(error._declared_fields["code"].choices))
+                errors.serializers[attr] = _open_code_serializer(error, f"For example: {known}.")
+        return serializer
+
     def _get_validation_error_codes_by_field(self, data_fields: list) -> dict[str, set[str]]:
         codes = super()._get_validation_error_codes_by_field(data_fields)
         for name in self._checked_parameters():
@@ -69,6 +83,18 @@ class TenantAutoSchema(AutoSchema):
             if not field.allow_null:
                 codes.setdefault(name, set()).add("null")
         return codes
+
+
+def _open_code_serializer(error: type[Serializer], help_text: str) -> type[Serializer]:
+    """`error` (an attr's error serializer) with its `code` any string."""
+
+    class OpenCodeError(error):  # type: ignore[misc,valid-type]
+        code = CharField(help_text=help_text)
+
+        class Meta:
+            ref_name = getattr(error, "Meta").ref_name  # noqa: B009 - set on each error class by drf-standardized-errors
+
+    return OpenCodeError
 
 
 def validation_errors_by_pattern(result: dict[str, Any], generator: Any, **kwargs: Any) -> dict[str, Any]:
