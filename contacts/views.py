@@ -2,6 +2,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
+from drf_standardized_errors.openapi_validation_errors import extend_validation_errors
 from rest_framework import serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -27,6 +28,12 @@ class ReassignAcceptedSerializer(serializers.Serializer):
 
 
 @restore_schema(ContactSerializer)
+# The company rules of contacts.services (ApplicationError), on the fields they name.
+@extend_validation_errors(["required"], field_name="company", methods=["post", "put", "patch"])
+@extend_validation_errors(
+    ["company_works_for_company", "not_a_company"], field_name="company_contact", methods=["post", "put", "patch"]
+)
+@extend_validation_errors(["company_has_people"], field_name="is_organization", methods=["post", "put", "patch"])
 class ContactViewSet(SoftDeleteViewSet):
     """People (and, after the organizations merge, companies) a roofing company works with."""
 

@@ -6,6 +6,8 @@ here. Every write path (API, admin, services, tasks) meets the rule in the datab
 this module gives each the same message on the same field.
 """
 
+import os
+from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
@@ -84,6 +86,24 @@ def constraint_error(name: str) -> ApplicationError | None:
     if message is None:
         raise LookupError(f"{name} is registered without a message, and no model declares it.")
     return registered.error(message, code=name, attr=registered.attr)
+
+
+def constraint_codes(model: type[models.Model]) -> dict[str | None, set[str]]:
+    """The codes of the 400s the database's rules on `model` answer with, by the field each names
+    (for the API's documented error codes). A trigger's rule is registered under a name that
+    starts as the model's table or its declared constraints do (`substatus_configs_...`)."""
+    names = {constraint.name for constraint in model._meta.constraints}
+    prefixes = {f"{model._meta.db_table}_"}
+    if len(names) > 1:
+        common = os.path.commonprefix(sorted(names))
+        prefixes.add(common[: common.rfind("_") + 1] or model._meta.db_table)
+    names.update(name for name in _REGISTERED if name.startswith(tuple(prefixes)))
+    found: dict[str | None, set[str]] = defaultdict(set)
+    for name in names:
+        error = constraint_error(name)
+        if error is not None and error.status_code == ApplicationError.status_code:
+            found[error.attr].add(name)
+    return dict(found)
 
 
 def constraint_violation(exc: IntegrityError) -> ApplicationError:

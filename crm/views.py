@@ -10,6 +10,7 @@ from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from drf_spectacular.views import SpectacularSwaggerView
 from drf_standardized_errors.openapi_serializers import ErrorResponse429Serializer
+from drf_standardized_errors.openapi_validation_errors import extend_validation_errors
 from rest_framework import exceptions, generics, mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ErrorDetail
@@ -65,6 +66,7 @@ from crm.services import (
 
 
 @restore_schema(ProjectSerializer)
+@extend_validation_errors(["cycle"], field_name="parent_project", methods=["post", "put", "patch"])
 class ProjectViewSet(SoftDeleteViewSet):
     """Roofing jobs."""
 
@@ -168,6 +170,7 @@ class ActivityViewSet(TenantScopedViewSet):
         activity_delete(activity=instance, actor=self.request.actor)
 
 
+@extend_validation_errors(["does_not_exist"], field_name="email", actions=["create"])
 class MembershipViewSet(TenantScopedViewSet):
     """The tenant's members: everyone reads; admins and owners add, change and remove."""
 
@@ -283,6 +286,7 @@ class MeView(APIView):
         return Response(MeSerializer(request.user).data)
 
 
+@extend_validation_errors(["authorization"], field_name="non_field_errors", methods=["post"])
 class TokenView(APIView):
     """Exchange a username (or email) and password for a new API token.
 

@@ -6,6 +6,7 @@ from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema
+from drf_standardized_errors.openapi_validation_errors import extend_validation_errors
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import SAFE_METHODS
@@ -30,6 +31,11 @@ from substatus.serializers import (
 from substatus.services import substatus_create, substatus_delete, substatus_reorder, substatus_update
 
 
+# The rules of substatus.services (ApplicationError), on the fields they name.
+@extend_validation_errors(["default_required"], field_name="is_default", methods=["post", "put", "patch"])
+@extend_validation_errors(
+    ["duplicate", "does_not_exist", "several_statuses", "incomplete"], field_name="ids", actions=["reorder"]
+)
 class SubstatusViewSet(TenantScopedViewSet):
     """The tenant's substatuses: everyone reads; admins and owners configure them."""
 
@@ -100,6 +106,9 @@ class ProjectSubstatusHistoryViewSet(RecordSubstatusHistoryViewSet):
     entity = Entity.PROJECT
 
 
+@extend_validation_errors(["invalid_choice", "required", "null"], field_name="entity", methods=["get"])
+@extend_validation_errors(["max_value", "min_value", "window_too_long"], field_name="from", methods=["get"])
+@extend_validation_errors(["max_value", "min_value"], field_name="to", methods=["get"])
 class SubstatusAnalyticsView(TenantMixin, APIView):
     """Per status and substatus: records there now, entries in the window, time spent, where they went."""
 

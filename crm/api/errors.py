@@ -15,6 +15,7 @@ from django.views.defaults import server_error as default_server_error
 from drf_spectacular.utils import OpenApiResponse
 from drf_standardized_errors import handler
 from drf_standardized_errors.formatter import ExceptionFormatter
+from drf_standardized_errors.openapi_serializers import ClientErrorEnum
 from drf_standardized_errors.types import ExceptionHandlerContext
 from rest_framework import exceptions, serializers, status
 from rest_framework.exceptions import ErrorDetail
@@ -90,7 +91,7 @@ class Error413Serializer(serializers.Serializer):
 class ErrorResponse413Serializer(serializers.Serializer):
     """A request body over DATA_UPLOAD_MAX_MEMORY_SIZE."""
 
-    type = serializers.ChoiceField(choices=["client_error"])
+    type = serializers.ChoiceField(choices=ClientErrorEnum.choices)
     errors = Error413Serializer(many=True)  # type: ignore[assignment]  # as in ErrorResponse409Serializer
 
 
@@ -101,7 +102,7 @@ class Error409Serializer(serializers.Serializer):
 
 
 class ErrorResponse409Serializer(serializers.Serializer):
-    type = serializers.ChoiceField(choices=["client_error"])
+    type = serializers.ChoiceField(choices=ClientErrorEnum.choices)
     # A declared field: DRF's metaclass takes it out of the class, so Serializer.errors stays.
     errors = Error409Serializer(many=True)  # type: ignore[assignment]
 

@@ -7,6 +7,8 @@ import django_filters
 from django import forms
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 
 
 class StrictNullBooleanField(forms.NullBooleanField):
@@ -30,6 +32,7 @@ class BooleanFilter(django_filters.BooleanFilter):
     field_class = StrictNullBooleanField
 
 
+@extend_schema_field(OpenApiTypes.INT)
 class IdFilter(django_filters.NumberFilter):
     """A row's or user's id: `1.5` is an error, not a filter on id 1."""
 
@@ -54,7 +57,12 @@ class UTCDateTimeField(django_filters.fields.IsoDateTimeField):
                 code="invalid",
                 params={"value": value},
             )
-        return parsed.astimezone(UTC)
+        try:
+            return parsed.astimezone(UTC)
+        except OverflowError:
+            raise ValidationError(
+                "%(value)s is out of range once in UTC.", code="invalid", params={"value": value}
+            ) from None
 
 
 class DateTimeFilter(django_filters.IsoDateTimeFilter):
