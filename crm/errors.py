@@ -38,6 +38,13 @@ class Conflict(ApplicationError):
     default_code = "conflict"
 
 
+class NotFound(ApplicationError):
+    """The row is gone (deleted while the request was under way): 404, as if it never existed."""
+
+    status_code = HTTPStatus.NOT_FOUND
+    default_code = "not_found"
+
+
 class Forbidden(ApplicationError):
     status_code = HTTPStatus.FORBIDDEN
     default_code = "permission_denied"

@@ -9,9 +9,20 @@ import pytest
 from django.db import models
 from rest_framework.test import APIClient
 
+from campaigns.models import (
+    Campaign,
+    CampaignEnrollment,
+    CampaignStep,
+    CampaignTemplate,
+    CampaignTrigger,
+    CampaignVersion,
+)
+from campaigns.services import campaign_create
 from contacts.models import Contact
+from crm.actor import Actor
 from crm.models import Activity, Membership, Project, ProjectContact, Role, Tenant
 from filters.models import FilterConfig, FilterUsageLog, SavedFilter
+from impersonation.models import ImpersonationLog
 from substatus.models import SubstatusConfig, SubstatusHistory
 from tests.conftest import client_for
 from tests.factories import ActivityFactory, ContactFactory, MembershipFactory, ProjectFactory
@@ -78,6 +89,13 @@ def tables() -> dict[str, list[dict[str, Any]]]:
             Membership,
             SubstatusConfig,
             SubstatusHistory,
+            ImpersonationLog,
+            Campaign,
+            CampaignVersion,
+            CampaignStep,
+            CampaignTrigger,
+            CampaignTemplate,
+            CampaignEnrollment,
             FilterConfig,
             SavedFilter,
             FilterUsageLog,
@@ -140,7 +158,15 @@ ACTIVITIES = Resource(
     change={"outcome": "voicemail"},
     soft_delete=False,
 )
-RESOURCES = [CONTACTS, PROJECTS, ACTIVITIES]
+CAMPAIGNS = Resource(
+    name="campaigns",
+    model=Campaign,
+    make=lambda tenant: campaign_create(actor=Actor(tenant=tenant, user=None), name="Storm follow-up"),
+    payload=lambda tenant: {"name": "Hail season", "campaign_type": "event", "goal_type": "appointments"},
+    change={"description": "After the June storms"},
+    soft_delete=True,
+)
+RESOURCES = [CONTACTS, PROJECTS, ACTIVITIES, CAMPAIGNS]
 
 _numbers = itertools.count(1)
 
