@@ -44,7 +44,9 @@ class FilterConfig(models.Model):
     field_name = models.CharField(max_length=100)
     field_label = models.CharField(max_length=100)
     field_type = models.CharField(max_length=20, choices=FieldType.choices)
-    filter_operator = models.CharField(max_length=30, help_text="The operator the filter bar starts with.")
+    filter_operator = models.CharField(
+        max_length=30, blank=True, help_text="The operator the filter bar starts with (blank: the type's first)."
+    )
     filter_options = models.JSONField(
         default=list, db_default=[], blank=True, help_text="For select types: a list of {value, label, color}."
     )

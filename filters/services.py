@@ -20,7 +20,7 @@ from crm.actor import Actor
 from crm.errors import ApplicationError, Conflict, Forbidden
 from crm.models import Membership, Role, SoftDeleteRecord, Tenant
 from crm.records import record_assign, record_save
-from filters.fields import ENTITY_MODELS, FieldSpec, Kind, custom_field_key, field_spec
+from filters.fields import ENTITY_MODELS, FieldSpec, Kind, custom_field_key
 from filters.language import (
     MAX_LIST,
     CatalogField,
@@ -240,6 +240,8 @@ def _config_check(config: FilterConfig) -> None:
         entity_type=config.entity_type, field_name=config.field_name, field_type=config.field_type
     )
     allowed = operators_for(config.field_type, array=spec.kind == Kind.ARRAY)
+    if not config.filter_operator:
+        config.filter_operator = allowed[0]
     if config.filter_operator not in allowed:
         raise ApplicationError(
             f"{config.filter_operator!r} is not an operator of {config.field_type} filters; use one of: "
@@ -255,10 +257,6 @@ def filter_config_create(*, actor: Actor, **fields: Unpack[FilterConfigFields]) 
     tenant = actor.require_tenant()
     config = FilterConfig(tenant=tenant, created_by=actor.user)
     record_assign(config, fields, allowed=CONFIG_WRITABLE_FIELDS)
-    if not config.filter_operator and config.field_type and config.entity_type in EntityType.values:
-        spec = field_spec(config.entity_type, config.field_name)
-        if spec is not None:
-            config.filter_operator = operators_for(config.field_type, array=spec.kind == Kind.ARRAY)[0]
     _config_check(config)
     if "display_order" not in fields:
         last = FilterConfig.objects.filter(tenant=tenant, entity_type=config.entity_type).aggregate(
@@ -282,7 +280,7 @@ def filter_config_update(*, config: FilterConfig, actor: Actor, **fields: Unpack
             )
     changed = record_assign(config, fields, allowed=CONFIG_WRITABLE_FIELDS)
     _config_check(config)
-    record_save(config, actor=actor, update_fields=[*changed, "custom_field_id", "updated_at"])
+    record_save(config, actor=actor, update_fields=[*changed, "filter_operator", "custom_field_id", "updated_at"])
     catalog_cache_clear(tenant_id=config.tenant_id, entity_type=config.entity_type)
     return config
 

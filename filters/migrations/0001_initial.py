@@ -54,7 +54,11 @@ class Migration(migrations.Migration):
                 ),
                 (
                     "filter_operator",
-                    models.CharField(help_text="The operator the filter bar starts with.", max_length=30),
+                    models.CharField(
+                        blank=True,
+                        help_text="The operator the filter bar starts with (blank: the type's first).",
+                        max_length=30,
+                    ),
                 ),
                 (
                     "filter_options",

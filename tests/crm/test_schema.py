@@ -30,6 +30,16 @@ TENANT_ROUTES = {
     "/api/v1/contacts/{record_pk}/substatus-history/": {"get"},
     "/api/v1/projects/{record_pk}/substatus-history/": {"get"},
     "/api/v1/substatus/analytics/": {"get"},
+    "/api/v1/filter-configs/": {"get", "post"},
+    "/api/v1/filter-configs/{id}/": {"get", "put", "patch", "delete"},
+    "/api/v1/filter-configs/reorder/": {"post"},
+    "/api/v1/saved-filters/": {"get", "post"},
+    "/api/v1/saved-filters/{id}/": {"get", "put", "patch", "delete"},
+    "/api/v1/saved-filters/{id}/duplicate/": {"post"},
+    "/api/v1/saved-filters/{id}/set-default/": {"post"},
+    "/api/v1/filters/validate/": {"post"},
+    "/api/v1/filters/count/": {"post"},
+    "/api/v1/filters/usage/": {"get"},
 }
 OTHER_ROUTES = {
     "/api/v1/me/": {"get"},
@@ -156,3 +166,13 @@ def test_closed_docs_need_a_signed_in_user(db, settings):
     assert (docs.status_code, docs["Location"]) == (302, "/admin/login/?next=/api/v1/docs/")
     assert staff.get("/api/v1/schema/", {"format": "json"}).json()["info"]["title"] == "Ridgeline API"
     assert b"swagger-ui" in staff.get("/api/v1/docs/").content
+
+
+@pytest.mark.parametrize("resource", ["contacts", "projects", "activities"])
+def test_the_record_lists_document_the_filter_language(schema, resource):
+    parameters = {p["name"]: p for p in schema["paths"][f"/api/v1/{resource}/"]["get"]["parameters"]}
+
+    assert parameters["filter"]["schema"] == {"type": "string"}
+    assert "not_equals" in parameters["filter"]["description"]
+    assert parameters["saved_filter"]["schema"] == {"type": "integer"}
+    assert "filter" not in {p["name"] for p in schema["paths"]["/api/v1/memberships/"]["get"]["parameters"]}

@@ -461,7 +461,7 @@ def errors_of(actor, tree, entity_type="contacts") -> list[str]:
         ({"and": {"field": "stage"}}, ["and: expected a list of conditions"]),
         (
             {"not": {"not": {"not": {"not": {"not": {"not": {"field": "stage", "op": "is_null"}}}}}}},
-            ["not.not.not.not.not.not: nested deeper than 5 levels"],
+            ["not.not.not.not.not: nested deeper than 5 levels"],
         ),
         ({"and": [{"field": "stage", "op": "is_null"}] * 51}, ["filter: 51 conditions; at most 50"]),
         (
