@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.template.loader import render_to_string
 from django.urls import Resolver404, resolve
 from django.utils import timezone
 from knox.crypto import hash_token
@@ -47,6 +48,7 @@ DENIED_ROUTES = frozenset(
         "membership-list",
         "membership-detail",
         "admin:password_change",
+        "admin:auth_user_password_change",  # UserAdmin names its password page after auth's model
     }
 )
 DENIED_ADMIN_MODELS = ("admin:crm_user_", "admin:crm_membership_", "admin:crm_tenant_", "admin:impersonation_")
@@ -78,12 +80,37 @@ def refusal(request: HttpRequest, status: int, message: str, code: str) -> HttpR
     return render(request, "impersonation/refused.html", {"message": message}, status=status)
 
 
+BANNER_BEFORE = b"</body>"
+
+
+def add_banner(request: HttpRequest, response: HttpResponse, impersonation: "Impersonation") -> None:
+    """Put the banner on an HTML page of the admin's session (as django-hijack's middleware
+    does), so that every page shows it whatever template it extends."""
+    if response.streaming or not response.get("Content-Type", "").startswith("text/html"):
+        return
+    if BANNER_BEFORE not in response.content:
+        return
+    banner = render_to_string("impersonation/banner.html", {"impersonation": impersonation}, request=request)
+    response.content = response.content.replace(BANNER_BEFORE, banner.encode() + BANNER_BEFORE, 1)
+    if response.has_header("Content-Length"):
+        response["Content-Length"] = str(len(response.content))
+
+
 @dataclass
 class Impersonation:
     log: ImpersonationLog
     user: User
     real_user: User
     via_token: bool
+
+    @property
+    def display_name(self) -> str:
+        return self.user.get_full_name() or self.user.get_username()
+
+    @property
+    def minutes_left(self) -> int:
+        seconds = (self.log.expires_at - timezone.now()).total_seconds()
+        return max(0, -(-int(seconds) // 60))
 
     def respond(self, request: HttpRequest, get_response: Callable[[HttpRequest], HttpResponse]) -> HttpResponse:
         route = route_name(request)
@@ -112,6 +139,8 @@ class Impersonation:
         response = get_response(request)
         wrote = unsafe and route not in SESSION_ROUTES and response.status_code < 400
         impersonation_record_request(log=self.log, write=wrote)
+        if not self.via_token:
+            add_banner(request, response, self)
         return response
 
 
