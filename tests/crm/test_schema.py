@@ -28,12 +28,17 @@ TENANT_ROUTES = {
     "/api/v1/contacts/{record_pk}/substatus-history/": {"get"},
     "/api/v1/projects/{record_pk}/substatus-history/": {"get"},
     "/api/v1/substatus/analytics/": {"get"},
+    "/api/v1/impersonation/start/": {"post"},
+    "/api/v1/impersonation/logs/": {"get"},
+    "/api/v1/impersonation/logs/{id}/": {"get"},
 }
 OTHER_ROUTES = {
     "/api/v1/me/": {"get"},
     "/api/v1/auth/token/": {"post"},
     "/api/v1/auth/tokens/": {"get"},
     "/api/v1/auth/tokens/{id}/": {"delete"},
+    "/api/v1/impersonation/stop/": {"post"},
+    "/api/v1/impersonation/status/": {"get"},
     "/api/v1/auth/logout/": {"post"},
     "/api/v1/auth/logout-all/": {"post"},
 }
