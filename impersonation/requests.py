@@ -112,6 +112,18 @@ class Impersonation:
         seconds = (self.log.expires_at - timezone.now()).total_seconds()
         return max(0, -(-int(seconds) // 60))
 
+    def refusal(self, request: HttpRequest, route: str | None) -> HttpResponse | None:
+        """The answer to an unsafe request this session may not make, or None."""
+        if route in START_ROUTES:
+            return refusal(
+                request, 409, "You are impersonating someone: stop that session first.", "nested_impersonation"
+            )
+        if always_denied(request, route):
+            return refusal(request, 403, "This is never allowed while impersonating.", "impersonation_denied")
+        if not self.log.allow_writes:
+            return refusal(request, 403, "read-only impersonation", "read_only_impersonation")
+        return None
+
     def respond(self, request: HttpRequest, get_response: Callable[[HttpRequest], HttpResponse]) -> HttpResponse:
         route = route_name(request)
         unsafe = request.method not in SAFE_METHODS
@@ -124,18 +136,13 @@ class Impersonation:
         # The session's tenant is the request's (`request.headers` is read from META once).
         request.META["HTTP_X_TENANT"] = str(self.log.tenant_id)
         request.__dict__.pop("headers", None)
-        if unsafe and route not in SESSION_ROUTES:
-            if route in START_ROUTES:
-                return refusal(
-                    request, 409, "You are impersonating someone: stop that session first.", "nested_impersonation"
-                )
-            if route == "admin:logout":
-                impersonation_end(log=self.log, reason=EndReason.LOGOUT)
-                return get_response(request)
-            if always_denied(request, route):
-                return refusal(request, 403, "This is never allowed while impersonating.", "impersonation_denied")
-            if not self.log.allow_writes:
-                return refusal(request, 403, "read-only impersonation", "read_only_impersonation")
+        if unsafe and route == "admin:logout":
+            impersonation_end(log=self.log, reason=EndReason.LOGOUT)
+            return get_response(request)
+        refused = self.refusal(request, route) if unsafe and route not in SESSION_ROUTES else None
+        if refused is not None:
+            impersonation_record_request(log=self.log, write=False)  # an attempt is a request of the session
+            return refused
         response = get_response(request)
         wrote = unsafe and route not in SESSION_ROUTES and response.status_code < 400
         impersonation_record_request(log=self.log, write=wrote)
