@@ -19,6 +19,10 @@ from crm.admin_base import (
 )
 from crm.models import Activity, Membership, Project, ProjectContact, Role, Tenant, User
 from crm.services import (
+    TENANT_ADDRESS_FIELDS,
+    TENANT_OPS_FIELDS,
+    TENANT_PROFILE_FIELDS,
+    TENANT_WRITABLE_FIELDS,
     activity_create,
     activity_delete,
     activity_update,
@@ -34,6 +38,7 @@ from crm.services import (
     project_restore,
     project_update,
     tenant_create,
+    tenant_editable_fields,
     tenant_update,
 )
 
@@ -93,12 +98,26 @@ class TenantAdmin(TenantScopedAdmin):
     readonly_fields = ["created_at", "updated_at"]
     inlines = [MembershipInline]
     change_role = Role.ADMIN
+    fieldsets = [
+        ("Profile (admins and owners)", {"fields": [*sorted(TENANT_PROFILE_FIELDS)]}),
+        ("Addresses (owners)", {"fields": [*sorted(TENANT_ADDRESS_FIELDS)]}),
+        ("Subscription and limits (Ridgeline's operators)", {"fields": [*sorted(TENANT_OPS_FIELDS)]}),
+        ("Record", {"fields": ["created_at", "updated_at"]}),
+    ]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return request.user.is_superuser
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return request.user.is_superuser
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[Any]:
+        """What the user's role may not change is shown, not offered (the service's rule)."""
+        fields = super().get_readonly_fields(request, obj)
+        if obj is None:
+            return fields
+        editable = tenant_editable_fields(actor=admin_actor(request, obj), tenant=obj)
+        return [*fields, *(name for name in sorted(TENANT_WRITABLE_FIELDS - editable) if name not in fields)]
 
     def service_create(self, actor: Actor, fields: dict[str, Any]) -> Tenant:
         return tenant_create(actor=actor, **fields)
@@ -161,13 +180,25 @@ class MembershipAdmin(TenantScopedAdmin):
 
 
 class ContactOrPartyListFilter(admin.SimpleListFilter):
-    """Projects a contact is on, as their contact or a party (linked from a company's page; not listed)."""
+    """Projects a contact is on, as their contact or a party (linked from a company's page).
+
+    Listed in the sidebar only while it is in use, with the contact's name: a filter with no
+    choices at all would be dropped by Django, ignoring the parameter.
+    """
 
     title = "contact or party"
     parameter_name = "contact_or_party"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return []
+        value = self.value()
+        if value is None:
+            return []
+        contacts = Contact.objects.filter(pk=value) if re.fullmatch(r"[0-9]{1,18}", value) else Contact.objects.none()
+        ids = admin_tenant_ids(request)
+        if ids is not None:
+            contacts = contacts.filter(tenant_id__in=ids)
+        contact = contacts.first()
+        return [(value, str(contact) if contact is not None else f"#{value}")]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
         value = self.value()
@@ -215,7 +246,7 @@ class ProjectContactInline(admin.TabularInline):
 @admin.register(Project)
 class ProjectAdmin(SoftDeleteAdmin):
     list_display = ["name", "project_number", "status", "type", "contact", "estimated_value", "scheduled_start"]
-    list_filter = ["status", "type", "insurance_approved", ContactOrPartyListFilter]
+    list_filter = ["status", "type", "insurance_approved", "quickbooks_sync_status", ContactOrPartyListFilter]
     list_select_related = ["contact"]
     search_fields = ["name", "project_number"]
     autocomplete_fields = ["contact", "parent_project"]
@@ -256,6 +287,7 @@ class ProjectAdmin(SoftDeleteAdmin):
             "Insurance",
             {"fields": ["insurance_approved", "insurance_approval_amount", "deductible_collected", "supplements"]},
         ),
+        ("QuickBooks", {"fields": ["quickbooks_id", "quickbooks_sync_status"]}),
         ("Other", {"fields": ["custom_fields"]}),
         ("Record", {"fields": [*RECORD_FIELDS, "is_deleted"]}),
     ]
@@ -301,11 +333,11 @@ class ProjectAdmin(SoftDeleteAdmin):
 @admin.register(Activity)
 class ActivityAdmin(TenantScopedAdmin):
     list_display = ["__str__", "type", "direction", "contact", "project", "performed_by", "on_behalf_of", "created_at"]
-    list_filter = ["type", "direction"]
+    list_filter = ["type", "direction", "is_impersonated_action"]
     list_select_related = ["contact", "project", "performed_by", "on_behalf_of"]
     search_fields = ["subject", "content"]
     autocomplete_fields = ["contact", "project"]
-    readonly_fields = ["created_by", "performed_by", "on_behalf_of", "created_at"]
+    readonly_fields = ["created_by", "performed_by", "on_behalf_of", "is_impersonated_action", "created_at"]
     date_hierarchy = "created_at"
 
     def service_create(self, actor: Actor, fields: dict[str, Any]) -> Activity:

@@ -15,7 +15,7 @@ from django.utils.timezone import now
 from knox.models import AbstractAuthToken
 from knox.settings import CONSTANTS as KNOX
 
-from crm.fields import choices_check, non_negative_check
+from crm.fields import DatabaseKeptBooleanField, JSONDocumentField, choices_check, non_negative_check
 
 
 class User(AbstractUser):  # type: ignore[django-manager-missing]  # AuthToken.user: knox ships no types
@@ -83,6 +83,68 @@ non_negative = MinValueValidator(0)
 hex_color = RegexValidator(re.compile(r"^#[0-9a-fA-F]{6}$"), "Use a hex color like #1f6feb.")
 
 
+# A tenant's subdomain is one DNS label of ours: 1-63 lowercase letters, digits and hyphens,
+# neither starting nor ending with a hyphen. It is never all digits (`X-Tenant: 12` names the
+# tenant with id 12, and no subdomain may capture it) and never a name the platform serves.
+SUBDOMAIN_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+ALL_DIGITS_PATTERN = r"^[0-9]+$"
+RESERVED_SUBDOMAINS = frozenset(
+    {
+        "admin",
+        "api",
+        "app",
+        "assets",
+        "auth",
+        "billing",
+        "cdn",
+        "dashboard",
+        "docs",
+        "ftp",
+        "help",
+        "imap",
+        "login",
+        "mail",
+        "media",
+        "ns1",
+        "ns2",
+        "ops",
+        "pop",
+        "portal",
+        "smtp",
+        "sso",
+        "static",
+        "status",
+        "support",
+        "webmail",
+        "www",
+    }
+)
+SUBDOMAIN_RULE = (
+    "A subdomain is 1-63 lowercase letters, digits and hyphens, not starting or ending with a hyphen, "
+    "not all digits, and not a name Ridgeline keeps for itself (www, api, admin, app, static, ...)."
+)
+
+
+def validate_subdomain(value: str) -> None:
+    """The field's check, with a message saying which part of SUBDOMAIN_RULE `value` breaks."""
+    if not re.fullmatch(SUBDOMAIN_PATTERN, value):
+        raise ValidationError(
+            "%(value)s is not a valid subdomain: use 1-63 lowercase letters, digits and hyphens, "
+            "not starting or ending with a hyphen.",
+            code="invalid_subdomain",
+            params={"value": value},
+        )
+    if re.fullmatch(ALL_DIGITS_PATTERN, value):
+        raise ValidationError(
+            "A subdomain cannot be all digits (X-Tenant reads digits as a tenant id).",
+            code="invalid_subdomain",
+        )
+    if value in RESERVED_SUBDOMAINS:
+        raise ValidationError(
+            "%(value)s is reserved: choose another subdomain.", code="reserved_subdomain", params={"value": value}
+        )
+
+
 class SubscriptionStatus(models.TextChoices):
     TRIAL = "trial"
     ACTIVE = "active"
@@ -96,11 +158,12 @@ class Tenant(models.Model):
 
     SubscriptionStatus = SubscriptionStatus
 
-    name = models.CharField(max_length=200)
-    subdomain = models.SlugField(max_length=63, unique=True)
-    custom_domain = models.CharField(max_length=253, null=True, blank=True, unique=True)  # noqa: DJ001
-    settings = models.JSONField(default=dict, db_default={}, blank=True)
-    features = models.JSONField(default=dict, db_default={}, blank=True)
+    name = models.CharField(max_length=255)
+    # varchar(100), the old system's width; a valid subdomain (a DNS label) has 63 at most.
+    subdomain = models.SlugField(max_length=100, unique=True, validators=[validate_subdomain], help_text=SUBDOMAIN_RULE)
+    custom_domain = models.CharField(max_length=255, null=True, blank=True, unique=True)  # noqa: DJ001
+    settings = JSONDocumentField(default=dict, db_default={}, blank=True)
+    features = JSONDocumentField(default=dict, db_default={}, blank=True)
     subscription_status = models.CharField(
         max_length=20,
         choices=SubscriptionStatus.choices,
@@ -127,6 +190,13 @@ class Tenant(models.Model):
         ordering = ["name"]
         constraints = [
             choices_check("subscription_status", SubscriptionStatus, "tenants_subscription_status_valid"),
+            models.CheckConstraint(
+                condition=Q(subdomain__regex=SUBDOMAIN_PATTERN)
+                & ~Q(subdomain__regex=ALL_DIGITS_PATTERN)
+                & ~Q(subdomain__in=sorted(RESERVED_SUBDOMAINS)),
+                name="tenants_subdomain_valid",
+                violation_error_message=SUBDOMAIN_RULE,
+            ),
         ]
 
     def __str__(self) -> str:
@@ -255,7 +325,7 @@ class Project(SoftDeleteRecord):
     parent_project = models.ForeignKey(
         "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="subprojects"
     )
-    name = models.CharField(max_length=200)
+    name = models.CharField(max_length=255)
     project_number = models.CharField(max_length=50, null=True, blank=True)  # noqa: DJ001
     status = models.CharField(
         max_length=20, choices=Status.choices, default=Status.ESTIMATE, db_default=Status.ESTIMATE
@@ -285,19 +355,29 @@ class Project(SoftDeleteRecord):
     actual_completion = models.DateField(null=True, blank=True)
     description = models.TextField(null=True, blank=True)  # noqa: DJ001
     scope_of_work = models.TextField(null=True, blank=True)  # noqa: DJ001
-    materials_list = models.JSONField(default=list, db_default=[], blank=True)
+    materials_list = JSONDocumentField(default=list, db_default=[], blank=True)
     insurance_approved = models.BooleanField(default=False, db_default=False)
     insurance_approval_amount = models.DecimalField(
         max_digits=12, decimal_places=2, null=True, blank=True, validators=[non_negative]
     )
     deductible_collected = models.BooleanField(default=False, db_default=False)
-    supplements = models.JSONField(default=list, db_default=[], blank=True)
-    crew_assigned = models.JSONField(default=list, db_default=[], blank=True)
+    supplements = JSONDocumentField(default=list, db_default=[], blank=True)
+    crew_assigned = JSONDocumentField(default=list, db_default=[], blank=True)
     weather_delays = models.PositiveSmallIntegerField(default=0, db_default=0, help_text="Days lost to weather.")
     quality_score = models.PositiveSmallIntegerField(
         null=True, blank=True, validators=[MaxValueValidator(100)], help_text="0 to 100."
     )
-    custom_fields = models.JSONField(default=dict, db_default={}, blank=True)
+    custom_fields = JSONDocumentField(default=dict, db_default={}, blank=True)
+    quickbooks_id = models.CharField(  # noqa: DJ001
+        max_length=100, null=True, blank=True, verbose_name="QuickBooks id", help_text="The job's id in QuickBooks."
+    )
+    quickbooks_sync_status = models.CharField(  # noqa: DJ001
+        max_length=50,
+        null=True,
+        blank=True,
+        verbose_name="QuickBooks sync status",
+        help_text="As the QuickBooks sync reports it (e.g. synced, pending, error).",
+    )
     substatus = models.ForeignKey(
         "substatus.SubstatusConfig",
         on_delete=models.PROTECT,
@@ -362,7 +442,7 @@ class ProjectContactRole(models.TextChoices):
 
     HOMEOWNER = "homeowner"
     ADJUSTER = "adjuster"
-    SUBCONTRACTOR = "subcontractor"
+    SUB_CONTRACTOR = "sub_contractor", "Sub-contractor"
     PROPERTY_MANAGER = "property_manager"
     REAL_ESTATE_AGENT = "real_estate_agent"
     DEVELOPER = "developer"
@@ -441,7 +521,7 @@ class Activity(models.Model):
     from_address = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
     to_address = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
     outcome = models.CharField(max_length=100, null=True, blank=True)  # noqa: DJ001
-    outcome_details = models.JSONField(default=dict, db_default={}, blank=True)
+    outcome_details = JSONDocumentField(default=dict, db_default={}, blank=True)
     duration_seconds = models.PositiveIntegerField(null=True, blank=True)
     recording_url = models.URLField(max_length=500, null=True, blank=True)  # noqa: DJ001
     transcript = models.TextField(null=True, blank=True)  # noqa: DJ001
@@ -467,6 +547,15 @@ class Activity(models.Model):
         blank=True,
         related_name="+",
         help_text="The admin who acted while impersonating; empty otherwise.",
+    )
+    is_impersonated_action = DatabaseKeptBooleanField(
+        default=False,
+        db_default=False,
+        editable=False,
+        help_text=(
+            "Done by an admin while impersonating: set by the database when on_behalf_of is, and kept "
+            "(also when that admin's account is deleted later)."
+        ),
     )
     created_at = models.DateTimeField(default=now, db_default=Now(), editable=False)
 

@@ -223,12 +223,14 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     # DRF's throttles (none today) find the client address the way crm.auth.client_ip does.
     "NUM_PROXIES": TRUSTED_PROXY_COUNT,
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["crm.api.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PAGINATION_CLASS": "crm.api.pagination.PageNumberPagination",
     "DEFAULT_FILTER_BACKENDS": [
         "crm.api.filtering.FilterBackend",
         "crm.api.filtering.StrictOrderingFilter",
+        # ?filter= and ?saved_filter= on views naming a `filter_entity` (contacts, projects, activities)
+        "filters.backends.FilterTreeBackend",
     ],
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "drf_standardized_errors.handler.exception_handler",
@@ -238,7 +240,9 @@ REST_FRAMEWORK = {
 
 DRF_STANDARDIZED_ERRORS = {
     "EXCEPTION_HANDLER_CLASS": "crm.api.errors.ExceptionHandler",
-    "ALLOWED_ERROR_STATUS_CODES": ["400", "401", "403", "404", "405", "406", "415", "429", "500"],
+    "ALLOWED_ERROR_STATUS_CODES": ["400", "401", "403", "404", "405", "406", "413", "415", "429", "500"],
+    # Any request may carry a body over DATA_UPLOAD_MAX_MEMORY_SIZE.
+    "ERROR_SCHEMAS": {"413": "crm.api.errors.ErrorResponse413Serializer"},
 }
 
 # The OpenAPI schema and Swagger UI: open to anyone (development), or to signed-in users
@@ -300,7 +304,42 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     },
     "impersonation-end-stale": {"task": "impersonation.tasks.impersonation_end_stale_task", "schedule": 60},
     "auth-tokens-purge-expired": {"task": "crm.tasks.auth_tokens_purge_expired_task", "schedule": 24 * 60 * 60},
+    "campaign-triggers-scan": {"task": "campaigns.tasks.campaign_triggers_scan_task", "schedule": 60},
+    "campaigns-check-exits": {"task": "campaigns.tasks.campaigns_check_exits_task", "schedule": 5 * 60},
+    "ai-conversations-retention": {"task": "ai_chat.tasks.conversations_retention_task", "schedule": 24 * 60 * 60},
+    "filter-usage-flush": {"task": "filters.tasks.filter_usage_flush_task", "schedule": 10},
+    "filter-usage-prune": {"task": "filters.tasks.filter_usage_prune_task", "schedule": 24 * 60 * 60},
 }
+
+# AI chat (ai_chat): any OpenAI-compatible chat-completions server (OpenAI, Azure OpenAI, vLLM,
+# Ollama, LM Studio, a LiteLLM proxy) when AI_BASE_URL is set; otherwise the offline assistant
+# (deterministic, no network). A tenant may choose its own in `tenants.settings["ai"]`
+# (`provider`, `model`, `monthly_token_budget`, `retention_days`).
+AI_BASE_URL = os.environ.get("AI_BASE_URL", "")
+AI_API_KEY = os.environ.get("AI_API_KEY", "")
+AI_MODEL = os.environ.get("AI_MODEL", "gpt-4o-mini")
+AI_TIMEOUT_SECONDS = float(os.environ.get("AI_TIMEOUT_SECONDS", "60"))
+AI_MAX_RETRIES = env_int("AI_MAX_RETRIES", 2)  # on 429, 5xx and timeouts, with exponential backoff
+AI_MAX_TOOL_ROUNDS = env_int("AI_MAX_TOOL_ROUNDS", 5, minimum=1)  # per user message
+# What one tool result gives the model at most, in characters of JSON (rows past it are left off).
+AI_TOOL_RESULT_MAX_CHARS = env_int("AI_TOOL_RESULT_MAX_CHARS", 6000, minimum=500)
+AI_MONTHLY_TOKEN_BUDGET = env_int("AI_MONTHLY_TOKEN_BUDGET", 2_000_000)  # per tenant; 0: no limit
+AI_RETENTION_DAYS = env_int("AI_RETENTION_DAYS", 365, minimum=1)  # archived or deleted conversations
+# US dollars per million tokens, per model (prompt, completion); a model not listed costs 0.
+AI_MODEL_PRICES: dict[str, dict[str, str]] = {
+    "gpt-4o-mini": {"prompt": "0.15", "completion": "0.60"},
+    "gpt-4o": {"prompt": "2.50", "completion": "10.00"},
+    "gpt-4.1": {"prompt": "2.00", "completion": "8.00"},
+    "gpt-4.1-mini": {"prompt": "0.40", "completion": "1.60"},
+}
+
+# Filter usage analytics: each filtered list request pushes its conditions to a Redis list
+# (FILTER_USAGE_QUEUE) after the response is built; beat's flush task writes them in bulk
+# every 10 seconds, and a daily task deletes logs older than FILTER_USAGE_RETENTION_DAYS.
+FILTER_USAGE_LOGGING = env_bool("FILTER_USAGE_LOGGING", True)
+FILTER_USAGE_REDIS_URL = REDIS_URL
+FILTER_USAGE_QUEUE = os.environ.get("FILTER_USAGE_QUEUE", "ridgeline:filter-usage")
+FILTER_USAGE_RETENTION_DAYS = env_int("FILTER_USAGE_RETENTION_DAYS", 180, minimum=1)
 
 # `manage.py schema_check` and `adopt_database` report every table, column, constraint,
 # index, trigger, function, view, sequence, type and extension that differs from what

@@ -22,6 +22,7 @@ TENANT_ROUTES = {
     "/api/v1/activities/{id}/": {"get", "put", "patch", "delete"},
     "/api/v1/memberships/": {"get", "post"},
     "/api/v1/memberships/{id}/": {"get", "patch", "delete"},
+    "/api/v1/tenant/": {"get", "patch"},
     "/api/v1/substatuses/": {"get", "post"},
     "/api/v1/substatuses/{id}/": {"get", "put", "patch", "delete"},
     "/api/v1/substatuses/reorder/": {"post"},
@@ -103,7 +104,10 @@ def test_contact_fields_are_documented(schema):
     assert {"id", "display_name", "email", "phone", "lead_score", "custom_fields", "tags", "is_deleted"} <= set(
         contact["properties"]
     )
-    assert contact["properties"]["lead_score"]["maximum"] == 100
+    assert (contact["properties"]["lead_score"]["minimum"], contact["properties"]["lead_score"]["maximum"]) == (
+        -(2**31),
+        2**31 - 1,
+    )
     assert "search" not in contact["properties"]
 
 
