@@ -27,6 +27,7 @@ from impersonation.models import EndReason, ImpersonationLog
 from impersonation.services import (
     impersonation_end,
     impersonation_end_reason,
+    impersonation_logs_checked,
     impersonation_record_request,
 )
 
@@ -153,7 +154,8 @@ class Impersonation:
 
 def impersonation_for_request(request: HttpRequest) -> Impersonation | None:
     """The request's active impersonation (see the module docstring), or None."""
-    logs = ImpersonationLog.objects.active().select_related("admin_user", "impersonated_user", "tenant")
+    now = timezone.now()
+    logs = impersonation_logs_checked(now=now)
     token = request_impersonation_token(request)
     session = getattr(request, "session", None)
     if token is not None:
@@ -168,7 +170,7 @@ def impersonation_for_request(request: HttpRequest) -> Impersonation | None:
         return None
     if log is None:
         return None
-    reason = impersonation_end_reason(log=log, now=timezone.now())
+    reason = impersonation_end_reason(log=log, now=now)
     if reason is not None:
         impersonation_end(log=log, reason=reason)
         if token is None and session is not None:
