@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.template.loader import render_to_string
 from django.urls import Resolver404, resolve
 from django.utils import timezone
 from knox.crypto import hash_token
@@ -26,6 +27,7 @@ from impersonation.models import EndReason, ImpersonationLog
 from impersonation.services import (
     impersonation_end,
     impersonation_end_reason,
+    impersonation_logs_checked,
     impersonation_record_request,
 )
 
@@ -47,6 +49,7 @@ DENIED_ROUTES = frozenset(
         "membership-list",
         "membership-detail",
         "admin:password_change",
+        "admin:auth_user_password_change",  # UserAdmin names its password page after auth's model
     }
 )
 DENIED_ADMIN_MODELS = ("admin:crm_user_", "admin:crm_membership_", "admin:crm_tenant_", "admin:impersonation_")
@@ -78,12 +81,49 @@ def refusal(request: HttpRequest, status: int, message: str, code: str) -> HttpR
     return render(request, "impersonation/refused.html", {"message": message}, status=status)
 
 
+BANNER_BEFORE = b"</body>"
+
+
+def add_banner(request: HttpRequest, response: HttpResponse, impersonation: "Impersonation") -> None:
+    """Put the banner on an HTML page of the admin's session (as django-hijack's middleware
+    does), so that every page shows it whatever template it extends."""
+    if response.streaming or not response.get("Content-Type", "").startswith("text/html"):
+        return
+    if BANNER_BEFORE not in response.content:
+        return
+    banner = render_to_string("impersonation/banner.html", {"impersonation": impersonation}, request=request)
+    response.content = response.content.replace(BANNER_BEFORE, banner.encode() + BANNER_BEFORE, 1)
+    if response.has_header("Content-Length"):
+        response["Content-Length"] = str(len(response.content))
+
+
 @dataclass
 class Impersonation:
     log: ImpersonationLog
     user: User
     real_user: User
     via_token: bool
+
+    @property
+    def display_name(self) -> str:
+        return self.user.get_full_name() or self.user.get_username()
+
+    @property
+    def minutes_left(self) -> int:
+        seconds = (self.log.expires_at - timezone.now()).total_seconds()
+        return max(0, -(-int(seconds) // 60))
+
+    def refusal(self, request: HttpRequest, route: str | None) -> HttpResponse | None:
+        """The answer to an unsafe request this session may not make, or None."""
+        if route in START_ROUTES:
+            return refusal(
+                request, 409, "You are impersonating someone: stop that session first.", "nested_impersonation"
+            )
+        if always_denied(request, route):
+            return refusal(request, 403, "This is never allowed while impersonating.", "impersonation_denied")
+        if not self.log.allow_writes:
+            return refusal(request, 403, "read-only impersonation", "read_only_impersonation")
+        return None
 
     def respond(self, request: HttpRequest, get_response: Callable[[HttpRequest], HttpResponse]) -> HttpResponse:
         route = route_name(request)
@@ -97,27 +137,25 @@ class Impersonation:
         # The session's tenant is the request's (`request.headers` is read from META once).
         request.META["HTTP_X_TENANT"] = str(self.log.tenant_id)
         request.__dict__.pop("headers", None)
-        if unsafe and route not in SESSION_ROUTES:
-            if route in START_ROUTES:
-                return refusal(
-                    request, 409, "You are impersonating someone: stop that session first.", "nested_impersonation"
-                )
-            if route == "admin:logout":
-                impersonation_end(log=self.log, reason=EndReason.LOGOUT)
-                return get_response(request)
-            if always_denied(request, route):
-                return refusal(request, 403, "This is never allowed while impersonating.", "impersonation_denied")
-            if not self.log.allow_writes:
-                return refusal(request, 403, "read-only impersonation", "read_only_impersonation")
+        if unsafe and route == "admin:logout":
+            impersonation_end(log=self.log, reason=EndReason.LOGOUT)
+            return get_response(request)
+        refused = self.refusal(request, route) if unsafe and route not in SESSION_ROUTES else None
+        if refused is not None:
+            impersonation_record_request(log=self.log, write=False)  # an attempt is a request of the session
+            return refused
         response = get_response(request)
         wrote = unsafe and route not in SESSION_ROUTES and response.status_code < 400
         impersonation_record_request(log=self.log, write=wrote)
+        if not self.via_token:
+            add_banner(request, response, self)
         return response
 
 
 def impersonation_for_request(request: HttpRequest) -> Impersonation | None:
     """The request's active impersonation (see the module docstring), or None."""
-    logs = ImpersonationLog.objects.active().select_related("admin_user", "impersonated_user", "tenant")
+    now = timezone.now()
+    logs = impersonation_logs_checked(now=now)
     token = request_impersonation_token(request)
     session = getattr(request, "session", None)
     if token is not None:
@@ -132,7 +170,7 @@ def impersonation_for_request(request: HttpRequest) -> Impersonation | None:
         return None
     if log is None:
         return None
-    reason = impersonation_end_reason(log=log, now=timezone.now())
+    reason = impersonation_end_reason(log=log, now=now)
     if reason is not None:
         impersonation_end(log=log, reason=reason)
         if token is None and session is not None:

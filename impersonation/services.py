@@ -8,10 +8,11 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from http import HTTPStatus
+from typing import Any
 
 from django.contrib.sessions.models import Session
 from django.db import transaction
-from django.db.models import F
+from django.db.models import Exists, F, OuterRef, QuerySet
 from django.db.models.functions import Now
 from django.utils import timezone
 from knox.crypto import hash_token
@@ -167,35 +168,38 @@ def impersonation_stop(*, admin: User) -> int:
     )
 
 
-def _credential_alive(log: ImpersonationLog, now: datetime) -> bool:
-    if log.admin_token_digest is not None:
-        return AuthToken.objects.filter(digest=log.admin_token_digest, expiry__gt=now).exists()
-    if log.admin_session_key is not None:
-        return Session.objects.filter(session_key=log.admin_session_key, expire_date__gt=now).exists()
-    return False
+def impersonation_logs_checked(*, now: datetime) -> QuerySet[ImpersonationLog]:
+    """Active sessions with what `impersonation_end_reason` needs, read in the same query: the
+    users, and whether the memberships and the admin's credential are still live at `now`."""
+    members = Membership.objects.active().filter(tenant=OuterRef("tenant"))
+    return (
+        ImpersonationLog.objects.active()
+        .select_related("admin_user", "impersonated_user", "tenant")
+        .annotate(
+            target_is_member=Exists(members.filter(user=OuterRef("impersonated_user"))),
+            admin_is_member=Exists(members.filter(user=OuterRef("admin_user"), role__in=IMPERSONATOR_ROLES)),
+            admin_token_live=Exists(AuthToken.objects.filter(digest=OuterRef("admin_token_digest"), expiry__gt=now)),
+            admin_session_live=Exists(
+                Session.objects.filter(session_key=OuterRef("admin_session_key"), expire_date__gt=now)
+            ),
+        )
+    )
 
 
-def impersonation_end_reason(*, log: ImpersonationLog, now: datetime | None = None) -> EndReason | None:
-    """Why this active session must end now, or None while it may go on.
+def impersonation_end_reason(*, log: Any, now: datetime) -> EndReason | None:
+    """Why this active session must end at `now`, or None while it may go on.
 
-    Precondition: `admin_user`, `impersonated_user` and `tenant` are loaded with the row.
+    Precondition: `log` was read through `impersonation_logs_checked(now=now)`.
     """
-    now = now or timezone.now()
     if log.expires_at <= now:
         return EndReason.EXPIRED
     if not log.admin_user.is_active:
         return EndReason.ADMIN_DEACTIVATED
     if not log.impersonated_user.is_active:
         return EndReason.TARGET_DEACTIVATED
-    members = Membership.objects.active().filter(tenant=log.tenant_id)
-    if not members.filter(user=log.impersonated_user_id).exists():
+    if not log.target_is_member or not (log.admin_user.is_superuser or log.admin_is_member):
         return EndReason.MEMBERSHIP_REMOVED
-    if (
-        not log.admin_user.is_superuser
-        and not members.filter(user=log.admin_user_id, role__in=IMPERSONATOR_ROLES).exists()
-    ):
-        return EndReason.MEMBERSHIP_REMOVED
-    if not _credential_alive(log, now):
+    if not (log.admin_token_live if log.admin_token_digest is not None else log.admin_session_live):
         return EndReason.LOGOUT
     return None
 
@@ -207,7 +211,7 @@ def impersonation_end_stale() -> int:
     """
     now = timezone.now()
     ended = 0
-    for log in ImpersonationLog.objects.active().select_related("admin_user", "impersonated_user", "tenant"):
+    for log in impersonation_logs_checked(now=now):
         reason = impersonation_end_reason(log=log, now=now)
         if reason is not None:
             ended += impersonation_end(log=log, reason=reason)

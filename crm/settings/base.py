@@ -286,6 +286,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "RoleEnum": "crm.models.Role.choices",
         "ProjectContactRoleEnum": "crm.models.ProjectContactRole.choices",
+        "ImpersonationStatusEnum": "impersonation.models.ImpersonationStatus.choices",
         "ValidationErrorEnum": "drf_standardized_errors.openapi_serializers.ValidationErrorEnum.choices",
         "ClientErrorEnum": "drf_standardized_errors.openapi_serializers.ClientErrorEnum.choices",
         "ServerErrorEnum": "drf_standardized_errors.openapi_serializers.ServerErrorEnum.choices",

@@ -40,6 +40,9 @@ TENANT_ROUTES = {
     "/api/v1/filters/validate/": {"post"},
     "/api/v1/filters/count/": {"post"},
     "/api/v1/filters/usage/": {"get"},
+    "/api/v1/impersonation/start/": {"post"},
+    "/api/v1/impersonation/logs/": {"get"},
+    "/api/v1/impersonation/logs/{id}/": {"get"},
 }
 OTHER_ROUTES = {
     "/api/v1/me/": {"get"},
@@ -47,6 +50,8 @@ OTHER_ROUTES = {
     "/api/v1/auth/token/": {"post"},
     "/api/v1/auth/tokens/": {"get"},
     "/api/v1/auth/tokens/{id}/": {"delete"},
+    "/api/v1/impersonation/stop/": {"post"},
+    "/api/v1/impersonation/status/": {"get"},
     "/api/v1/auth/logout/": {"post"},
     "/api/v1/auth/logout-all/": {"post"},
 }

@@ -7,6 +7,7 @@ from rest_framework.test import APIClient
 
 from crm.services import auth_token_create
 from impersonation.models import ImpersonationLog
+from tests.api import tables
 from tests.conftest import member
 from tests.factories import MembershipFactory, UserFactory
 
@@ -36,8 +37,22 @@ def started_token(client: APIClient, target, **body) -> str:
     return response.json()["token"]
 
 
+def data() -> dict[str, Any]:
+    """Every table a write could touch, but the log (whose counters count refused attempts)."""
+    return {name: rows for name, rows in tables().items() if name != "impersonation_logs"}
+
+
+def counters() -> list[tuple[int, int]]:
+    return list(ImpersonationLog.objects.order_by("pk").values_list("request_count", "write_count"))
+
+
 def logs() -> list[Any]:
-    return list(ImpersonationLog.objects.order_by("pk").values())
+    """The log's rows but their counters (see `counters`)."""
+    skipped = {"request_count", "write_count", "updated_at"}
+    return [
+        {name: value for name, value in log.items() if name not in skipped}
+        for log in ImpersonationLog.objects.order_by("pk").values()
+    ]
 
 
 @pytest.fixture

@@ -68,11 +68,12 @@ def test_an_api_write_records_the_target_and_the_admin(tenant, owner, manager):
 
     assert (created.status_code, changed.status_code) == (201, 200)
     activity = Activity.objects.get()
-    assert (activity.created_by_id, activity.performed_by_id, activity.on_behalf_of_id) == (
-        manager.pk,
-        manager.pk,
-        owner.pk,
-    )
+    assert (
+        activity.created_by_id,
+        activity.performed_by_id,
+        activity.on_behalf_of_id,
+        activity.is_impersonated_action,
+    ) == (manager.pk, manager.pk, owner.pk, True)
     assert created.json()["on_behalf_of"] == owner.pk
     project.refresh_from_db()
     assert project.updated_by_id == manager.pk
