@@ -8,11 +8,14 @@ import pytest
 from django.db import models
 from rest_framework.test import APIClient
 
+from ai_chat.models import Conversation, Message
+from ai_chat.services import conversation_create
 from contacts.models import Contact
+from crm.actor import Actor
 from crm.models import Activity, Membership, Project, ProjectContact, Role, Tenant
 from substatus.models import SubstatusConfig, SubstatusHistory
 from tests.conftest import client_for
-from tests.factories import ActivityFactory, ContactFactory, ProjectFactory
+from tests.factories import ActivityFactory, ContactFactory, MembershipFactory, ProjectFactory
 
 # The persona fixture (tests/conftest.py) holding each role in `tenant`.
 ROLE_PERSONAS = {
@@ -68,7 +71,17 @@ def tables() -> dict[str, list[dict[str, Any]]]:
     """Every table an API write could touch, to prove a refused request changed nothing."""
     return {
         model._meta.db_table: table(model)
-        for model in (Contact, Project, ProjectContact, Activity, Membership, SubstatusConfig, SubstatusHistory)
+        for model in (
+            Contact,
+            Project,
+            ProjectContact,
+            Activity,
+            Membership,
+            SubstatusConfig,
+            SubstatusHistory,
+            Conversation,
+            Message,
+        )
     }
 
 
@@ -122,7 +135,24 @@ ACTIVITIES = Resource(
     change={"outcome": "voicemail"},
     soft_delete=False,
 )
-RESOURCES = [CONTACTS, PROJECTS, ACTIVITIES]
+
+
+def make_conversation(tenant: Tenant) -> Conversation:
+    """A conversation of the tenant's first owner (a user sees only their own conversations)."""
+    membership = Membership.objects.filter(tenant=tenant, role=Role.OWNER).order_by("pk").first()
+    user = membership.user if membership else MembershipFactory.create(tenant=tenant, role=Role.OWNER).user
+    return conversation_create(actor=Actor(tenant=tenant, user=user))
+
+
+AI_CONVERSATIONS = Resource(
+    name="ai/conversations",
+    model=Conversation,
+    make=make_conversation,
+    payload=lambda tenant: {"title": "Storm leads", "pinned": True, "metadata": {"page": "contacts"}},
+    change={"pinned": True},
+    soft_delete=False,
+)
+RESOURCES = [CONTACTS, PROJECTS, ACTIVITIES, AI_CONVERSATIONS]
 SOFT_DELETE_RESOURCES = [resource for resource in RESOURCES if resource.soft_delete]
 
 
