@@ -29,7 +29,7 @@ from ai_chat.providers import (
 from ai_chat.tools import TOOL_SCHEMAS, ToolContext, tool_run
 from crm.actor import Actor
 from crm.errors import ApplicationError, Conflict, Forbidden
-from crm.models import Membership, Role, Tenant
+from crm.models import Membership, Role, Tenant, User
 
 TITLE_MAX_CHARS = 60
 HISTORY_MAX_MESSAGES = 60  # the newest messages sent to the model, besides the system prompt
@@ -114,11 +114,18 @@ def _system_prompt(actor: Actor, role: Role) -> str:
     )
 
 
+def actor_user(actor: Actor) -> User:
+    """The effective user a conversation belongs to (an actor without one is a programming error)."""
+    if actor.user is None:
+        raise ValueError("the AI chat needs an actor with a user")
+    return actor.user
+
+
 def actor_role(actor: Actor) -> Role:
     """The effective user's active role in the actor's tenant; none is a 403."""
     role = (
         Membership.objects.active()
-        .filter(tenant=actor.require_tenant(), user=actor.user)
+        .filter(tenant=actor.require_tenant(), user=actor_user(actor))
         .values_list("role", flat=True)
         .first()
     )
@@ -136,7 +143,7 @@ def conversation_create(
     with actor.atomic():
         conversation = Conversation.objects.create(
             tenant=tenant,
-            user=actor.user,
+            user=actor_user(actor),
             title=title.strip()[:255],
             metadata=metadata or {},
             pinned=pinned,
@@ -159,7 +166,7 @@ def conversation_update(
     *, conversation: Conversation, actor: Actor, **fields: Unpack[ConversationFields]
 ) -> Conversation:
     for name, value in fields.items():
-        setattr(conversation, name, value.strip()[:255] if name == "title" else value)
+        setattr(conversation, name, str(value).strip()[:255] if name == "title" else value)
     with actor.atomic():
         conversation.save(update_fields=[*fields, "updated_at"])
     return conversation
@@ -192,7 +199,7 @@ def conversation_audit_log(*, conversation: Conversation, actor: Actor, action: 
         ConversationAuditLog.objects.create(
             tenant=conversation.tenant,
             conversation=conversation,
-            reader=actor.user,
+            reader=actor_user(actor),
             on_behalf_of=actor.on_behalf_of,
             action=action,
         )
@@ -365,7 +372,8 @@ def message_turn(*, conversation: Conversation, actor: Actor, content: str, stre
     started = not stream  # streaming starts once the model's server has accepted the request
     if not stream:
         yield TurnEvent("start", message=user_message)
-    totals = {"prompt_tokens": 0, "completion_tokens": 0, "cost": Decimal(0)}
+    prompt_tokens = completion_tokens = 0
+    cost = Decimal(0)
     rounds = settings.AI_MAX_TOOL_ROUNDS
     for round_number in range(rounds + 1):
         tools = TOOL_SCHEMAS if round_number < rounds else []  # the last round must answer
@@ -409,11 +417,12 @@ def message_turn(*, conversation: Conversation, actor: Actor, content: str, stre
             )
             raise
         reply = turn.store_reply(completion, int((time.monotonic() - began) * 1000))
-        totals["prompt_tokens"] += reply.prompt_tokens
-        totals["completion_tokens"] += reply.completion_tokens
-        totals["cost"] += reply.cost
+        prompt_tokens += reply.prompt_tokens
+        completion_tokens += reply.completion_tokens
+        cost += reply.cost
         if not completion.tool_calls:
-            yield TurnEvent("done", message=reply, usage=totals)
+            usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "cost": cost}
+            yield TurnEvent("done", message=reply, usage=usage)
             return
         results = []
         with actor.atomic():

@@ -160,7 +160,7 @@ def list_projects(context: ToolContext, arguments: dict[str, Any]) -> dict[str, 
     projects = _projects(context)
     if "filter" in checked:
         # filters is imported here, where its tree is used: the tool is the only user.
-        from filters.services import filter_queryset
+        from filters.services import filter_queryset  # type: ignore[import-not-found, unused-ignore]
 
         matching = filter_queryset(actor=context.actor, entity_type="project", tree=checked["filter"])
         projects = projects.filter(pk__in=matching.values("pk"))

@@ -159,7 +159,10 @@ class ConversationViewSet(TenantScopedViewSet):
     }
 
     def get_tenant_queryset(self) -> QuerySet:
-        return Conversation.objects.filter(user=self.request.user, deleted_at__isnull=True)
+        return Conversation.objects.filter(deleted_at__isnull=True)
+
+    def filter_visible(self, queryset: QuerySet) -> QuerySet:
+        return queryset.filter(user=self.request.user)
 
     def handle_exception(self, exc: Exception) -> Response:
         return _with_retry_after(super().handle_exception(exc), exc)

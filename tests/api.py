@@ -152,7 +152,11 @@ AI_CONVERSATIONS = Resource(
     change={"pinned": True},
     soft_delete=False,
 )
-RESOURCES = [CONTACTS, PROJECTS, ACTIVITIES, AI_CONVERSATIONS]
+# Role-checked tenant resources: every member of the tenant reads the tenant's rows.
+RESOURCES = [CONTACTS, PROJECTS, ACTIVITIES]
+# Tenant resources whose rows only their own user sees (any role may write their own).
+OWN_RESOURCES = [AI_CONVERSATIONS]
+TENANT_RESOURCES = RESOURCES + OWN_RESOURCES
 SOFT_DELETE_RESOURCES = [resource for resource in RESOURCES if resource.soft_delete]
 
 
