@@ -6,6 +6,14 @@ from drf_spectacular.views import SpectacularAPIView
 from rest_framework.routers import DefaultRouter
 
 from ai_chat.views import AuditConversationViewSet, ConversationViewSet, UsageView
+from campaigns.views import (
+    CampaignEnrollmentViewSet,
+    CampaignStepViewSet,
+    CampaignTemplateViewSet,
+    CampaignTriggerViewSet,
+    CampaignVersionViewSet,
+    CampaignViewSet,
+)
 from contacts.views import ContactViewSet
 from crm.health import healthz
 from crm.views import (
@@ -18,7 +26,14 @@ from crm.views import (
     MeView,
     ProjectContactViewSet,
     ProjectViewSet,
+    TenantView,
     TokenView,
+)
+from impersonation.views import (
+    ImpersonationLogViewSet,
+    ImpersonationStartView,
+    ImpersonationStatusView,
+    ImpersonationStopView,
 )
 from substatus.views import (
     ContactSubstatusHistoryViewSet,
@@ -37,7 +52,14 @@ router.register(r"projects/(?P<project_pk>[0-9]{1,18})/contacts", ProjectContact
 router.register("activities", ActivityViewSet, basename="activity")
 router.register("memberships", MembershipViewSet, basename="membership")
 router.register("substatuses", SubstatusViewSet, basename="substatus")
+router.register("campaigns", CampaignViewSet, basename="campaign")
+router.register(r"campaigns/(?P<campaign_pk>[0-9]{1,18})/steps", CampaignStepViewSet, basename="campaign-step")
+router.register(r"campaigns/(?P<campaign_pk>[0-9]{1,18})/triggers", CampaignTriggerViewSet, basename="campaign-trigger")
+router.register(r"campaigns/(?P<campaign_pk>[0-9]{1,18})/versions", CampaignVersionViewSet, basename="campaign-version")
+router.register("campaign-enrollments", CampaignEnrollmentViewSet, basename="campaign-enrollment")
+router.register("campaign-templates", CampaignTemplateViewSet, basename="campaign-template")
 router.register("auth/tokens", AuthTokenViewSet, basename="auth-tokens")
+router.register("impersonation/logs", ImpersonationLogViewSet, basename="impersonation-log")
 router.register("ai/conversations", ConversationViewSet, basename="ai-conversation")
 router.register("ai/audit/conversations", AuditConversationViewSet, basename="ai-audit-conversation")
 
@@ -46,6 +68,10 @@ api_v1: list[URLPattern | URLResolver] = [
     path("auth/logout/", LogoutView.as_view(), name="auth-logout"),
     path("auth/logout-all/", LogoutAllView.as_view(), name="auth-logout-all"),
     path("me/", MeView.as_view(), name="me"),
+    path("tenant/", TenantView.as_view(), name="tenant"),
+    path("impersonation/start/", ImpersonationStartView.as_view(), name="impersonation-start"),
+    path("impersonation/stop/", ImpersonationStopView.as_view(), name="impersonation-stop"),
+    path("impersonation/status/", ImpersonationStatusView.as_view(), name="impersonation-status"),
     path(
         "contacts/<int:record_pk>/substatus-history/",
         ContactSubstatusHistoryViewSet.as_view({"get": "list"}),

@@ -10,9 +10,19 @@ from rest_framework.test import APIClient
 
 from ai_chat.models import Conversation, Message
 from ai_chat.services import conversation_create
+from campaigns.models import (
+    Campaign,
+    CampaignEnrollment,
+    CampaignStep,
+    CampaignTemplate,
+    CampaignTrigger,
+    CampaignVersion,
+)
+from campaigns.services import campaign_create
 from contacts.models import Contact
 from crm.actor import Actor
 from crm.models import Activity, Membership, Project, ProjectContact, Role, Tenant
+from impersonation.models import ImpersonationLog
 from substatus.models import SubstatusConfig, SubstatusHistory
 from tests.conftest import client_for
 from tests.factories import ActivityFactory, ContactFactory, MembershipFactory, ProjectFactory
@@ -81,6 +91,13 @@ def tables() -> dict[str, list[dict[str, Any]]]:
             SubstatusHistory,
             Conversation,
             Message,
+            ImpersonationLog,
+            Campaign,
+            CampaignVersion,
+            CampaignStep,
+            CampaignTrigger,
+            CampaignTemplate,
+            CampaignEnrollment,
         )
     }
 
@@ -135,6 +152,14 @@ ACTIVITIES = Resource(
     change={"outcome": "voicemail"},
     soft_delete=False,
 )
+CAMPAIGNS = Resource(
+    name="campaigns",
+    model=Campaign,
+    make=lambda tenant: campaign_create(actor=Actor(tenant=tenant, user=None), name="Storm follow-up"),
+    payload=lambda tenant: {"name": "Hail season", "campaign_type": "event", "goal_type": "appointments"},
+    change={"description": "After the June storms"},
+    soft_delete=True,
+)
 
 
 def make_conversation(tenant: Tenant) -> Conversation:
@@ -153,7 +178,7 @@ AI_CONVERSATIONS = Resource(
     soft_delete=False,
 )
 # Role-checked tenant resources: every member of the tenant reads the tenant's rows.
-RESOURCES = [CONTACTS, PROJECTS, ACTIVITIES]
+RESOURCES = [CONTACTS, PROJECTS, ACTIVITIES, CAMPAIGNS]
 # Tenant resources whose rows only their own user sees (any role may write their own).
 OWN_RESOURCES = [AI_CONVERSATIONS]
 TENANT_RESOURCES = RESOURCES + OWN_RESOURCES

@@ -159,6 +159,10 @@ MIDDLEWARE = [
     "axes.middleware.AxesMiddleware",
 ]
 
+# The actor middleware asks this function for the request's active impersonation (see
+# crm/middleware.py); None turns impersonation off.
+ACTOR_IMPERSONATION_RESOLVER: str | None = "impersonation.requests.impersonation_for_request"
+
 ROOT_URLCONF = "crm.urls"
 WSGI_APPLICATION = "crm.wsgi.application"
 
@@ -210,6 +214,8 @@ LOGGING = {
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        # An impersonation token (`rdgimp_...`), found by the actor middleware.
+        "impersonation.authentication.ImpersonationTokenAuthentication",
         # Token first: its WWW-Authenticate header turns "no credentials" into a 401.
         "crm.auth.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
@@ -291,7 +297,10 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "task": "substatus.tasks.substatus_auto_transition_task",
         "schedule": 15 * 60,  # seconds; delays are whole hours, so a quarter-hour late at most
     },
+    "impersonation-end-stale": {"task": "impersonation.tasks.impersonation_end_stale_task", "schedule": 60},
     "auth-tokens-purge-expired": {"task": "crm.tasks.auth_tokens_purge_expired_task", "schedule": 24 * 60 * 60},
+    "campaign-triggers-scan": {"task": "campaigns.tasks.campaign_triggers_scan_task", "schedule": 60},
+    "campaigns-check-exits": {"task": "campaigns.tasks.campaigns_check_exits_task", "schedule": 5 * 60},
     "ai-conversations-retention": {"task": "ai_chat.tasks.conversations_retention_task", "schedule": 24 * 60 * 60},
 }
 

@@ -1,11 +1,24 @@
 """Tenant isolation: resolving the request's tenant, 404 for other tenants' rows, foreign keys."""
 
+from datetime import timedelta
+
 import pytest
 from django.core.exceptions import ImproperlyConfigured
+from django.utils import timezone
 
+from campaigns.services import (
+    campaign_create,
+    campaign_enroll,
+    campaign_publish,
+    step_create,
+    template_create,
+    trigger_create,
+)
 from contacts.models import Contact
+from crm.actor import Actor
 from crm.api.views import TenantScopedViewSet
 from crm.models import Membership, Role
+from impersonation.models import ImpersonationLog
 from tests.api import (
     ACTIVITIES,
     CONTACTS,
@@ -19,7 +32,7 @@ from tests.api import (
     table,
     tables,
 )
-from tests.conftest import client_for
+from tests.conftest import client_for, member
 from tests.factories import ContactFactory, MembershipFactory, ProjectFactory, UserFactory
 
 # Tenant resolution ----------------------------------------------------------------------
@@ -198,6 +211,32 @@ def test_another_tenants_membership_is_404_and_unchanged(method, owner, other_us
     assert row(foreign) == before
 
 
+def foreign_impersonation_log(other_tenant, other_user) -> ImpersonationLog:
+    foreign_owner = member(other_tenant, Role.OWNER, "foreign-owner")
+    return ImpersonationLog.objects.create(
+        tenant=other_tenant,
+        admin_user=foreign_owner,
+        impersonated_user=other_user,
+        reason="Another tenant's support session",
+        expires_at=timezone.now() + timedelta(minutes=30),
+        admin_session_key="another-tenants-session",
+    )
+
+
+@pytest.mark.parametrize("mine", ["", "?mine=true"])
+def test_another_tenants_impersonation_log_is_404_and_never_listed(mine, owner, other_tenant, other_user):
+    foreign = foreign_impersonation_log(other_tenant, other_user)
+    before = row(foreign)
+    client = client_for(owner)
+
+    detail = client.get(f"/api/v1/impersonation/logs/{foreign.pk}/{mine}")
+    listed = client.get(f"/api/v1/impersonation/logs/{mine}")
+
+    assert_error(detail, 404, code="not_found", detail="Not found.")
+    assert listed.json()["results"] == []
+    assert row(foreign) == before
+
+
 @pytest.mark.parametrize("resource", TENANT_RESOURCES, ids=str)
 def test_lists_never_show_another_tenants_rows(resource, tenant, other_tenant, owner):
     mine = {resource.make(tenant).pk for _ in range(2)}
@@ -330,3 +369,133 @@ def test_overriding_get_queryset_is_refused_at_class_creation():
         class Sneaky(TenantScopedViewSet):
             def get_queryset(self):
                 return Contact.objects.all()
+
+
+# The request's tenant (/api/v1/tenant/) ---------------------------------------------------
+
+
+def test_the_tenant_endpoint_is_the_request_tenant(two_tenant_user, tenant, other_tenant):
+    client = client_for(two_tenant_user)
+
+    assert client.get("/api/v1/tenant/", HTTP_X_TENANT="summit").json()["id"] == tenant.pk
+    assert client.get("/api/v1/tenant/", HTTP_X_TENANT=str(other_tenant.pk)).json()["id"] == other_tenant.pk
+
+
+@pytest.mark.parametrize("method", ["get", "patch"])
+def test_another_tenant_is_never_read_nor_changed_through_the_tenant_endpoint(method, owner, other_tenant):
+    before = row(other_tenant)
+    body = {"name": "Taken Over"} if method == "patch" else None
+
+    response = getattr(client_for(owner), method)("/api/v1/tenant/", body, HTTP_X_TENANT="valley")
+
+    assert_error(response, 403, code="permission_denied", detail="You are not an active member of tenant 'valley'.")
+    assert row(other_tenant) == before
+
+
+def test_changing_ones_tenant_leaves_the_other_unchanged(owner, tenant, other_tenant):
+    before = row(other_tenant)
+
+    response = client_for(owner).patch("/api/v1/tenant/", {"name": "Summit Roofing Co", "subdomain": "summit-co"})
+
+    assert response.status_code == 200, response.content
+    assert row(other_tenant) == before
+
+
+# Campaigns: their nested rows, enrollments, templates and actions ------------------------
+
+
+def campaign_rows(tenant):
+    """A published campaign of `tenant` with a step, a trigger, an enrollment, and a template of its own."""
+    actor = Actor(tenant=tenant, user=None)
+    campaign = campaign_create(actor=actor, name="Welcome")
+    step = step_create(actor=actor, campaign=campaign, step_type="create_task", step_config={"title": "Call"})
+    trigger = trigger_create(actor=actor, campaign=campaign, trigger_type="manual", trigger_config={})
+    campaign_publish(campaign=campaign, actor=actor)
+    enrollment = campaign_enroll(campaign=campaign, actor=actor, contacts=[ContactFactory(tenant=tenant)])
+    template = template_create(actor=actor, key="ours", name="Ours", campaign_type="drip", steps=[])
+    return {
+        "campaign": campaign.pk,
+        "step": step.pk,
+        "trigger": trigger.pk,
+        "version": step.version_id,
+        "enrollment": enrollment.enrollments[0].pk,
+        "template": template.pk,
+        "contact": enrollment.enrollments[0].contact_id,
+    }
+
+
+CAMPAIGN_CALLS: list[tuple[str, str, dict | None]] = [
+    ("get", "campaigns/{campaign}/steps/{step}/", None),
+    ("patch", "campaigns/{campaign}/steps/{step}/", {"delay_value": 2}),
+    ("delete", "campaigns/{campaign}/steps/{step}/", None),
+    ("get", "campaigns/{campaign}/steps/", None),
+    ("post", "campaigns/{campaign}/steps/", {"step_type": "exit_campaign"}),
+    ("get", "campaigns/{campaign}/triggers/{trigger}/", None),
+    ("patch", "campaigns/{campaign}/triggers/{trigger}/", {"priority": 3}),
+    ("delete", "campaigns/{campaign}/triggers/{trigger}/", None),
+    ("get", "campaigns/{campaign}/versions/", None),
+    ("get", "campaigns/{campaign}/versions/{version}/", None),
+    ("post", "campaigns/{campaign}/publish/", {}),
+    ("post", "campaigns/{campaign}/pause/", None),
+    ("post", "campaigns/{campaign}/resume/", None),
+    ("post", "campaigns/{campaign}/archive/", None),
+    ("post", "campaigns/{campaign}/enroll/?dry_run=true", {"contacts": []}),
+    ("post", "campaigns/{campaign}/unenroll/", {"contacts": []}),
+    ("post", "campaigns/{campaign}/simulate/", {}),
+    ("get", "campaign-enrollments/{enrollment}/", None),
+    ("delete", "campaign-enrollments/{enrollment}/", None),
+    ("get", "campaign-templates/{template}/", None),
+    ("patch", "campaign-templates/{template}/", {"name": "Mine"}),
+    ("delete", "campaign-templates/{template}/", None),
+    ("post", "campaign-templates/{template}/preview/", {}),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body"), CAMPAIGN_CALLS, ids=lambda value: str(value))
+def test_another_tenants_campaign_rows_are_404_and_unchanged(method, path, body, other_tenant, owner):
+    foreign = campaign_rows(other_tenant)
+    before = tables()
+
+    response = getattr(client_for(owner), method)("/api/v1/" + path.format(**foreign), body, format="json")
+
+    assert_error(response, 404, code="not_found", detail="Not found.")
+    assert tables() == before
+
+
+def test_campaign_lists_never_show_another_tenants_rows(tenant, other_tenant, owner):
+    mine = campaign_rows(tenant)
+    campaign_rows(other_tenant)
+    client = client_for(owner)
+
+    enrollments = client.get("/api/v1/campaign-enrollments/").json()["results"]
+    templates = client.get("/api/v1/campaign-templates/").json()["results"]
+
+    assert [row["id"] for row in enrollments] == [mine["enrollment"]]
+    assert [row["id"] for row in templates if not row["is_default"]] == [mine["template"]]
+
+
+@pytest.mark.parametrize(
+    ("path", "field", "body"),
+    [
+        ("campaigns/{campaign}/enroll/", "contacts", lambda theirs: {"contacts": [theirs["contact"]]}),
+        ("campaigns/{campaign}/unenroll/", "contacts", lambda theirs: {"contacts": [theirs["contact"]]}),
+        (
+            "campaigns/{campaign}/steps/",
+            "true_path_step",
+            lambda theirs: {"step_type": "conditional", "true_path_step": theirs["step"]},
+        ),
+        ("campaigns/from-template/", "template", lambda theirs: {"template": theirs["template"]}),
+    ],
+    ids=["enroll", "unenroll", "step-path", "from-template"],
+)
+def test_campaign_references_to_another_tenants_rows_are_400_and_write_nothing(
+    path, field, body, tenant, other_tenant, owner
+):
+    mine, theirs = campaign_rows(tenant), campaign_rows(other_tenant)
+    before = tables()
+
+    response = client_for(owner).post("/api/v1/" + path.format(**mine), body(theirs), format="json")
+
+    assert response.status_code == 400, response.content
+    assert [error["attr"] for error in response.json()["errors"]] == [field]
+    assert tables() == before

@@ -1,0 +1,167 @@
+from typing import Any
+
+from rest_framework import serializers
+
+from campaigns.models import (
+    Campaign,
+    CampaignEnrollment,
+    CampaignStep,
+    CampaignTemplate,
+    CampaignTrigger,
+    CampaignVersion,
+)
+from contacts.models import Contact
+from crm.api.fields import TenantPrimaryKeyRelatedField
+from crm.api.serializers import TenantModelSerializer, json_field_validator
+from crm.models import Project
+
+
+class CampaignSerializer(TenantModelSerializer):
+    draft_version = serializers.SerializerMethodField(help_text="The draft version's id (null: none).")
+
+    class Meta:
+        model = Campaign
+        exclude = ["tenant"]
+        read_only_fields = [
+            "status",
+            "active_version",
+            "total_enrolled",
+            "total_completed",
+            "total_revenue",
+            "created_by",
+            "updated_by",
+            "created_at",
+            "updated_at",
+            "is_deleted",
+        ]
+
+    def get_draft_version(self, campaign: Campaign) -> int | None:
+        return next((version.pk for version in campaign.versions.all() if version.status == "draft"), None)
+
+
+class CampaignVersionSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = CampaignVersion
+        fields = ["id", "number", "status", "published_at", "published_by", "step_mapping", "created_at"]
+        read_only_fields = fields
+
+
+class CampaignStepSerializer(TenantModelSerializer):
+    parent_step = TenantPrimaryKeyRelatedField(CampaignStep, allow_null=True, required=False)
+    true_path_step = TenantPrimaryKeyRelatedField(CampaignStep, allow_null=True, required=False)
+    false_path_step = TenantPrimaryKeyRelatedField(CampaignStep, allow_null=True, required=False)
+    conditions = serializers.JSONField(
+        required=False, allow_null=True, validators=[json_field_validator("conditions", dict)]
+    )
+
+    class Meta:
+        model = CampaignStep
+        exclude = ["tenant", "campaign"]
+        read_only_fields = ["version", "total_executed", "total_succeeded", "total_failed", "created_at", "updated_at"]
+        extra_kwargs = {"step_order": {"required": False}}
+
+
+class CampaignTriggerSerializer(TenantModelSerializer):
+    enrollment_conditions = serializers.JSONField(
+        required=False, allow_null=True, validators=[json_field_validator("enrollment_conditions", dict)]
+    )
+    exclusion_conditions = serializers.JSONField(
+        required=False, allow_null=True, validators=[json_field_validator("exclusion_conditions", dict)]
+    )
+
+    class Meta:
+        model = CampaignTrigger
+        exclude = ["tenant", "campaign", "watermark_id", "watermark_date"]
+        read_only_fields = ["version", "created_at", "updated_at"]
+
+
+class CampaignTemplateSerializer(TenantModelSerializer):
+    is_default = serializers.SerializerMethodField(help_text="A default every tenant has (read-only).")
+
+    class Meta:
+        model = CampaignTemplate
+        exclude = ["tenant"]
+        read_only_fields = ["created_by", "created_at", "updated_at"]
+
+    def get_is_default(self, template: CampaignTemplate) -> bool:
+        return template.tenant_id is None
+
+
+class CampaignEnrollmentSerializer(TenantModelSerializer):
+    class Meta:
+        model = CampaignEnrollment
+        exclude = ["tenant"]
+        read_only_fields = [field.name for field in CampaignEnrollment._meta.fields if field.name != "tenant"]
+
+
+class FromTemplateSerializer(serializers.Serializer):
+    template = serializers.IntegerField(min_value=1, help_text="A default template or one of the tenant's.")
+    name = serializers.CharField(required=False, allow_blank=True, max_length=255)
+
+
+class PublishSerializer(serializers.Serializer):
+    step_mapping = serializers.DictField(
+        child=serializers.IntegerField(min_value=1),
+        required=False,
+        help_text="Old step id -> step id of the version being published: enrollments there move over.",
+    )
+
+    def validate_step_mapping(self, value: dict[str, int]) -> dict[int, int]:
+        try:
+            return {int(old): new for old, new in value.items()}
+        except ValueError:
+            raise serializers.ValidationError("Keys are step ids.") from None
+
+
+class EnrollSerializer(serializers.Serializer):
+    contacts = TenantPrimaryKeyRelatedField(
+        Contact, many=True, required=False, help_text="The contacts to enroll (at most 1,000)."
+    )
+    filter = serializers.JSONField(
+        required=False,
+        help_text="A filter tree: all live contacts matching it.",
+        validators=[json_field_validator("filter", dict)],
+    )
+
+    def validate_contacts(self, value: list[Contact]) -> list[Contact]:
+        if len(value) > 1000:
+            raise serializers.ValidationError("At most 1,000 contacts at a time: use a filter for more.")
+        return value
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if ("contacts" in attrs) == ("filter" in attrs):
+            raise serializers.ValidationError({"contacts": ["Give the contacts or a filter (one of them)."]})
+        return attrs
+
+
+class UnenrollSerializer(serializers.Serializer):
+    contacts = TenantPrimaryKeyRelatedField(Contact, many=True, allow_empty=False)
+
+
+class ContactSummarySerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    display_name = serializers.CharField()
+
+
+class RefusedSerializer(serializers.Serializer):
+    contact = ContactSummarySerializer()
+    reason = serializers.CharField()
+
+
+class EnrollResultSerializer(serializers.Serializer):
+    dry_run = serializers.BooleanField()
+    count = serializers.IntegerField(help_text="How many enter (would enter, in a dry run).")
+    entering = ContactSummarySerializer(many=True, help_text="The first 20 who enter.")
+    refused_counts = serializers.DictField(child=serializers.IntegerField(), help_text="Reason -> how many.")
+    refused = RefusedSerializer(many=True, help_text="The first 20 who do not, and why.")
+
+
+class PreviewSerializer(serializers.Serializer):
+    contact = TenantPrimaryKeyRelatedField(Contact)
+    project = TenantPrimaryKeyRelatedField(Project, required=False, allow_null=True)
+
+
+class SimulateSerializer(serializers.Serializer):
+    days = serializers.IntegerField(min_value=1, max_value=90, default=14)
+    sample_size = serializers.IntegerField(min_value=1, max_value=500, default=100)
+    contacts = TenantPrimaryKeyRelatedField(Contact, many=True, required=False, help_text="Default: a sample.")
