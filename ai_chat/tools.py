@@ -162,7 +162,7 @@ def list_projects(context: ToolContext, arguments: dict[str, Any]) -> dict[str, 
         # filters is imported here, where its tree is used: the tool is the only user.
         from filters.services import filter_queryset  # type: ignore[import-not-found, unused-ignore]
 
-        matching = filter_queryset(actor=context.actor, entity_type="project", tree=checked["filter"])
+        matching = filter_queryset(actor=context.actor, entity_type="projects", tree=checked["filter"])
         projects = projects.filter(pk__in=matching.values("pk"))
     if checked.get("status"):
         projects = projects.filter(status__in=checked["status"])

@@ -218,7 +218,12 @@ class ConversationViewSet(TenantScopedViewSet):
             "`done` (the reply and the turn's usage) or `error`."
         ),
     )
-    @action(detail=True, methods=["get", "post"], renderer_classes=[renderers.JSONRenderer, EventStreamRenderer])
+    @action(
+        detail=True,
+        methods=["get", "post"],
+        renderer_classes=[renderers.JSONRenderer, EventStreamRenderer],
+        filter_backends=[],  # the conversation filters do not apply to its messages
+    )
     def messages(self, request: Request, pk: str | None = None) -> Any:
         conversation = self.get_object()
         if request.method == "GET":
