@@ -14,7 +14,6 @@ conversations in the tenant) against the same page and count by psycopg; goal: t
 API ratio (bench/api_list.py, 8).
 """
 
-import json
 import os
 import sys
 
@@ -37,7 +36,6 @@ from rest_framework.test import APIClient  # noqa: E402
 
 from ai_chat.models import Conversation  # noqa: E402
 from ai_chat.services import conversation_create  # noqa: E402
-from ai_chat.tools import TOOL_SCHEMAS  # noqa: E402
 from crm.actor import Actor  # noqa: E402
 from crm.models import AuthToken, Membership, Role, Tenant  # noqa: E402
 
@@ -90,10 +88,12 @@ def main() -> None:
             turns(client, tenant, user, conversations)
         assert Conversation.objects.filter(tenant=tenant).count() == conversations
 
-        timed = conversation_create(actor=Actor(tenant=tenant, user=user))
-        path = f"/api/v1/ai/conversations/{timed.pk}/messages/"
+        # Timed turns go to fresh conversations, five each, as in the data set (at most 20 messages),
+        # and the floor sends exactly the two requests the endpoint's latest turn sent.
+        timed = [conversation_create(actor=Actor(tenant=tenant, user=user)) for _ in range(args.iterations // 5 + 8)]
+        turn_count = [0]
+        latest: list[dict] = []
         raw_client = openai.OpenAI(base_url=fake.url, api_key="unused", max_retries=0)
-        history = [{"role": "system", "content": "You are a test."}, {"role": "user", "content": "find smith"}]
         search_sql = (
             "SELECT id, first_name, last_name, company, email, phone, type, stage FROM contacts "
             "WHERE tenant_id = %s AND NOT is_deleted AND search @@ to_tsquery('simple', %s) "
@@ -103,25 +103,25 @@ def main() -> None:
         with psycopg.connect(database_url, autocommit=True) as raw:
 
             def endpoint() -> None:
-                response = client.post(path, {"content": f"find contacts named {SEARCH}"})
+                conversation = timed[turn_count[0] // 5 % len(timed)]
+                turn_count[0] += 1
+                url = f"/api/v1/ai/conversations/{conversation.pk}/messages/"
+                response = client.post(url, {"content": f"find contacts named {SEARCH}"})
                 assert response.status_code == 200
+                latest[:] = fake.requests[-2:]
 
             def floor() -> None:
-                first = raw_client.chat.completions.create(model="gpt-4o-mini", messages=history, tools=TOOL_SCHEMAS)
-                rows = raw.execute(search_sql, (tenant.pk, f"{SEARCH}:*")).fetchall()
+                first, second = latest
+                raw_client.chat.completions.create(**first)
+                raw.execute(search_sql, (tenant.pk, f"{SEARCH}:*")).fetchall()
                 raw.execute(
                     "SELECT count(*) FROM contacts WHERE tenant_id = %s AND NOT is_deleted "
                     "AND search @@ to_tsquery('simple', %s)",
                     (tenant.pk, f"{SEARCH}:*"),
                 ).fetchone()
-                call = first.choices[0].message.tool_calls[0]
-                answer = [
-                    *history,
-                    {"role": "assistant", "content": None, "tool_calls": [call.model_dump()]},
-                    {"role": "tool", "tool_call_id": call.id, "content": json.dumps(rows, default=str)},
-                ]
-                raw_client.chat.completions.create(model="gpt-4o-mini", messages=answer, tools=TOOL_SCHEMAS)
+                raw_client.chat.completions.create(**second)
 
+            endpoint()
             with step(f"timing a turn with one tool call ({args.iterations} each side)"):
                 turn_ms, floor_ms = time_pair_ms(endpoint, floor, iterations=args.iterations, warmup=WARMUP)
 
