@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from http import HTTPStatus
-from typing import Any, TypedDict, Unpack, cast
+from typing import Any, TypedDict, Unpack
 
 from django.conf import settings
 from django.db import transaction
@@ -260,12 +260,20 @@ class TurnEvent:
     error: ApplicationError | None = None
 
 
-def _history(conversation: Conversation) -> list[dict[str, Any]]:
+def _stored_history(conversation: Conversation) -> list[Message]:
+    """The system prompt and the newest HISTORY_MAX_MESSAGES messages, oldest first (one query
+    while the conversation is that short)."""
     messages = list(Message.objects.filter(conversation=conversation).order_by("-id")[: HISTORY_MAX_MESSAGES + 1])
     messages.reverse()
-    system = Message.objects.filter(conversation=conversation, role=MessageRole.SYSTEM).order_by("id").first()
-    if system is not None and messages and messages[0].pk != system.pk:
-        messages.insert(0, system)
+    if messages and messages[0].role != MessageRole.SYSTEM:
+        system = Message.objects.filter(conversation=conversation, role=MessageRole.SYSTEM).order_by("id").first()
+        if system is not None:
+            messages.insert(0, system)
+    return messages
+
+
+def _as_chat(messages: list[Message]) -> list[dict[str, Any]]:
+    """Messages in the chat-completions format; a failed reply and unanswered tool calls are left out."""
     found: list[dict[str, Any]] = []
     answered = {message.tool_call_id for message in messages if message.role == MessageRole.FUNCTION}
     for message in messages:
@@ -296,8 +304,8 @@ class _Turn:
         self.provider = provider
         self.tenant = actor.require_tenant()
 
-    def store(self, role: str, **fields: Any) -> Message:
-        return Message.objects.create(
+    def build(self, role: str, **fields: Any) -> Message:
+        return Message(
             tenant=self.tenant,
             conversation=self.conversation,
             role=role,
@@ -305,6 +313,11 @@ class _Turn:
             on_behalf_of=self.actor.on_behalf_of,
             **fields,
         )
+
+    def store(self, role: str, **fields: Any) -> Message:
+        message = self.build(role, **fields)
+        message.save(force_insert=True)
+        return message
 
     def store_reply(self, completion: Completion, latency_ms: int, **extra: Any) -> Message:
         model = completion.model or self.provider.model
@@ -365,10 +378,13 @@ def message_turn(*, conversation: Conversation, actor: Actor, content: str, stre
     budget_check(tenant=actor.require_tenant())
     turn = _Turn(conversation, actor, provider_for_tenant(actor.require_tenant()))
     context = ToolContext(actor=actor, role=role, conversation_id=conversation.pk)
-    with transaction.atomic():
+    if conversation.title:
         user_message = turn.store(MessageRole.USER, content=content)
-        if not conversation.title:
+    else:
+        with transaction.atomic():
+            user_message = turn.store(MessageRole.USER, content=content)
             Conversation.objects.filter(pk=conversation.pk, title="").update(title=title_from(content))
+    history = _stored_history(conversation)  # kept in step with what this turn stores
     started = not stream  # streaming starts once the model's server has accepted the request
     if not stream:
         yield TurnEvent("start", message=user_message)
@@ -382,7 +398,7 @@ def message_turn(*, conversation: Conversation, actor: Actor, content: str, stre
         upstream: Iterator[Delta | Completion] | None = None
         try:
             if stream:
-                upstream = turn.provider.stream(_history(conversation), tools)
+                upstream = turn.provider.stream(_as_chat(history), tools)
                 if not started:
                     started = True
                     yield TurnEvent("start", message=user_message)
@@ -396,7 +412,7 @@ def message_turn(*, conversation: Conversation, actor: Actor, content: str, stre
                 if completion is None:
                     raise ProviderError("The model's server ended the stream without an answer.")
             else:
-                completion = turn.provider.complete(_history(conversation), tools)
+                completion = turn.provider.complete(_as_chat(history), tools)
         except (ProviderError, ProviderUnavailable) as exc:
             failed = turn.store_failure(exc, int((time.monotonic() - began) * 1000), "".join(partial))
             if not stream or not started:
@@ -417,6 +433,7 @@ def message_turn(*, conversation: Conversation, actor: Actor, content: str, stre
             )
             raise
         reply = turn.store_reply(completion, int((time.monotonic() - began) * 1000))
+        history.append(reply)
         prompt_tokens += reply.prompt_tokens
         completion_tokens += reply.completion_tokens
         cost += reply.cost
@@ -424,13 +441,19 @@ def message_turn(*, conversation: Conversation, actor: Actor, content: str, stre
             usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "cost": cost}
             yield TurnEvent("done", message=reply, usage=usage)
             return
-        results = []
-        with actor.atomic():
-            for call in completion.tool_calls:
-                result = tool_run(context, call.name, call.arguments)
-                results.append(
-                    turn.store(MessageRole.FUNCTION, tool_call_id=call.id, tool_name=call.name, result=result)
+        # Each tool writes (if it writes) through its service; the results go in one INSERT.
+        results = Message.objects.bulk_create(
+            [
+                turn.build(
+                    MessageRole.FUNCTION,
+                    tool_call_id=call.id,
+                    tool_name=call.name,
+                    result=tool_run(context, call.name, call.arguments),
                 )
+                for call in completion.tool_calls
+            ]
+        )
+        history.extend(results)
         for call, result_message in zip(completion.tool_calls, results, strict=True):
             yield TurnEvent("tool_call", message=reply, call=call)
             yield TurnEvent("tool_result", message=result_message, call=call)
@@ -438,6 +461,8 @@ def message_turn(*, conversation: Conversation, actor: Actor, content: str, stre
 
 def message_send(*, conversation: Conversation, actor: Actor, content: str) -> list[Message]:
     """Every message of the turn (the user's first, the assistant's final reply last), without streaming."""
-    events = list(message_turn(conversation=conversation, actor=actor, content=content, stream=False))
-    first = cast(Message, events[0].message)
-    return list(Message.objects.filter(conversation=conversation, pk__gte=first.pk).order_by("pk"))
+    messages: dict[int, Message] = {}
+    for event in message_turn(conversation=conversation, actor=actor, content=content, stream=False):
+        if event.message is not None:
+            messages.setdefault(event.message.pk, event.message)
+    return sorted(messages.values(), key=lambda message: message.pk)
