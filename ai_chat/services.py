@@ -4,7 +4,7 @@ import datetime as dt
 import json
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from http import HTTPStatus
@@ -364,7 +364,7 @@ def _ensure_sendable(conversation: Conversation, actor: Actor) -> None:
         raise Conflict("This conversation is archived: unarchive it to continue.")
 
 
-def message_turn(*, conversation: Conversation, actor: Actor, content: str, stream: bool) -> Iterator[TurnEvent]:
+def message_turn(*, conversation: Conversation, actor: Actor, content: str, stream: bool) -> Generator[TurnEvent]:
     """Store the user's message, then run the model and its tools (at most AI_MAX_TOOL_ROUNDS
     rounds of tool calls), storing every message as it comes. Yields the turn's events.
 
