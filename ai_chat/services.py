@@ -441,18 +441,21 @@ def message_turn(*, conversation: Conversation, actor: Actor, content: str, stre
             usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "cost": cost}
             yield TurnEvent("done", message=reply, usage=usage)
             return
-        # Each tool writes (if it writes) through its service; the results go in one INSERT.
-        results = Message.objects.bulk_create(
-            [
-                turn.build(
-                    MessageRole.FUNCTION,
-                    tool_call_id=call.id,
-                    tool_name=call.name,
-                    result=tool_run(context, call.name, call.arguments),
-                )
-                for call in completion.tool_calls
-            ]
-        )
+        # Each tool writes (if it writes) through its service; the results go in one INSERT
+        # (bulk_create's own transaction only when there are several).
+        results = [
+            turn.build(
+                MessageRole.FUNCTION,
+                tool_call_id=call.id,
+                tool_name=call.name,
+                result=tool_run(context, call.name, call.arguments),
+            )
+            for call in completion.tool_calls
+        ]
+        if len(results) == 1:
+            results[0].save(force_insert=True)
+        else:
+            Message.objects.bulk_create(results)
         history.extend(results)
         for call, result_message in zip(completion.tool_calls, results, strict=True):
             yield TurnEvent("tool_call", message=reply, call=call)
