@@ -65,7 +65,7 @@ class Conversation(models.Model):
     class Meta:
         db_table = "ai_conversations"
         ordering = ["-pinned", "-updated_at", "-id"]
-        constraints = non_negative_check(["total_cost"], "ai_conversations")
+        constraints = [*non_negative_check(["total_cost"], "ai_conversations")]
         indexes = [
             models.Index(
                 "tenant",

@@ -4,11 +4,11 @@ import datetime as dt
 import json
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from http import HTTPStatus
-from typing import Any, TypedDict, Unpack, cast
+from typing import Any, TypedDict, Unpack
 
 from django.conf import settings
 from django.db import transaction
@@ -29,7 +29,7 @@ from ai_chat.providers import (
 from ai_chat.tools import TOOL_SCHEMAS, ToolContext, tool_run
 from crm.actor import Actor
 from crm.errors import ApplicationError, Conflict, Forbidden
-from crm.models import Membership, Role, Tenant
+from crm.models import Membership, Role, Tenant, User
 
 TITLE_MAX_CHARS = 60
 HISTORY_MAX_MESSAGES = 60  # the newest messages sent to the model, besides the system prompt
@@ -114,11 +114,18 @@ def _system_prompt(actor: Actor, role: Role) -> str:
     )
 
 
+def actor_user(actor: Actor) -> User:
+    """The effective user a conversation belongs to (an actor without one is a programming error)."""
+    if actor.user is None:
+        raise ValueError("the AI chat needs an actor with a user")
+    return actor.user
+
+
 def actor_role(actor: Actor) -> Role:
     """The effective user's active role in the actor's tenant; none is a 403."""
     role = (
         Membership.objects.active()
-        .filter(tenant=actor.require_tenant(), user=actor.user)
+        .filter(tenant=actor.require_tenant(), user=actor_user(actor))
         .values_list("role", flat=True)
         .first()
     )
@@ -136,7 +143,7 @@ def conversation_create(
     with actor.atomic():
         conversation = Conversation.objects.create(
             tenant=tenant,
-            user=actor.user,
+            user=actor_user(actor),
             title=title.strip()[:255],
             metadata=metadata or {},
             pinned=pinned,
@@ -159,7 +166,7 @@ def conversation_update(
     *, conversation: Conversation, actor: Actor, **fields: Unpack[ConversationFields]
 ) -> Conversation:
     for name, value in fields.items():
-        setattr(conversation, name, value.strip()[:255] if name == "title" else value)
+        setattr(conversation, name, str(value).strip()[:255] if name == "title" else value)
     with actor.atomic():
         conversation.save(update_fields=[*fields, "updated_at"])
     return conversation
@@ -192,7 +199,7 @@ def conversation_audit_log(*, conversation: Conversation, actor: Actor, action: 
         ConversationAuditLog.objects.create(
             tenant=conversation.tenant,
             conversation=conversation,
-            reader=actor.user,
+            reader=actor_user(actor),
             on_behalf_of=actor.on_behalf_of,
             action=action,
         )
@@ -253,12 +260,20 @@ class TurnEvent:
     error: ApplicationError | None = None
 
 
-def _history(conversation: Conversation) -> list[dict[str, Any]]:
+def _stored_history(conversation: Conversation) -> list[Message]:
+    """The system prompt and the newest HISTORY_MAX_MESSAGES messages, oldest first (one query
+    while the conversation is that short)."""
     messages = list(Message.objects.filter(conversation=conversation).order_by("-id")[: HISTORY_MAX_MESSAGES + 1])
     messages.reverse()
-    system = Message.objects.filter(conversation=conversation, role=MessageRole.SYSTEM).order_by("id").first()
-    if system is not None and messages and messages[0].pk != system.pk:
-        messages.insert(0, system)
+    if messages and messages[0].role != MessageRole.SYSTEM:
+        system = Message.objects.filter(conversation=conversation, role=MessageRole.SYSTEM).order_by("id").first()
+        if system is not None:
+            messages.insert(0, system)
+    return messages
+
+
+def _as_chat(messages: list[Message]) -> list[dict[str, Any]]:
+    """Messages in the chat-completions format; a failed reply and unanswered tool calls are left out."""
     found: list[dict[str, Any]] = []
     answered = {message.tool_call_id for message in messages if message.role == MessageRole.FUNCTION}
     for message in messages:
@@ -289,8 +304,8 @@ class _Turn:
         self.provider = provider
         self.tenant = actor.require_tenant()
 
-    def store(self, role: str, **fields: Any) -> Message:
-        return Message.objects.create(
+    def build(self, role: str, **fields: Any) -> Message:
+        return Message(
             tenant=self.tenant,
             conversation=self.conversation,
             role=role,
@@ -298,6 +313,11 @@ class _Turn:
             on_behalf_of=self.actor.on_behalf_of,
             **fields,
         )
+
+    def store(self, role: str, **fields: Any) -> Message:
+        message = self.build(role, **fields)
+        message.save(force_insert=True)
+        return message
 
     def store_reply(self, completion: Completion, latency_ms: int, **extra: Any) -> Message:
         model = completion.model or self.provider.model
@@ -344,7 +364,7 @@ def _ensure_sendable(conversation: Conversation, actor: Actor) -> None:
         raise Conflict("This conversation is archived: unarchive it to continue.")
 
 
-def message_turn(*, conversation: Conversation, actor: Actor, content: str, stream: bool) -> Iterator[TurnEvent]:
+def message_turn(*, conversation: Conversation, actor: Actor, content: str, stream: bool) -> Generator[TurnEvent]:
     """Store the user's message, then run the model and its tools (at most AI_MAX_TOOL_ROUNDS
     rounds of tool calls), storing every message as it comes. Yields the turn's events.
 
@@ -358,14 +378,18 @@ def message_turn(*, conversation: Conversation, actor: Actor, content: str, stre
     budget_check(tenant=actor.require_tenant())
     turn = _Turn(conversation, actor, provider_for_tenant(actor.require_tenant()))
     context = ToolContext(actor=actor, role=role, conversation_id=conversation.pk)
-    with transaction.atomic():
+    if conversation.title:
         user_message = turn.store(MessageRole.USER, content=content)
-        if not conversation.title:
+    else:
+        with transaction.atomic():
+            user_message = turn.store(MessageRole.USER, content=content)
             Conversation.objects.filter(pk=conversation.pk, title="").update(title=title_from(content))
+    history = _stored_history(conversation)  # kept in step with what this turn stores
     started = not stream  # streaming starts once the model's server has accepted the request
     if not stream:
         yield TurnEvent("start", message=user_message)
-    totals = {"prompt_tokens": 0, "completion_tokens": 0, "cost": Decimal(0)}
+    prompt_tokens = completion_tokens = 0
+    cost = Decimal(0)
     rounds = settings.AI_MAX_TOOL_ROUNDS
     for round_number in range(rounds + 1):
         tools = TOOL_SCHEMAS if round_number < rounds else []  # the last round must answer
@@ -374,7 +398,7 @@ def message_turn(*, conversation: Conversation, actor: Actor, content: str, stre
         upstream: Iterator[Delta | Completion] | None = None
         try:
             if stream:
-                upstream = turn.provider.stream(_history(conversation), tools)
+                upstream = turn.provider.stream(_as_chat(history), tools)
                 if not started:
                     started = True
                     yield TurnEvent("start", message=user_message)
@@ -388,7 +412,7 @@ def message_turn(*, conversation: Conversation, actor: Actor, content: str, stre
                 if completion is None:
                     raise ProviderError("The model's server ended the stream without an answer.")
             else:
-                completion = turn.provider.complete(_history(conversation), tools)
+                completion = turn.provider.complete(_as_chat(history), tools)
         except (ProviderError, ProviderUnavailable) as exc:
             failed = turn.store_failure(exc, int((time.monotonic() - began) * 1000), "".join(partial))
             if not stream or not started:
@@ -409,19 +433,30 @@ def message_turn(*, conversation: Conversation, actor: Actor, content: str, stre
             )
             raise
         reply = turn.store_reply(completion, int((time.monotonic() - began) * 1000))
-        totals["prompt_tokens"] += reply.prompt_tokens
-        totals["completion_tokens"] += reply.completion_tokens
-        totals["cost"] += reply.cost
+        history.append(reply)
+        prompt_tokens += reply.prompt_tokens
+        completion_tokens += reply.completion_tokens
+        cost += reply.cost
         if not completion.tool_calls:
-            yield TurnEvent("done", message=reply, usage=totals)
+            usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "cost": cost}
+            yield TurnEvent("done", message=reply, usage=usage)
             return
-        results = []
-        with actor.atomic():
-            for call in completion.tool_calls:
-                result = tool_run(context, call.name, call.arguments)
-                results.append(
-                    turn.store(MessageRole.FUNCTION, tool_call_id=call.id, tool_name=call.name, result=result)
-                )
+        # Each tool writes (if it writes) through its service; the results go in one INSERT
+        # (bulk_create's own transaction only when there are several).
+        results = [
+            turn.build(
+                MessageRole.FUNCTION,
+                tool_call_id=call.id,
+                tool_name=call.name,
+                result=tool_run(context, call.name, call.arguments),
+            )
+            for call in completion.tool_calls
+        ]
+        if len(results) == 1:
+            results[0].save(force_insert=True)
+        else:
+            Message.objects.bulk_create(results)
+        history.extend(results)
         for call, result_message in zip(completion.tool_calls, results, strict=True):
             yield TurnEvent("tool_call", message=reply, call=call)
             yield TurnEvent("tool_result", message=result_message, call=call)
@@ -429,6 +464,8 @@ def message_turn(*, conversation: Conversation, actor: Actor, content: str, stre
 
 def message_send(*, conversation: Conversation, actor: Actor, content: str) -> list[Message]:
     """Every message of the turn (the user's first, the assistant's final reply last), without streaming."""
-    events = list(message_turn(conversation=conversation, actor=actor, content=content, stream=False))
-    first = cast(Message, events[0].message)
-    return list(Message.objects.filter(conversation=conversation, pk__gte=first.pk).order_by("pk"))
+    messages: dict[int, Message] = {}
+    for event in message_turn(conversation=conversation, actor=actor, content=content, stream=False):
+        if event.message is not None:
+            messages.setdefault(event.message.pk, event.message)
+    return sorted(messages.values(), key=lambda message: message.pk)

@@ -24,6 +24,7 @@ from crm.models import Activity, Project, Role
 from crm.search import prefix_search_query
 from crm.serializers import ActivitySerializer, ProjectSerializer
 from crm.services import activity_create
+from filters.services import filter_queryset
 
 CONTACT_FIELDS = (
     "id",
@@ -159,9 +160,6 @@ def list_projects(context: ToolContext, arguments: dict[str, Any]) -> dict[str, 
     checked = _validated(ListProjectsArguments, arguments)
     projects = _projects(context)
     if "filter" in checked:
-        # filters is imported here, where its tree is used: the tool is the only user.
-        from filters.services import filter_queryset
-
         matching = filter_queryset(actor=context.actor, entity_type="projects", tree=checked["filter"])
         projects = projects.filter(pk__in=matching.values("pk"))
     if checked.get("status"):
@@ -377,5 +375,5 @@ def tool_run(context: ToolContext, name: str, raw_arguments: str) -> dict[str, A
         return {"error": str(exc)}
     except serializers.ValidationError as exc:
         return {"error": f"Invalid arguments: {_error_text(exc.detail)}"}
-    except ApplicationError as exc:
-        return {"error": f"{exc.attr}: {exc.message}" if exc.attr else exc.message}
+    except ApplicationError as exc:  # a service's refusal: every problem it found, and the field it names
+        return {"error": "; ".join(exc.messages), "field": exc.attr}

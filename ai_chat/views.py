@@ -2,9 +2,9 @@
 
 import datetime as dt
 import json
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import django_filters
 from django.db.models import Exists, OuterRef, Q, QuerySet
@@ -19,7 +19,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from ai_chat.models import Conversation, Message, MessageRole
-from ai_chat.providers import ProviderUnavailable
+from ai_chat.providers import ProviderUnavailable, ToolCall
 from ai_chat.selectors import conversation_export_json, conversation_export_markdown, usage_rows
 from ai_chat.serializers import (
     ConversationSerializer,
@@ -43,6 +43,7 @@ from ai_chat.services import (
 )
 from crm.api.filtersets import BooleanFilter
 from crm.api.views import TenantMixin, TenantScopedViewSet
+from crm.errors import ApplicationError
 from crm.models import Role
 from crm.search import prefix_search_query
 
@@ -109,25 +110,23 @@ def _event_bytes(event: TurnEvent) -> bytes:
     if event.kind in ("start", "tool_result"):
         return _sse(event.kind, MessageSerializer(event.message).data)
     if event.kind == "tool_call":
-        call = event.call
-        assert call is not None  # noqa: S101 (tool_call events carry their call)
+        call = cast(ToolCall, event.call)  # tool_call events carry their call
         return _sse("tool_call", {"id": call.id, "name": call.name, "arguments": call.arguments})
     if event.kind == "error":
-        error = event.error
-        assert error is not None  # noqa: S101 (error events carry their error)
+        error = cast(ApplicationError, event.error)  # error events carry their error
         body = {"status": int(error.status_code), "code": error.code, "detail": error.message}
         return _sse("error", {**body, "message": MessageSerializer(event.message).data})
     return _sse("done", {"message": MessageSerializer(event.message).data, "usage": _usage(event.usage)})
 
 
-def _event_stream(first: TurnEvent, events: Iterator[TurnEvent]) -> Iterator[bytes]:
+def _event_stream(first: TurnEvent, events: Generator[TurnEvent]) -> Iterator[bytes]:
     """Closing this generator (the client went away) closes the turn, which stores the partial reply."""
     try:
         yield _event_bytes(first)
         for event in events:
             yield _event_bytes(event)
     finally:
-        events.close()  # type: ignore[attr-defined]
+        events.close()
 
 
 def _with_retry_after(response: Response, exc: Exception) -> Response:
@@ -159,7 +158,10 @@ class ConversationViewSet(TenantScopedViewSet):
     }
 
     def get_tenant_queryset(self) -> QuerySet:
-        return Conversation.objects.filter(user=self.request.user, deleted_at__isnull=True)
+        return Conversation.objects.filter(deleted_at__isnull=True)
+
+    def filter_visible(self, queryset: QuerySet) -> QuerySet:
+        return queryset.filter(user=self.request.user)
 
     def handle_exception(self, exc: Exception) -> Response:
         return _with_retry_after(super().handle_exception(exc), exc)
@@ -215,7 +217,12 @@ class ConversationViewSet(TenantScopedViewSet):
             "`done` (the reply and the turn's usage) or `error`."
         ),
     )
-    @action(detail=True, methods=["get", "post"], renderer_classes=[renderers.JSONRenderer, EventStreamRenderer])
+    @action(
+        detail=True,
+        methods=["get", "post"],
+        renderer_classes=[renderers.JSONRenderer, EventStreamRenderer],
+        filter_backends=[],  # the conversation filters do not apply to its messages
+    )
     def messages(self, request: Request, pk: str | None = None) -> Any:
         conversation = self.get_object()
         if request.method == "GET":

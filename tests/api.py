@@ -9,6 +9,8 @@ import pytest
 from django.db import models
 from rest_framework.test import APIClient
 
+from ai_chat.models import Conversation, Message
+from ai_chat.services import conversation_create
 from campaigns.models import (
     Campaign,
     CampaignEnrollment,
@@ -90,6 +92,8 @@ def tables() -> dict[str, list[dict[str, Any]]]:
             Membership,
             SubstatusConfig,
             SubstatusHistory,
+            Conversation,
+            Message,
             ImpersonationLog,
             Campaign,
             CampaignVersion,
@@ -167,7 +171,28 @@ CAMPAIGNS = Resource(
     change={"description": "After the June storms"},
     soft_delete=True,
 )
+
+
+def make_conversation(tenant: Tenant) -> Conversation:
+    """A conversation of the tenant's first owner (a user sees only their own conversations)."""
+    membership = Membership.objects.filter(tenant=tenant, role=Role.OWNER).order_by("pk").first()
+    user = membership.user if membership else MembershipFactory.create(tenant=tenant, role=Role.OWNER).user
+    return conversation_create(actor=Actor(tenant=tenant, user=user))
+
+
+AI_CONVERSATIONS = Resource(
+    name="ai/conversations",
+    model=Conversation,
+    make=make_conversation,
+    payload=lambda tenant: {"title": "Storm leads", "pinned": True, "metadata": {"page": "contacts"}},
+    change={"pinned": True},
+    soft_delete=False,
+)
+# Role-checked tenant resources: every member of the tenant reads the tenant's rows.
 RESOURCES = [CONTACTS, PROJECTS, ACTIVITIES, CAMPAIGNS]
+# Tenant resources whose rows only their own user sees (any role may write their own).
+OWN_RESOURCES = [AI_CONVERSATIONS]
+TENANT_RESOURCES = RESOURCES + OWN_RESOURCES
 
 _numbers = itertools.count(1)
 

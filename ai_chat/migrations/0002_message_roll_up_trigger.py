@@ -1,4 +1,5 @@
-"""Keep each conversation's `updated_at`, `last_message_at`, count and totals on every message insert.
+"""Keep each conversation's `updated_at`, `last_message_at`, count, totals, provider and model
+(those of its latest reply) on every message insert.
 
 A statement-level trigger reading the transition table: one UPDATE per INSERT statement,
 however many messages it adds, and whatever the write path (services, admin, raw SQL).
@@ -17,14 +18,18 @@ BEGIN
         message_count = c.message_count + added.messages,
         prompt_tokens = c.prompt_tokens + added.prompt_tokens,
         completion_tokens = c.completion_tokens + added.completion_tokens,
-        total_cost = c.total_cost + added.cost
+        total_cost = c.total_cost + added.cost,
+        provider = COALESCE(added.provider, c.provider),
+        model = COALESCE(added.model, c.model)
     FROM (
         SELECT conversation_id,
                max(created_at) AS last_at,
                count(*) AS messages,
                sum(prompt_tokens) AS prompt_tokens,
                sum(completion_tokens) AS completion_tokens,
-               sum(cost) AS cost
+               sum(cost) AS cost,
+               (array_agg(provider ORDER BY id DESC) FILTER (WHERE model <> ''))[1] AS provider,
+               (array_agg(model ORDER BY id DESC) FILTER (WHERE model <> ''))[1] AS model
         FROM added_messages
         GROUP BY conversation_id
     ) AS added

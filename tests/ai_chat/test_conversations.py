@@ -340,3 +340,19 @@ def test_a_member_of_two_tenants_keeps_their_conversations_apart(tenant, other_t
 
     assert listed(client_for(member_user, tenant).get(URL)) == [here.pk]
     assert listed(client_for(member_user, other_tenant).get(URL)) == [there.pk]
+
+
+@pytest.mark.parametrize(
+    ("method", "suffix"),
+    [("post", "archive/"), ("post", "unarchive/"), ("get", "export/"), ("get", "messages/"), ("post", "messages/")],
+)
+def test_another_tenants_conversation_is_404_on_every_action(tenant, other_tenant, owner, other_user, method, suffix):
+    foreign = start_conversation(other_tenant, other_user)
+    before = row(foreign)
+    body = {"content": "Hi"} if method == "post" else None
+
+    response = getattr(client_for(owner), method)(f"{URL}{foreign.pk}/{suffix}", body)
+
+    assert_error(response, 404, code="not_found", detail="Not found.")
+    assert row(foreign) == before
+    assert Message.objects.filter(conversation=foreign).count() == 1

@@ -154,3 +154,34 @@ def test_list_projects_without_a_filter_tree_by_status_and_mine(tenant, member_u
     assert tools.tool_run(context, "list_projects", '{"status": ["open"]}') == {
         "error": 'Invalid arguments: status: 0: "open" is not a valid choice.'
     }
+
+
+def test_list_projects_with_a_filter_tree_through_the_tool_loop(tenant, other_tenant, member_user, fake_openai):
+    estimate = ProjectFactory(tenant=tenant, status="estimate", name="Roof A")
+    ProjectFactory(tenant=tenant, status="approved", name="Roof B")
+    ProjectFactory(tenant=other_tenant, status="estimate", name="Roof C")
+    conversation = start_conversation(tenant, member_user)
+    tree = {"field": "status", "op": "in", "value": ["estimate"]}
+    fake_openai.reply("", [("c1", "list_projects", {"filter": tree})])
+    fake_openai.reply("One estimate.")
+
+    messages = message_send(conversation=conversation, actor=Actor(tenant=tenant, user=member_user), content="?")
+
+    result = messages[2].result
+    assert (result["count"], [project["name"] for project in result["projects"]]) == (1, ["Roof A"])
+    assert result["projects"][0]["id"] == estimate.pk
+
+
+@pytest.mark.parametrize(
+    ("tree", "error"),
+    [
+        ({"field": "nope", "op": "equals", "value": 1}, "field: unknown field 'nope' for projects"),
+        ([1], "filter: expected an object (a condition, or and / or / not)"),
+    ],
+)
+def test_a_bad_filter_tree_comes_back_to_the_model_with_its_paths(tenant, member_user, tree, error):
+    context = tools.ToolContext(actor=Actor(tenant=tenant, user=member_user), role=Role.MEMBER, conversation_id=1)
+
+    result = tools.tool_run(context, "list_projects", json.dumps({"filter": tree}))
+
+    assert result == {"error": error, "field": "filter"}

@@ -43,6 +43,17 @@ TENANT_ROUTES = {
     "/api/v1/impersonation/start/": {"post"},
     "/api/v1/impersonation/logs/": {"get"},
     "/api/v1/impersonation/logs/{id}/": {"get"},
+    "/api/v1/ai/conversations/": {"get", "post"},
+    "/api/v1/ai/conversations/{id}/": {"get", "put", "patch", "delete"},
+    "/api/v1/ai/conversations/{id}/archive/": {"post"},
+    "/api/v1/ai/conversations/{id}/unarchive/": {"post"},
+    "/api/v1/ai/conversations/{id}/export/": {"get"},
+    "/api/v1/ai/conversations/{id}/messages/": {"get", "post"},
+    "/api/v1/ai/audit/conversations/": {"get"},
+    "/api/v1/ai/audit/conversations/{id}/": {"get"},
+    "/api/v1/ai/audit/conversations/{id}/messages/": {"get"},
+    "/api/v1/ai/audit/conversations/{id}/legal-hold/": {"post"},
+    "/api/v1/ai/usage/": {"get"},
 }
 OTHER_ROUTES = {
     "/api/v1/me/": {"get"},
