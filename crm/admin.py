@@ -19,6 +19,10 @@ from crm.admin_base import (
 )
 from crm.models import Activity, Membership, Project, ProjectContact, Role, Tenant, User
 from crm.services import (
+    TENANT_ADDRESS_FIELDS,
+    TENANT_OPS_FIELDS,
+    TENANT_PROFILE_FIELDS,
+    TENANT_WRITABLE_FIELDS,
     activity_create,
     activity_delete,
     activity_update,
@@ -34,6 +38,7 @@ from crm.services import (
     project_restore,
     project_update,
     tenant_create,
+    tenant_editable_fields,
     tenant_update,
 )
 
@@ -93,12 +98,26 @@ class TenantAdmin(TenantScopedAdmin):
     readonly_fields = ["created_at", "updated_at"]
     inlines = [MembershipInline]
     change_role = Role.ADMIN
+    fieldsets = [
+        ("Profile (admins and owners)", {"fields": [*sorted(TENANT_PROFILE_FIELDS)]}),
+        ("Addresses (owners)", {"fields": [*sorted(TENANT_ADDRESS_FIELDS)]}),
+        ("Subscription and limits (Ridgeline's operators)", {"fields": [*sorted(TENANT_OPS_FIELDS)]}),
+        ("Record", {"fields": ["created_at", "updated_at"]}),
+    ]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return request.user.is_superuser
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return request.user.is_superuser
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[Any]:
+        """What the user's role may not change is shown, not offered (the service's rule)."""
+        fields = super().get_readonly_fields(request, obj)
+        if obj is None:
+            return fields
+        editable = tenant_editable_fields(actor=admin_actor(request, obj), tenant=obj)
+        return [*fields, *(name for name in sorted(TENANT_WRITABLE_FIELDS - editable) if name not in fields)]
 
     def service_create(self, actor: Actor, fields: dict[str, Any]) -> Tenant:
         return tenant_create(actor=actor, **fields)

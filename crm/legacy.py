@@ -20,6 +20,8 @@ from django.db.migrations.graph import MigrationGraph
 from django.db.migrations.loader import MigrationLoader
 from django.db.migrations.state import StateApps
 
+from crm.migrating import reverse_preflight
+
 Node = tuple[str, str]
 
 # The schema production databases of the old system hold: the initial migrations of
@@ -66,7 +68,10 @@ def migrate_to(targets: Sequence[Node]) -> StateApps:
     """
     with connection.cursor() as cursor:
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-    MigrationExecutor(connection).migrate(list(targets))
+    executor = MigrationExecutor(connection)
+    plan = executor.migration_plan(list(targets))
+    reverse_preflight(connection, plan)
+    executor.migrate(list(targets), plan=plan)
     return MigrationExecutor(connection).loader.project_state(list(targets)).apps
 
 

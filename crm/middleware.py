@@ -1,17 +1,46 @@
-"""Sets `request.actor` for every request (the API refines it with the resolved tenant)."""
+"""Sets `request.actor` for every request (the API refines it with the resolved tenant).
+
+Impersonation plugs in here without the core importing it: `ACTOR_IMPERSONATION_RESOLVER`
+(settings) names a function `(request) -> ActiveImpersonation | None`. When it finds an
+active, authorized session, the request's user becomes the impersonated user, its
+`real_user` the admin, and the session answers the request (`respond`), so that it can
+refuse what an impersonation may not do and count what it does.
+"""
 
 from collections.abc import Callable
-from typing import cast
+from functools import cache
+from typing import Protocol, cast
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.utils.functional import SimpleLazyObject
+from django.utils.module_loading import import_string
 
 from crm.actor import Actor, Source
+from crm.models import User
 from crm.request import ActorHttpRequest
 
 
+class ActiveImpersonation(Protocol):
+    user: User  # the effective user: the one impersonated
+    real_user: User  # the admin behind them
+
+    def respond(self, request: HttpRequest, get_response: Callable[[HttpRequest], HttpResponse]) -> HttpResponse:
+        """Answer the request (usually `get_response(request)`) as this impersonation allows."""
+        ...
+
+
+ImpersonationResolver = Callable[[HttpRequest], ActiveImpersonation | None]
+
+
+@cache
+def impersonation_resolver() -> ImpersonationResolver | None:
+    path = getattr(settings, "ACTOR_IMPERSONATION_RESOLVER", None)
+    return cast(ImpersonationResolver, import_string(path)) if path else None
+
+
 def actor_for_request(request: HttpRequest, *, source: str = Source.API) -> Actor:
-    """The request's actor. An impersonation middleware sets `request.real_user` to the admin."""
+    """The request's actor. An impersonation sets `request.real_user` to the admin."""
     user = request.user if request.user.is_authenticated else None
     real_user = getattr(request, "real_user", None) or user
     return Actor(tenant=getattr(request, "tenant", None), user=user, real_user=real_user, source=source)
@@ -22,6 +51,13 @@ class ActorMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        resolver = impersonation_resolver()
+        impersonation = resolver(request) if resolver is not None else None
+        if impersonation is not None:
+            request.user = impersonation.user
+            request.real_user = impersonation.real_user  # type: ignore[attr-defined]
         # The lazy object stands in for the Actor it builds on first use.
         cast(ActorHttpRequest, request).actor = cast(Actor, SimpleLazyObject(lambda: actor_for_request(request)))
+        if impersonation is not None:
+            return impersonation.respond(request, self.get_response)
         return self.get_response(request)

@@ -83,6 +83,68 @@ non_negative = MinValueValidator(0)
 hex_color = RegexValidator(re.compile(r"^#[0-9a-fA-F]{6}$"), "Use a hex color like #1f6feb.")
 
 
+# A tenant's subdomain is one DNS label of ours: 1-63 lowercase letters, digits and hyphens,
+# neither starting nor ending with a hyphen. It is never all digits (`X-Tenant: 12` names the
+# tenant with id 12, and no subdomain may capture it) and never a name the platform serves.
+SUBDOMAIN_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+ALL_DIGITS_PATTERN = r"^[0-9]+$"
+RESERVED_SUBDOMAINS = frozenset(
+    {
+        "admin",
+        "api",
+        "app",
+        "assets",
+        "auth",
+        "billing",
+        "cdn",
+        "dashboard",
+        "docs",
+        "ftp",
+        "help",
+        "imap",
+        "login",
+        "mail",
+        "media",
+        "ns1",
+        "ns2",
+        "ops",
+        "pop",
+        "portal",
+        "smtp",
+        "sso",
+        "static",
+        "status",
+        "support",
+        "webmail",
+        "www",
+    }
+)
+SUBDOMAIN_RULE = (
+    "A subdomain is 1-63 lowercase letters, digits and hyphens, not starting or ending with a hyphen, "
+    "not all digits, and not a name Ridgeline keeps for itself (www, api, admin, app, static, ...)."
+)
+
+
+def validate_subdomain(value: str) -> None:
+    """The field's check, with a message saying which part of SUBDOMAIN_RULE `value` breaks."""
+    if not re.fullmatch(SUBDOMAIN_PATTERN, value):
+        raise ValidationError(
+            "%(value)s is not a valid subdomain: use 1-63 lowercase letters, digits and hyphens, "
+            "not starting or ending with a hyphen.",
+            code="invalid_subdomain",
+            params={"value": value},
+        )
+    if re.fullmatch(ALL_DIGITS_PATTERN, value):
+        raise ValidationError(
+            "A subdomain cannot be all digits (X-Tenant reads digits as a tenant id).",
+            code="invalid_subdomain",
+        )
+    if value in RESERVED_SUBDOMAINS:
+        raise ValidationError(
+            "%(value)s is reserved: choose another subdomain.", code="reserved_subdomain", params={"value": value}
+        )
+
+
 class SubscriptionStatus(models.TextChoices):
     TRIAL = "trial"
     ACTIVE = "active"
@@ -97,7 +159,7 @@ class Tenant(models.Model):
     SubscriptionStatus = SubscriptionStatus
 
     name = models.CharField(max_length=200)
-    subdomain = models.SlugField(max_length=63, unique=True)
+    subdomain = models.SlugField(max_length=63, unique=True, validators=[validate_subdomain], help_text=SUBDOMAIN_RULE)
     custom_domain = models.CharField(max_length=253, null=True, blank=True, unique=True)  # noqa: DJ001
     settings = models.JSONField(default=dict, db_default={}, blank=True)
     features = models.JSONField(default=dict, db_default={}, blank=True)
@@ -127,6 +189,13 @@ class Tenant(models.Model):
         ordering = ["name"]
         constraints = [
             choices_check("subscription_status", SubscriptionStatus, "tenants_subscription_status_valid"),
+            models.CheckConstraint(
+                condition=Q(subdomain__regex=SUBDOMAIN_PATTERN)
+                & ~Q(subdomain__regex=ALL_DIGITS_PATTERN)
+                & ~Q(subdomain__in=sorted(RESERVED_SUBDOMAINS)),
+                name="tenants_subdomain_valid",
+                violation_error_message=SUBDOMAIN_RULE,
+            ),
         ]
 
     def __str__(self) -> str:

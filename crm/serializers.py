@@ -7,7 +7,8 @@ from rest_framework import serializers
 from contacts.models import Contact
 from crm.api.fields import TenantPrimaryKeyRelatedField
 from crm.api.serializers import TenantModelSerializer
-from crm.models import Activity, AuthToken, Membership, Project, ProjectContact, Role
+from crm.models import Activity, AuthToken, Membership, Project, ProjectContact, Role, Tenant
+from crm.services import tenant_editable_fields
 
 
 class ProjectSerializer(TenantModelSerializer):
@@ -81,6 +82,40 @@ class MembershipCreateSerializer(serializers.Serializer):
         if user is None:
             raise serializers.ValidationError(f"No Ridgeline user has the email {value!r}.", code="does_not_exist")
         return user
+
+
+class TenantSerializer(serializers.ModelSerializer):
+    """The request's tenant. Every member reads it; who changes which field: `editable_fields`."""
+
+    editable_fields = serializers.SerializerMethodField(
+        help_text="The fields you may change: admins the profile, owners also the subdomain and custom domain, "
+        "Ridgeline's operators everything."
+    )
+
+    class Meta:
+        model = Tenant
+        fields = [
+            "id",
+            "name",
+            "subdomain",
+            "custom_domain",
+            "logo_url",
+            "primary_color",
+            "secondary_color",
+            "timezone",
+            "settings",
+            "features",
+            "subscription_status",
+            "subscription_expires_at",
+            "is_active",
+            "created_at",
+            "updated_at",
+            "editable_fields",
+        ]
+        read_only_fields = ["id", "created_at", "updated_at"]
+
+    def get_editable_fields(self, tenant: Tenant) -> list[str]:
+        return sorted(tenant_editable_fields(actor=self.context["request"].actor, tenant=tenant))
 
 
 class TenantSummarySerializer(serializers.Serializer):

@@ -229,13 +229,55 @@ class TenantFields(TypedDict, total=False):
     timezone: str
 
 
+# Who changes what of a tenant, in the admin and the API alike: its admins and owners the
+# profile, its owners also its addresses, and Ridgeline's operators (superusers) the
+# subscription, the limits (`features`) and whether it is active at all.
+TENANT_PROFILE_FIELDS = frozenset({"name", "logo_url", "primary_color", "secondary_color", "timezone", "settings"})
+TENANT_ADDRESS_FIELDS = frozenset({"subdomain", "custom_domain"})
+TENANT_OPS_FIELDS = frozenset({"subscription_status", "subscription_expires_at", "features", "is_active"})
+
+
+def _is_superuser(actor: Actor) -> bool:
+    return actor.user is not None and actor.user.is_active and actor.user.is_superuser
+
+
+def tenant_editable_fields(*, actor: Actor, tenant: Tenant) -> frozenset[str]:
+    """The fields of `tenant` the actor may change (empty for anyone below admin)."""
+    if _is_superuser(actor):
+        return TENANT_WRITABLE_FIELDS
+    membership = Membership.objects.active().filter(tenant=tenant, user=actor.user).first()
+    if membership is None or not membership.role_enum.at_least(Role.ADMIN):
+        return frozenset()
+    if membership.role_enum.at_least(Role.OWNER):
+        return TENANT_PROFILE_FIELDS | TENANT_ADDRESS_FIELDS
+    return TENANT_PROFILE_FIELDS
+
+
+def _tenant_check(actor: Actor, tenant: Tenant, fields: TenantFields) -> None:
+    """Refuse the first field whose value changes and the actor may not change (403 naming it)."""
+    editable = tenant_editable_fields(actor=actor, tenant=tenant)
+    for name in sorted(fields):
+        if name in editable or getattr(tenant, name) == fields[name]:  # type: ignore[literal-required]
+            continue
+        if name in TENANT_OPS_FIELDS:
+            raise Forbidden(f"Only Ridgeline's operators change a tenant's {name}.", attr=name)
+        needed = Role.OWNER if name in TENANT_ADDRESS_FIELDS else Role.ADMIN
+        raise Forbidden(f"Changing the tenant's {name} needs the {needed.value} role.", attr=name)
+
+
 def tenant_create(*, actor: Actor, **fields: Unpack[TenantFields]) -> Tenant:
+    """A new tenant; only Ridgeline's operators (superusers) create them."""
+    if not _is_superuser(actor):
+        raise Forbidden("Only Ridgeline's operators create tenants.")
     tenant = Tenant()
     record_assign(tenant, fields, allowed=TENANT_WRITABLE_FIELDS)
     return record_save(tenant, actor=actor)
 
 
 def tenant_update(*, tenant: Tenant, actor: Actor, **fields: Unpack[TenantFields]) -> Tenant:
+    """Change the given fields; a field whose value changes needs the role that may change it
+    (tenant_editable_fields). Sending a field's current value back changes nothing and is allowed."""
+    _tenant_check(actor, tenant, fields)
     changed = record_assign(tenant, fields, allowed=TENANT_WRITABLE_FIELDS)
     return record_save(tenant, actor=actor, update_fields=changed)
 
@@ -255,7 +297,10 @@ def _actor_role(actor: Actor, tenant: Tenant) -> Role:
 def _ensure_owner_remains(tenant: Tenant, *, losing: Membership) -> None:
     if losing.role != Role.OWNER or losing.status != MembershipStatus.ACTIVE:
         return
-    others = Membership.objects.active().filter(tenant=tenant, role=Role.OWNER).exclude(pk=losing.pk)
+    # A usable owner: the membership is active and so is the account (a disabled user cannot log in).
+    others = (
+        Membership.objects.active().filter(tenant=tenant, role=Role.OWNER, user__is_active=True).exclude(pk=losing.pk)
+    )
     if not others.exists():
         raise Conflict("A tenant keeps at least one active owner: make someone else owner first.", code="last_owner")
 

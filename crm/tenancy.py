@@ -3,14 +3,14 @@
 import re
 from typing import Any
 
-from django.db.models import Q
-
 from crm.errors import ApplicationError
 from crm.models import Membership, Tenant, User
 
-# What a tenant can be named by: its id (bigint), or its subdomain (a slug).
-_TENANT_ID = re.compile(r"[0-9]{1,18}")
-_SUBDOMAIN = re.compile(r"[-a-zA-Z0-9_]{1,63}")
+# What X-Tenant may hold: a tenant's id when all digits (no subdomain is all digits, see
+# crm.models.validate_subdomain), otherwise its subdomain (a DNS label, any case).
+_HEADER = re.compile(r"[-a-zA-Z0-9]{1,63}")
+_DIGITS = re.compile(r"[0-9]+")
+_MAX_ID_DIGITS = 18  # a bigint
 
 
 class TenantResolutionError(Exception):
@@ -21,16 +21,19 @@ class TenantResolutionError(Exception):
 
 
 def tenant_resolve(*, user: User, header: str | None) -> tuple[Tenant, Membership]:
-    """The tenant named by `X-Tenant` (subdomain or id), else the user's only active one."""
+    """The tenant named by `X-Tenant` (digits: its id; anything else: its subdomain), else the
+    user's only active one."""
     memberships = Membership.objects.active().filter(user=user).select_related("tenant")
     header = (header or "").strip()
     if header:
-        if not _SUBDOMAIN.fullmatch(header):
+        if not _HEADER.fullmatch(header):
             raise TenantResolutionError("X-Tenant must be a tenant's subdomain or numeric id.", status=400)
-        match = Q(tenant__subdomain__iexact=header)
-        if _TENANT_ID.fullmatch(header):
-            match |= Q(tenant_id=int(header))
-        membership = memberships.filter(match).first()
+        if not _DIGITS.fullmatch(header):
+            membership = memberships.filter(tenant__subdomain=header.lower()).first()
+        elif len(header) <= _MAX_ID_DIGITS:
+            membership = memberships.filter(tenant_id=int(header)).first()
+        else:
+            membership = None
         if membership is None:
             raise TenantResolutionError(f"You are not an active member of tenant {header!r}.", status=403)
         return membership.tenant, membership

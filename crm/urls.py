@@ -5,6 +5,7 @@ from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework.routers import DefaultRouter
 
+from ai_chat.views import AuditConversationViewSet, ConversationViewSet, UsageView
 from campaigns.views import (
     CampaignEnrollmentViewSet,
     CampaignStepViewSet,
@@ -25,7 +26,14 @@ from crm.views import (
     MeView,
     ProjectContactViewSet,
     ProjectViewSet,
+    TenantView,
     TokenView,
+)
+from impersonation.views import (
+    ImpersonationLogViewSet,
+    ImpersonationStartView,
+    ImpersonationStatusView,
+    ImpersonationStopView,
 )
 from substatus.views import (
     ContactSubstatusHistoryViewSet,
@@ -51,12 +59,19 @@ router.register(r"campaigns/(?P<campaign_pk>[0-9]{1,18})/versions", CampaignVers
 router.register("campaign-enrollments", CampaignEnrollmentViewSet, basename="campaign-enrollment")
 router.register("campaign-templates", CampaignTemplateViewSet, basename="campaign-template")
 router.register("auth/tokens", AuthTokenViewSet, basename="auth-tokens")
+router.register("impersonation/logs", ImpersonationLogViewSet, basename="impersonation-log")
+router.register("ai/conversations", ConversationViewSet, basename="ai-conversation")
+router.register("ai/audit/conversations", AuditConversationViewSet, basename="ai-audit-conversation")
 
 api_v1: list[URLPattern | URLResolver] = [
     path("auth/token/", TokenView.as_view(), name="auth-token"),
     path("auth/logout/", LogoutView.as_view(), name="auth-logout"),
     path("auth/logout-all/", LogoutAllView.as_view(), name="auth-logout-all"),
     path("me/", MeView.as_view(), name="me"),
+    path("tenant/", TenantView.as_view(), name="tenant"),
+    path("impersonation/start/", ImpersonationStartView.as_view(), name="impersonation-start"),
+    path("impersonation/stop/", ImpersonationStopView.as_view(), name="impersonation-stop"),
+    path("impersonation/status/", ImpersonationStatusView.as_view(), name="impersonation-status"),
     path(
         "contacts/<int:record_pk>/substatus-history/",
         ContactSubstatusHistoryViewSet.as_view({"get": "list"}),
@@ -68,6 +83,7 @@ api_v1: list[URLPattern | URLResolver] = [
         name="project-substatus-history",
     ),
     path("substatus/analytics/", SubstatusAnalyticsView.as_view(), name="substatus-analytics"),
+    path("ai/usage/", UsageView.as_view(), name="ai-usage"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", ApiDocsView.as_view(url_name="schema"), name="docs"),
     path("", include(router.urls)),

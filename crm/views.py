@@ -10,7 +10,7 @@ from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from drf_spectacular.views import SpectacularSwaggerView
 from drf_standardized_errors.openapi_serializers import ErrorResponse429Serializer
-from rest_framework import exceptions, mixins, status, viewsets
+from rest_framework import exceptions, generics, mixins, status, viewsets
 from rest_framework.exceptions import ErrorDetail
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
@@ -18,7 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from crm.api.errors import CONFLICT_RESPONSE
-from crm.api.views import SoftDeleteViewSet, TenantScopedViewSet, restore_schema
+from crm.api.views import SoftDeleteViewSet, TenantMixin, TenantScopedViewSet, restore_schema
 from crm.auth import lockout_seconds
 from crm.filtersets import ActivityFilterSet, MembershipFilterSet, ProjectFilterSet
 from crm.models import Activity, AuthToken, Membership, Project, ProjectContact, Role, User
@@ -30,6 +30,7 @@ from crm.serializers import (
     MeSerializer,
     ProjectContactSerializer,
     ProjectSerializer,
+    TenantSerializer,
     TokenRequestSerializer,
     TokenSerializer,
 )
@@ -50,6 +51,7 @@ from crm.services import (
     project_purge,
     project_restore,
     project_update,
+    tenant_update,
 )
 
 
@@ -194,6 +196,26 @@ class MembershipViewSet(TenantScopedViewSet):
 
     def perform_destroy(self, instance: Membership) -> None:
         membership_remove(actor=self.request.actor, membership=instance)
+
+
+class TenantView(TenantMixin, generics.GenericAPIView):
+    """The request's tenant: every member reads it; admins change its profile, owners also its
+    subdomain and custom domain, Ridgeline's operators its subscription, limits and `is_active`."""
+
+    serializer_class = TenantSerializer
+    http_method_names = ["get", "patch", "head", "options"]
+
+    def required_role(self, request: Request) -> Role:
+        return Role.VIEWER if request.method in ("GET", "HEAD", "OPTIONS") else Role.ADMIN
+
+    def get(self, request: Request) -> Response:
+        return Response(self.get_serializer(self.request.tenant).data)
+
+    def patch(self, request: Request) -> Response:
+        payload = self.get_serializer(self.request.tenant, data=request.data, partial=True)
+        payload.is_valid(raise_exception=True)
+        tenant = tenant_update(tenant=self.request.tenant, actor=self.request.actor, **payload.validated_data)
+        return Response(self.get_serializer(tenant).data)
 
 
 class MeView(APIView):

@@ -38,6 +38,11 @@ class SubstatusAppConfig(AppConfig):
             error=Conflict,
         )
         constraint_register(
+            "substatus_configs_default_required",
+            attr="is_default",
+            message="A status keeps one default: make another substatus the default instead.",
+        )
+        constraint_register(
             "substatus_history_append_only", attr=None, message="The substatus history cannot be changed."
         )
         # Declared constraints keep their own messages; these name the field a person changes.

@@ -14,7 +14,7 @@ from django.db.models.functions import Now
 from django.utils import timezone
 
 from crm.actor import Actor, Source
-from crm.constraints import constraint_violation
+from crm.constraints import constraint_error, constraint_violation
 from crm.errors import ApplicationError, Conflict
 from crm.records import record_assign, record_check_links, record_save
 from substatus.models import RECORD_MODELS, SubstatusConfig
@@ -69,14 +69,14 @@ def _group(config: SubstatusConfig) -> models.QuerySet[SubstatusConfig]:
 def _check(config: SubstatusConfig, fields: SubstatusFields) -> None:
     """The rules the database cannot see; it holds every other one (a status of the entity,
     the automatic transition's target and delay, an active default, a fixed parent), with the
-    messages `substatus.apps` gives them."""
+    messages `substatus.apps` gives them.
+
+    A default cleared is refused here, before the write: the database sees that rule only at
+    the commit (`substatus_configs_default_required`), after the service's transaction.
+    """
     record_check_links(config, fields)
     if config.is_default and fields.get("is_default") is False:
-        raise ApplicationError(
-            "A status keeps one default: make another substatus the default instead.",
-            code="default_required",
-            attr="is_default",
-        )
+        raise cast(ApplicationError, constraint_error("substatus_configs_default_required"))
 
 
 def _save(config: SubstatusConfig, *, actor: Actor, changed: list[str] | None) -> SubstatusConfig:
@@ -97,6 +97,8 @@ def substatus_create(*, actor: Actor, **fields: Unpack[SubstatusFields]) -> Subs
     if "position" not in fields:
         last = _group(config).aggregate(last=Max("position"))["last"]
         config.position = 0 if last is None else last + 1
+    if not _group(config).exists():  # a status's first substatus is its default (rule 5 of triggers.py)
+        config.is_default = True
     return _save(config, actor=actor, changed=None)
 
 

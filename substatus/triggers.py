@@ -12,13 +12,17 @@ migrations and raw SQL all go through these:
 4. A substatus of another status, entity or tenant, an inactive or a missing one: the write
    fails with SQLSTATE 23514 naming a constraint (registered in `substatus.apps`), so the
    API and admin answer with a field error on `substatus`.
+5. A status that has substatuses has exactly one default: at most one by a unique index, at
+   least one by a constraint trigger checked at commit (a switch clears the old default and
+   sets the new one in two statements). A status with no substatus at all is the one state
+   where records get no substatus (NULL); the default catalog gives every status some.
 
 Each record table has separate INSERT and UPDATE functions: the old system's single
 function read `OLD` on INSERT (and `status` on a table whose column is `stage`). History
 rows are written once per statement from transition tables, set-based, with the actor,
 reason and source that `crm.actor.publish_actor()` published (`sql` when none was).
 
-Migration 0002 holds a frozen copy of this SQL (migrations never import app code);
+Migrations 0002 and 0004 hold a frozen copy of this SQL (migrations never import app code);
 `tests/substatus/test_database_objects.py` proves the database runs exactly what is declared here.
 """
 
@@ -54,12 +58,14 @@ class Function:
 class Trigger:
     name: str
     table: str
-    definition: str  # everything between `CREATE TRIGGER name` and `EXECUTE FUNCTION`
+    definition: str  # everything between `CREATE [CONSTRAINT] TRIGGER name` and `EXECUTE FUNCTION`
     function: str
+    constraint: bool = False  # a constraint trigger, which may be deferred to the commit
 
     @property
     def install(self) -> str:
-        return f"CREATE TRIGGER {self.name}\n    {self.definition}\n    EXECUTE FUNCTION {self.function}();"
+        kind = "CONSTRAINT TRIGGER" if self.constraint else "TRIGGER"
+        return f"CREATE {kind} {self.name}\n    {self.definition}\n    EXECUTE FUNCTION {self.function}();"
 
     @property
     def uninstall(self) -> str:
@@ -343,6 +349,34 @@ END
 """,
 )
 
+CONFIG_DEFAULT_REQUIRED_FUNCTION = Function(
+    name="substatus_configs_default_required",
+    body="""
+DECLARE
+    config status_substatus_configs%ROWTYPE;
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        config := OLD;
+    ELSE
+        config := NEW;
+    END IF;
+    IF EXISTS (
+        SELECT 1 FROM status_substatus_configs AS other
+        WHERE other.tenant_id = config.tenant_id AND other.entity = config.entity AND other.status = config.status
+    ) AND NOT EXISTS (
+        SELECT 1 FROM status_substatus_configs AS other
+        WHERE other.tenant_id = config.tenant_id AND other.entity = config.entity AND other.status = config.status
+          AND other.is_default
+    ) THEN
+        RAISE EXCEPTION 'status "%" of % substatuses of tenant % has no default', config.status, config.entity,
+            config.tenant_id
+            USING ERRCODE = 'check_violation', CONSTRAINT = 'substatus_configs_default_required';
+    END IF;
+    RETURN NULL;
+END
+""",
+)
+
 HISTORY_APPEND_ONLY_FUNCTION = Function(
     name="substatus_history_append_only",
     body="""
@@ -379,6 +413,17 @@ CONFIG_TRIGGERS = [
         definition="BEFORE DELETE ON status_substatus_configs\n    FOR EACH ROW",
         function=CONFIG_IN_HISTORY_FUNCTION.name,
     ),
+    # Checked at commit, once per changed row: the service's switch of default runs two statements.
+    Trigger(
+        name="substatus_default_required",
+        table="status_substatus_configs",
+        definition=(
+            "AFTER INSERT OR DELETE OR UPDATE OF is_default ON status_substatus_configs\n"
+            "    DEFERRABLE INITIALLY DEFERRED\n    FOR EACH ROW"
+        ),
+        function=CONFIG_DEFAULT_REQUIRED_FUNCTION.name,
+        constraint=True,
+    ),
     Trigger(
         name="substatus_append_only",
         table="substatus_history",
@@ -406,6 +451,7 @@ FUNCTIONS: list[Function] = [
     CONFIG_TARGET_FUNCTION,
     CONFIG_PARENT_FUNCTION,
     CONFIG_IN_HISTORY_FUNCTION,
+    CONFIG_DEFAULT_REQUIRED_FUNCTION,
     HISTORY_APPEND_ONLY_FUNCTION,
 ]
 TRIGGERS: list[Trigger] = [*CONTACT_TRIGGERS, *PROJECT_TRIGGERS, *CONFIG_TRIGGERS, *TENANT_TRIGGERS]

@@ -20,6 +20,7 @@ from campaigns.services import campaign_create
 from contacts.models import Contact
 from crm.actor import Actor
 from crm.models import Activity, Membership, Project, ProjectContact, Role, Tenant
+from impersonation.models import ImpersonationLog
 from substatus.models import SubstatusConfig, SubstatusHistory
 from tests.conftest import client_for
 from tests.factories import ActivityFactory, ContactFactory, ProjectFactory
@@ -86,6 +87,7 @@ def tables() -> dict[str, list[dict[str, Any]]]:
             Membership,
             SubstatusConfig,
             SubstatusHistory,
+            ImpersonationLog,
             Campaign,
             CampaignVersion,
             CampaignStep,

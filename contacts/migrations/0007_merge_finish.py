@@ -100,14 +100,23 @@ def problems(cursor) -> list[str]:
     return found
 
 
-def refuse_unless_reversible(apps, schema_editor) -> None:
-    """Refuse to reverse the merge, before any change, when it cannot restore everything."""
-    with schema_editor.connection.cursor() as cursor:
+def check_reversible(connection) -> None:
+    """Refuse to reverse the merge when it cannot restore everything.
+
+    `manage.py migrate` runs this before its plan changes anything (`reverse_preflight`
+    below), so the later migrations a reversal undoes first are still in place when it
+    refuses; the migration runs it again as its first reverse step.
+    """
+    with connection.cursor() as cursor:
         found = problems(cursor)
     if found:
         raise MergeIrreversible(
             "The organizations merge cannot be reversed; nothing was changed:\n" + "\n".join(f"- {p}" for p in found)
         )
+
+
+def refuse_unless_reversible(apps, schema_editor) -> None:
+    check_reversible(schema_editor.connection)
 
 
 def regexp_replace(source, pattern, replacement):
@@ -128,6 +137,7 @@ class Migration(migrations.Migration):
         ("contacts", "0006_merge_organizations"),
         ("crm", "0007_remove_project_organization"),
     ]
+    reverse_preflight = staticmethod(check_reversible)  # see crm/migrating.py
 
     lint_exemptions = {
         "table-rewrite": "the search column's expression changes (company and website): PostgreSQL can only "

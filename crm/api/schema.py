@@ -16,8 +16,9 @@ TENANT_HEADER = OpenApiParameter(
     location=OpenApiParameter.HEADER,
     required=False,
     description=(
-        "The tenant to act in, by subdomain or id. Required when your user belongs to more "
-        "than one tenant (400 without it); a tenant you are not a member of is a 403."
+        "The tenant to act in: all digits is its id, anything else its subdomain. Required when "
+        "your user belongs to more than one tenant (400 without it); a tenant you are not a member "
+        "of is a 403."
     ),
 )
 

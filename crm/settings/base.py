@@ -159,6 +159,10 @@ MIDDLEWARE = [
     "axes.middleware.AxesMiddleware",
 ]
 
+# The actor middleware asks this function for the request's active impersonation (see
+# crm/middleware.py); None turns impersonation off.
+ACTOR_IMPERSONATION_RESOLVER: str | None = "impersonation.requests.impersonation_for_request"
+
 ROOT_URLCONF = "crm.urls"
 WSGI_APPLICATION = "crm.wsgi.application"
 
@@ -210,6 +214,8 @@ LOGGING = {
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        # An impersonation token (`rdgimp_...`), found by the actor middleware.
+        "impersonation.authentication.ImpersonationTokenAuthentication",
         # Token first: its WWW-Authenticate header turns "no credentials" into a 401.
         "crm.auth.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
@@ -291,9 +297,33 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "task": "substatus.tasks.substatus_auto_transition_task",
         "schedule": 15 * 60,  # seconds; delays are whole hours, so a quarter-hour late at most
     },
+    "impersonation-end-stale": {"task": "impersonation.tasks.impersonation_end_stale_task", "schedule": 60},
     "auth-tokens-purge-expired": {"task": "crm.tasks.auth_tokens_purge_expired_task", "schedule": 24 * 60 * 60},
     "campaign-triggers-scan": {"task": "campaigns.tasks.campaign_triggers_scan_task", "schedule": 60},
     "campaigns-check-exits": {"task": "campaigns.tasks.campaigns_check_exits_task", "schedule": 5 * 60},
+    "ai-conversations-retention": {"task": "ai_chat.tasks.conversations_retention_task", "schedule": 24 * 60 * 60},
+}
+
+# AI chat (ai_chat): any OpenAI-compatible chat-completions server (OpenAI, Azure OpenAI, vLLM,
+# Ollama, LM Studio, a LiteLLM proxy) when AI_BASE_URL is set; otherwise the offline assistant
+# (deterministic, no network). A tenant may choose its own in `tenants.settings["ai"]`
+# (`provider`, `model`, `monthly_token_budget`, `retention_days`).
+AI_BASE_URL = os.environ.get("AI_BASE_URL", "")
+AI_API_KEY = os.environ.get("AI_API_KEY", "")
+AI_MODEL = os.environ.get("AI_MODEL", "gpt-4o-mini")
+AI_TIMEOUT_SECONDS = float(os.environ.get("AI_TIMEOUT_SECONDS", "60"))
+AI_MAX_RETRIES = env_int("AI_MAX_RETRIES", 2)  # on 429, 5xx and timeouts, with exponential backoff
+AI_MAX_TOOL_ROUNDS = env_int("AI_MAX_TOOL_ROUNDS", 5, minimum=1)  # per user message
+# What one tool result gives the model at most, in characters of JSON (rows past it are left off).
+AI_TOOL_RESULT_MAX_CHARS = env_int("AI_TOOL_RESULT_MAX_CHARS", 6000, minimum=500)
+AI_MONTHLY_TOKEN_BUDGET = env_int("AI_MONTHLY_TOKEN_BUDGET", 2_000_000)  # per tenant; 0: no limit
+AI_RETENTION_DAYS = env_int("AI_RETENTION_DAYS", 365, minimum=1)  # archived or deleted conversations
+# US dollars per million tokens, per model (prompt, completion); a model not listed costs 0.
+AI_MODEL_PRICES: dict[str, dict[str, str]] = {
+    "gpt-4o-mini": {"prompt": "0.15", "completion": "0.60"},
+    "gpt-4o": {"prompt": "2.50", "completion": "10.00"},
+    "gpt-4.1": {"prompt": "2.00", "completion": "8.00"},
+    "gpt-4.1-mini": {"prompt": "0.40", "completion": "1.60"},
 }
 
 # `manage.py schema_check` and `adopt_database` report every table, column, constraint,

@@ -16,10 +16,6 @@ from crm.legacy import LegacyRows
 
 MERGE_SCHEMA = [("contacts", "0005_merge_schema"), ("crm", "0006_project_contacts")]
 MERGE_DATA = ("contacts", "0006_merge_organizations")
-MERGE_END = ("contacts", "0007_merge_finish")
-# The merge's last migrations, without the later ones of other features: Django reverses
-# those first (in their own transactions) when taking the database back.
-MERGED = [MERGE_END, ("crm", "0007_remove_project_organization")]
 
 
 def applied() -> set[tuple[str, str]]:

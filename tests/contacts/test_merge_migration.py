@@ -18,7 +18,6 @@ from substatus.models import SubstatusConfig, SubstatusHistory
 from tests.contacts.legacy import (
     MERGE_DATA,
     MERGE_SCHEMA,
-    MERGED,
     Legacy,
     applied,
     backup_schema_exists,
@@ -508,9 +507,8 @@ def test_a_failed_validation_names_the_check_and_changes_nothing(legacy, case):
 
 def test_reversing_refuses_once_the_backups_are_dropped(legacy):
     migrate_to(latest_state())
-    migrate_to(MERGED)  # later migrations are reversed first, before the merge's guard
     merge_backups_drop(connection)
-    before = merge_state()
+    before, migrations_before = merge_state(), applied()
 
     with pytest.raises(CommandError) as refused:
         migrate_to(pre_merge_state())
@@ -521,6 +519,7 @@ def test_reversing_refuses_once_the_backups_are_dropped(legacy):
         "cannot be restored. Restore a database backup taken before the merge instead."
     )
     assert merge_state() == before
+    assert applied() == migrations_before  # refused before the later migrations were undone
 
 
 def test_reversing_refuses_while_later_rows_depend_on_the_merged_companies(legacy):
@@ -533,11 +532,12 @@ def test_reversing_refuses_while_later_rows_depend_on_the_merged_companies(legac
     repointed.contact = acme
     repointed.save()
     Project.objects.filter(pk=ids.projects["acme_omar"]).update(contact=acme)  # restored from the backups
-    migrate_to(MERGED)  # later migrations are reversed first, before the merge's guard
-    before = merge_state()
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # `migrate` commits its rows' checks first too
+    before, migrations_before = merge_state(), applied()
 
     with pytest.raises(CommandError) as refused:
-        migrate_to(pre_merge_state())
+        call_command("migrate", "contacts", contacts_before_merge(), verbosity=0)  # what ops run
 
     assert str(refused.value).splitlines() == [
         "The organizations merge cannot be reversed; nothing was changed:",
@@ -549,6 +549,7 @@ def test_reversing_refuses_while_later_rows_depend_on_the_merged_companies(legac
         f"{repointed.pk}): reversing would remove those contacts; point the rows elsewhere first",
     ]
     assert merge_state() == before
+    assert applied() == migrations_before  # refused before the later migrations were undone
 
 
 # What ops see ------------------------------------------------------------------------------

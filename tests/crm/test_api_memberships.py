@@ -175,13 +175,23 @@ def test_an_owner_can_step_down_once_there_is_another_owner(tenant, owner, admin
     assert dict(Membership.objects.values_list("user__username", "role")) == {"owner": "admin", "tenant-admin": "owner"}
 
 
-def test_an_inactive_owner_does_not_count_as_the_other_owner(tenant, owner):
-    MembershipFactory(tenant=tenant, user=UserFactory(username="gone"), role=Role.OWNER, status="deactivated")
+@pytest.mark.parametrize("other", ["membership deactivated", "membership pending", "account disabled"])
+@pytest.mark.parametrize(("method", "body"), [("patch", {"role": "admin"}), ("delete", None)], ids=["demote", "remove"])
+def test_an_unusable_owner_does_not_count_as_the_other_owner(tenant, owner, other, method, body):
+    """Only an owner whose account and membership are both active keeps the tenant usable."""
+    user = UserFactory(username="gone", is_active=other != "account disabled")
+    status = {"membership deactivated": "deactivated", "membership pending": "pending"}.get(other, "active")
+    MembershipFactory(tenant=tenant, user=user, role=Role.OWNER, status=status)
     before = table(Membership)
 
-    response = client_for(owner).delete(detail(membership_of(owner, tenant)))
+    response = getattr(client_for(owner), method)(detail(membership_of(owner, tenant)), body)
 
-    assert response.status_code == 409
+    assert_error(
+        response,
+        409,
+        code="last_owner",
+        detail="A tenant keeps at least one active owner: make someone else owner first.",
+    )
     assert table(Membership) == before
 
 

@@ -22,6 +22,7 @@ TENANT_ROUTES = {
     "/api/v1/activities/{id}/": {"get", "put", "patch", "delete"},
     "/api/v1/memberships/": {"get", "post"},
     "/api/v1/memberships/{id}/": {"get", "patch", "delete"},
+    "/api/v1/tenant/": {"get", "patch"},
     "/api/v1/substatuses/": {"get", "post"},
     "/api/v1/substatuses/{id}/": {"get", "put", "patch", "delete"},
     "/api/v1/substatuses/reorder/": {"post"},

@@ -1,7 +1,10 @@
 """Tenant isolation: resolving the request's tenant, 404 for other tenants' rows, foreign keys."""
 
+from datetime import timedelta
+
 import pytest
 from django.core.exceptions import ImproperlyConfigured
+from django.utils import timezone
 
 from campaigns.services import (
     campaign_create,
@@ -15,6 +18,7 @@ from contacts.models import Contact
 from crm.actor import Actor
 from crm.api.views import TenantScopedViewSet
 from crm.models import Membership, Role
+from impersonation.models import ImpersonationLog
 from tests.api import (
     ACTIVITIES,
     CONTACTS,
@@ -28,7 +32,7 @@ from tests.api import (
     table,
     tables,
 )
-from tests.conftest import client_for
+from tests.conftest import client_for, member
 from tests.factories import ContactFactory, MembershipFactory, ProjectFactory, UserFactory
 
 # Tenant resolution ----------------------------------------------------------------------
@@ -207,6 +211,32 @@ def test_another_tenants_membership_is_404_and_unchanged(method, owner, other_us
     assert row(foreign) == before
 
 
+def foreign_impersonation_log(other_tenant, other_user) -> ImpersonationLog:
+    foreign_owner = member(other_tenant, Role.OWNER, "foreign-owner")
+    return ImpersonationLog.objects.create(
+        tenant=other_tenant,
+        admin_user=foreign_owner,
+        impersonated_user=other_user,
+        reason="Another tenant's support session",
+        expires_at=timezone.now() + timedelta(minutes=30),
+        admin_session_key="another-tenants-session",
+    )
+
+
+@pytest.mark.parametrize("mine", ["", "?mine=true"])
+def test_another_tenants_impersonation_log_is_404_and_never_listed(mine, owner, other_tenant, other_user):
+    foreign = foreign_impersonation_log(other_tenant, other_user)
+    before = row(foreign)
+    client = client_for(owner)
+
+    detail = client.get(f"/api/v1/impersonation/logs/{foreign.pk}/{mine}")
+    listed = client.get(f"/api/v1/impersonation/logs/{mine}")
+
+    assert_error(detail, 404, code="not_found", detail="Not found.")
+    assert listed.json()["results"] == []
+    assert row(foreign) == before
+
+
 @pytest.mark.parametrize("resource", RESOURCES, ids=str)
 def test_lists_never_show_another_tenants_rows(resource, tenant, other_tenant, owner):
     mine = {resource.make(tenant).pk for _ in range(2)}
@@ -339,6 +369,36 @@ def test_overriding_get_queryset_is_refused_at_class_creation():
         class Sneaky(TenantScopedViewSet):
             def get_queryset(self):
                 return Contact.objects.all()
+
+
+# The request's tenant (/api/v1/tenant/) ---------------------------------------------------
+
+
+def test_the_tenant_endpoint_is_the_request_tenant(two_tenant_user, tenant, other_tenant):
+    client = client_for(two_tenant_user)
+
+    assert client.get("/api/v1/tenant/", HTTP_X_TENANT="summit").json()["id"] == tenant.pk
+    assert client.get("/api/v1/tenant/", HTTP_X_TENANT=str(other_tenant.pk)).json()["id"] == other_tenant.pk
+
+
+@pytest.mark.parametrize("method", ["get", "patch"])
+def test_another_tenant_is_never_read_nor_changed_through_the_tenant_endpoint(method, owner, other_tenant):
+    before = row(other_tenant)
+    body = {"name": "Taken Over"} if method == "patch" else None
+
+    response = getattr(client_for(owner), method)("/api/v1/tenant/", body, HTTP_X_TENANT="valley")
+
+    assert_error(response, 403, code="permission_denied", detail="You are not an active member of tenant 'valley'.")
+    assert row(other_tenant) == before
+
+
+def test_changing_ones_tenant_leaves_the_other_unchanged(owner, tenant, other_tenant):
+    before = row(other_tenant)
+
+    response = client_for(owner).patch("/api/v1/tenant/", {"name": "Summit Roofing Co", "subdomain": "summit-co"})
+
+    assert response.status_code == 200, response.content
+    assert row(other_tenant) == before
 
 
 # Campaigns: their nested rows, enrollments, templates and actions ------------------------

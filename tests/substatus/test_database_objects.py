@@ -10,7 +10,7 @@ from crm.models import Tenant
 from substatus.catalog import DEFAULT_CATALOG
 from substatus.models import STATUSES, SubstatusConfig
 from substatus.triggers import FUNCTIONS, TRIGGERS, Trigger
-from tests.factories import ContactFactory, TenantFactory
+from tests.factories import ContactFactory, ProjectFactory, TenantFactory
 from tests.substatus.kinds import CONTACT, PROJECT, config
 
 pytestmark = pytest.mark.django_db
@@ -220,3 +220,52 @@ def test_an_unused_substatus_can_be_deleted(tenant):
         cursor.execute("DELETE FROM status_substatus_configs WHERE id = %s", [unused.pk])
 
     assert not SubstatusConfig.objects.filter(pk=unused.pk).exists()
+
+
+# At least one default: checked at the commit (made immediate here, inside the test's transaction)
+
+
+def at_commit(sql: str, params: list) -> str | None:
+    return refused(f"{sql}; SET CONSTRAINTS substatus_default_required IMMEDIATE", params)
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "UPDATE status_substatus_configs SET is_default = false WHERE id = %s",
+        "DELETE FROM status_substatus_configs WHERE id = %s",
+    ],
+    ids=["cleared", "deleted"],
+)
+def test_a_status_with_substatuses_keeps_a_default(tenant, sql):
+    default = config(tenant, PROJECT, "crew_assigned")
+
+    assert at_commit(sql, [default.pk]) == "substatus_configs_default_required"
+    default.refresh_from_db()
+    assert default.is_default
+
+
+def test_a_switch_of_default_in_two_statements_passes_the_check(tenant):
+    old, new = config(tenant, PROJECT, "crew_assigned"), config(tenant, PROJECT, "permits_obtained")
+
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE status_substatus_configs SET is_default = false WHERE id = %s", [old.pk])
+        cursor.execute("UPDATE status_substatus_configs SET is_default = true WHERE id = %s", [new.pk])
+        cursor.execute("SET CONSTRAINTS substatus_default_required IMMEDIATE")
+
+    assert SubstatusConfig.objects.get(tenant=tenant, entity="project", status="scheduled", is_default=True) == new
+
+
+def test_a_status_without_any_substatus_gives_records_none(tenant):
+    """The one documented state without a default: the status has no substatus at all."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "DELETE FROM status_substatus_configs WHERE tenant_id = %s AND entity = 'project' AND status = 'scheduled'",
+            [tenant.pk],
+        )
+        cursor.execute("SET CONSTRAINTS substatus_default_required IMMEDIATE")
+
+    project = ProjectFactory(tenant=tenant, status="scheduled")
+
+    project.refresh_from_db()
+    assert (project.substatus, project.substatus_since) == (None, None)

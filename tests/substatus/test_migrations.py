@@ -79,3 +79,30 @@ def test_forwards_backwards_and_forwards_again_with_existing_data():
 
     assert one("SELECT count(*) FROM substatus_history WHERE source = 'migration'") == 2
     assert one("SELECT count(*) FROM contacts WHERE substatus_id IS NULL") == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_status_left_without_a_default_gets_its_first_substatus_as_default():
+    migrate([("substatus", "0003_default_catalog")])
+    tenant = one("INSERT INTO tenants (name, subdomain) VALUES ('Legacy Roofing', 'legacy') RETURNING id")
+    with connection.cursor() as cursor:  # raw SQL before the rule existed
+        cursor.execute(
+            "UPDATE status_substatus_configs SET is_default = false "
+            "WHERE tenant_id = %s AND entity = 'project' AND status = 'approved'",
+            [tenant],
+        )
+
+    migrate(latest())
+
+    assert rows(
+        "SELECT key FROM status_substatus_configs "
+        "WHERE tenant_id = %s AND entity = 'project' AND status = 'approved' AND is_default",
+        [tenant],
+    ) == [("contract_signed",)]
+    statuses = {(entry.entity, entry.status) for entry in DEFAULT_CATALOG}
+    assert one("SELECT count(*) FROM status_substatus_configs WHERE is_default") == len(statuses)
+
+    migrate([("substatus", "0003_default_catalog")])
+
+    assert rows("SELECT tgname FROM pg_trigger WHERE tgname = 'substatus_default_required'") == []
+    migrate(latest())

@@ -64,6 +64,19 @@ def test_create_goes_last_in_its_status_and_records_the_creator(tenant, actor, a
     )
 
 
+def test_the_first_substatus_of_a_status_without_any_is_its_default(tenant, actor):
+    SubstatusConfig.objects.filter(tenant=tenant, entity="project", status="scheduled").delete()
+
+    created = substatus_create(
+        actor=actor, entity="project", status="scheduled", key="on_calendar", label="On calendar"
+    )
+
+    assert created.is_default
+    project = ProjectFactory(tenant=tenant, status="scheduled")
+    project.refresh_from_db()
+    assert project.substatus == created
+
+
 @pytest.mark.parametrize("how", ["create", "update"])
 def test_making_a_substatus_the_default_switches_in_one_go(tenant, actor, how):
     if how == "create":
@@ -86,7 +99,7 @@ def test_making_a_substatus_the_default_switches_in_one_go(tenant, actor, how):
 @pytest.mark.parametrize(
     ("key", "changes", "attr", "code"),
     [
-        ("site_visit_pending", {"is_default": False}, "is_default", "default_required"),
+        ("site_visit_pending", {"is_default": False}, "is_default", "substatus_configs_default_required"),
         ("site_visit_pending", {"is_active": False}, "is_active", "substatus_configs_default_active"),
         (
             "measurements_taken",
@@ -333,8 +346,9 @@ def test_an_inactive_target_or_rule_moves_nothing(kind, tenant, inactive):
     source = rule(tenant, kind)
     record = make(kind, tenant, kind.others[kind.first], hours_ago=100, now=now)
     if inactive == "target":
-        # The default must stay active: give the status another default first.
+        # The default must stay active, and the status keeps one: the rule's source takes over.
         SubstatusConfig.objects.filter(pk=source.auto_transition_to_id).update(is_default=False, is_active=False)
+        SubstatusConfig.objects.filter(pk=source.pk).update(is_default=True)
     else:
         SubstatusConfig.objects.filter(pk=source.pk).update(is_active=False)
     rows = SubstatusHistory.objects.count()
