@@ -16,7 +16,11 @@ def names(steps: list[DemoStep]) -> list[str]:
 
 
 def test_every_installed_apps_demo_module_registers_its_steps():
-    assert [(s.name, s.after) for s in demo_steps()] == [("contacts.parties", ()), ("substatus.own", ())]
+    assert [(s.name, s.after) for s in demo_steps()] == [
+        ("contacts.parties", ()),
+        ("campaigns.live", ("contacts.parties",)),
+        ("substatus.own", ()),
+    ]
 
 
 def test_a_step_runs_after_those_it_names_otherwise_in_the_given_order():
