@@ -72,6 +72,10 @@ class ContactAdmin(SoftDeleteAdmin):
         "priority",
         ("assigned_to", admin.RelatedOnlyFieldListFilter),
         "source",
+        "sms_opt_in",
+        "sms_opt_out",
+        "email_opt_out",
+        "email_invalid",
     ]
     list_select_related = ["assigned_to"]
     search_fields = ["first_name", "last_name", "company", "email", "phone"]
@@ -110,7 +114,22 @@ class ContactAdmin(SoftDeleteAdmin):
             },
         ),
         ("Insurance", {"fields": ["insurance_carrier", "policy_number", "claim_number", "deductible"]}),
-        ("Other", {"fields": ["tags", "custom_fields"]}),
+        (
+            "Consent",
+            {
+                "fields": [
+                    ("sms_opt_in", "sms_opt_in_date"),
+                    ("sms_opt_out", "sms_opt_out_date"),
+                    "sms_opt_out_reason",
+                    ("email_opt_out", "email_opt_out_date"),
+                    "email_opt_out_reason",
+                    ("email_invalid", "email_invalid_date"),
+                    "email_invalid_reason",
+                ],
+                "description": "A flag turned on without its date is dated now.",
+            },
+        ),
+        ("Other", {"fields": ["timezone", "tags", "custom_fields", "quickbooks_customer_id", "proline_id"]}),
         ("Record", {"fields": RECORD_FIELDS}),
     ]
 

@@ -23,7 +23,7 @@ ADJUSTERS = {
     "Nationwide": ("Owen", "Brady"),
     "Auto-Owners": ("Carla", "Reyes"),
 }
-ROLES = ("adjuster", "subcontractor")
+ROLES = ("adjuster", "sub_contractor")
 
 
 def parties_present(tenant: Tenant) -> bool:
@@ -57,7 +57,7 @@ def parties_build(actor: Actor) -> str:
         project_contact_add(actor=actor, project=project, contact=adjusters[carrier], role="adjuster")
     gutters = Contact.objects.get(tenant=tenant, is_organization=True, company=GUTTER_COMPANY)
     for project in Project.objects.filter(tenant=tenant, parent_project__isnull=False).order_by("pk"):
-        project_contact_add(actor=actor, project=project, contact=gutters, role="subcontractor")
+        project_contact_add(actor=actor, project=project, contact=gutters, role="sub_contractor")
     parties = ProjectContact.objects.filter(tenant=tenant, role__in=ROLES).order_by("role").values_list("role")
     counts = ", ".join(f"{n} {role}" for role, n in parties.annotate(n=Count("pk")))
     return f"{len(adjusters)} adjusters (contacts); project parties: {counts}"

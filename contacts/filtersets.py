@@ -21,6 +21,13 @@ class ContactFilterSet(CreatedRangeFilterSet):
     address_city = django_filters.CharFilter(lookup_expr="iexact")
     address_state = django_filters.CharFilter(lookup_expr="iexact")
     address_zip = django_filters.CharFilter()
+    timezone = django_filters.CharFilter(help_text="IANA time zone, e.g. America/Denver.")
+    quickbooks_customer_id = django_filters.CharFilter()
+    proline_id = django_filters.CharFilter()
+    sms_opt_in = BooleanFilter()
+    sms_opt_out = BooleanFilter()
+    email_opt_out = BooleanFilter()
+    email_invalid = BooleanFilter()
     tags = CommaListFilter(method=filter_tags_all, help_text="Comma-separated; contacts having every tag.")
     search = django_filters.CharFilter(
         method="filter_search", help_text="Full-text prefix search over names, company, email, phones and website."

@@ -14,8 +14,8 @@ from django.db import models
 from django.db.models import F, Func, Q, TextField, Value
 from django.db.models.functions import Lower, Now
 
-from crm.fields import choices_check, non_negative_check
-from crm.models import SoftDeleteRecord
+from crm.fields import JSONDocumentField, choices_check, non_negative_check
+from crm.models import SoftDeleteRecord, validate_timezone
 
 
 def regexp_replace(field: "str | Func", pattern: str, replacement: str) -> Func:
@@ -54,7 +54,7 @@ class ContactCategory(models.TextChoices):
 
     HOMEOWNER = "homeowner"
     ADJUSTER = "adjuster"
-    SUBCONTRACTOR = "subcontractor"
+    SUB_CONTRACTOR = "sub_contractor", "Sub-contractor"
     PROPERTY_MANAGER = "property_manager"
     REAL_ESTATE_AGENT = "real_estate_agent"
     DEVELOPER = "developer"
@@ -95,7 +95,7 @@ class Contact(SoftDeleteRecord):
     )
     first_name = models.CharField(max_length=100, blank=True, default="", db_default="")
     last_name = models.CharField(max_length=100, blank=True, default="", db_default="")
-    email = models.EmailField(max_length=254, null=True, blank=True)  # noqa: DJ001
+    email = models.EmailField(max_length=255, null=True, blank=True)  # noqa: DJ001
     phone = models.CharField(max_length=32, null=True, blank=True)  # noqa: DJ001
     mobile_phone = models.CharField(max_length=32, null=True, blank=True)  # noqa: DJ001
     website = models.URLField(max_length=500, null=True, blank=True)  # noqa: DJ001
@@ -104,15 +104,15 @@ class Contact(SoftDeleteRecord):
     address_state = models.CharField(max_length=50, null=True, blank=True)  # noqa: DJ001
     address_zip = models.CharField(max_length=20, null=True, blank=True)  # noqa: DJ001
     latitude = models.DecimalField(
-        max_digits=9,
-        decimal_places=6,
+        max_digits=10,
+        decimal_places=8,
         null=True,
         blank=True,
         validators=[MinValueValidator(-90), MaxValueValidator(90)],
     )
     longitude = models.DecimalField(
-        max_digits=9,
-        decimal_places=6,
+        max_digits=11,
+        decimal_places=8,
         null=True,
         blank=True,
         validators=[MinValueValidator(-180), MaxValueValidator(180)],
@@ -120,12 +120,12 @@ class Contact(SoftDeleteRecord):
     type = models.CharField(max_length=20, choices=Type.choices, default=Type.LEAD, db_default=Type.LEAD)
     stage = models.CharField(max_length=20, choices=Stage.choices, default=Stage.NEW, db_default=Stage.NEW)
     source = models.CharField(max_length=100, null=True, blank=True)  # noqa: DJ001
-    source_details = models.JSONField(default=dict, db_default={}, blank=True)
+    source_details = JSONDocumentField(default=dict, db_default={}, blank=True)
     assigned_to = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="assigned_contacts"
     )
     property_type = models.CharField(max_length=50, null=True, blank=True)  # noqa: DJ001
-    roof_type = models.CharField(max_length=50, null=True, blank=True)  # noqa: DJ001
+    roof_type = models.CharField(max_length=100, null=True, blank=True)  # noqa: DJ001
     roof_age = models.PositiveSmallIntegerField(null=True, blank=True, help_text="Years.")
     last_inspection_date = models.DateField(null=True, blank=True)
     property_value = models.DecimalField(
@@ -139,15 +139,39 @@ class Contact(SoftDeleteRecord):
     deductible = models.DecimalField(
         max_digits=10, decimal_places=2, null=True, blank=True, validators=[MinValueValidator(0)]
     )
-    lead_score = models.PositiveSmallIntegerField(
-        default=0, db_default=0, validators=[MaxValueValidator(100)], help_text="0 to 100."
+    lead_score = models.IntegerField(
+        default=0, db_default=0, help_text="Any whole number, as the old system kept it (no fixed range)."
     )
     priority = models.CharField(
         max_length=10, choices=Priority.choices, default=Priority.NORMAL, db_default=Priority.NORMAL
     )
-    custom_fields = models.JSONField(default=dict, db_default={}, blank=True)
-    tags = ArrayField(models.CharField(max_length=50), default=list, db_default=[], blank=True)
+    custom_fields = JSONDocumentField(default=dict, db_default={}, blank=True)
+    tags = ArrayField(models.TextField(), default=list, db_default=[], blank=True)
     notes = models.TextField(null=True, blank=True)  # noqa: DJ001
+    quickbooks_customer_id = models.CharField(  # noqa: DJ001
+        max_length=100, null=True, blank=True, verbose_name="QuickBooks customer id"
+    )
+    proline_id = models.CharField(max_length=100, null=True, blank=True, verbose_name="ProLine id")  # noqa: DJ001
+    timezone = models.CharField(
+        max_length=64,
+        blank=True,
+        default="",
+        db_default="",
+        validators=[validate_timezone],
+        help_text="IANA time zone (e.g. America/Denver); empty: the tenant's.",
+    )
+    # Consent. A flag turned on without its date is dated by the services (contacts.services).
+    sms_opt_in = models.BooleanField("SMS opt-in", default=False, db_default=False)
+    sms_opt_in_date = models.DateTimeField("SMS opt-in date", null=True, blank=True)
+    sms_opt_out = models.BooleanField("SMS opt-out", default=False, db_default=False)
+    sms_opt_out_date = models.DateTimeField("SMS opt-out date", null=True, blank=True)
+    sms_opt_out_reason = models.TextField("SMS opt-out reason", null=True, blank=True)  # noqa: DJ001
+    email_opt_out = models.BooleanField(default=False, db_default=False)
+    email_opt_out_date = models.DateTimeField(null=True, blank=True)
+    email_opt_out_reason = models.TextField(null=True, blank=True)  # noqa: DJ001
+    email_invalid = models.BooleanField(default=False, db_default=False, help_text="Mail to it bounces.")
+    email_invalid_date = models.DateTimeField(null=True, blank=True)
+    email_invalid_reason = models.TextField(null=True, blank=True)  # noqa: DJ001
     substatus = models.ForeignKey(
         "substatus.SubstatusConfig",
         on_delete=models.PROTECT,
@@ -190,7 +214,6 @@ class Contact(SoftDeleteRecord):
             choices_check("stage", ContactStage, "contacts_stage_valid"),
             choices_check("priority", ContactPriority, "contacts_priority_valid"),
             *non_negative_check(["property_value", "deductible"], "contacts"),
-            models.CheckConstraint(condition=Q(lead_score__lte=100), name="contacts_lead_score_range"),
             models.CheckConstraint(condition=Q(latitude__gte=-90, latitude__lte=90), name="contacts_latitude_range"),
             models.CheckConstraint(
                 condition=Q(longitude__gte=-180, longitude__lte=180), name="contacts_longitude_range"

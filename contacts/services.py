@@ -1,10 +1,12 @@
 """Writes to contacts: every path (API, admin, tasks) goes through these."""
 
-from datetime import date
+from collections.abc import Mapping
+from datetime import date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 from django.db.models.functions import Now
+from django.utils import timezone
 
 from contacts.models import Contact
 from crm.actor import Actor
@@ -29,6 +31,13 @@ if TYPE_CHECKING:
 CONTACT_WRITABLE_FIELDS = record_writable_fields(Contact)
 # Kept by the database (the substatus triggers): read back after a write that may change them.
 CONTACT_DATABASE_KEPT_FIELDS = ["substatus", "substatus_since"]
+# Each consent flag and the date it was last turned on.
+CONSENT_DATES = {
+    "sms_opt_in": "sms_opt_in_date",
+    "sms_opt_out": "sms_opt_out_date",
+    "email_opt_out": "email_opt_out_date",
+    "email_invalid": "email_invalid_date",
+}
 
 
 class ContactFields(TypedDict, total=False):
@@ -71,6 +80,20 @@ class ContactFields(TypedDict, total=False):
     custom_fields: dict[str, Any]
     tags: list[str]
     notes: str | None
+    quickbooks_customer_id: str | None
+    proline_id: str | None
+    timezone: str
+    sms_opt_in: bool
+    sms_opt_in_date: datetime | None
+    sms_opt_out: bool
+    sms_opt_out_date: datetime | None
+    sms_opt_out_reason: str | None
+    email_opt_out: bool
+    email_opt_out_date: datetime | None
+    email_opt_out_reason: str | None
+    email_invalid: bool
+    email_invalid_date: datetime | None
+    email_invalid_reason: str | None
     substatus: "SubstatusConfig | None"
 
 
@@ -111,12 +134,25 @@ def _check_company(contact: Contact, fields: ContactFields) -> None:
             )
 
 
+def _consent_dates(contact: Contact, fields: Mapping[str, object]) -> dict[str, datetime]:
+    """A date for each consent flag the write turns on without naming its date: now.
+
+    A date the caller names (an import of the old system's rows) is kept as given.
+    """
+    now = timezone.now()
+    return {
+        date_field: now
+        for flag, date_field in CONSENT_DATES.items()
+        if fields.get(flag) is True and not getattr(contact, flag) and fields.get(date_field) is None
+    }
+
+
 def contact_create(*, actor: Actor, reason: str = "", **fields: Unpack[ContactFields]) -> Contact:
     """A new contact; without a `substatus` the database gives its stage's default."""
     contact = Contact(tenant=actor.require_tenant(), created_by=actor.user)
     _check_references(contact, fields)
     _check_company(contact, fields)
-    record_assign(contact, fields, allowed=CONTACT_WRITABLE_FIELDS)
+    record_assign(contact, {**fields, **_consent_dates(contact, fields)}, allowed=CONTACT_WRITABLE_FIELDS)
     record_save(contact, actor=actor, reason=reason)
     contact.refresh_from_db(fields=CONTACT_DATABASE_KEPT_FIELDS)
     return contact
@@ -126,11 +162,12 @@ def contact_update(*, contact: Contact, actor: Actor, reason: str = "", **fields
     """Change the given fields only (concurrent edits of other fields are kept).
 
     A new `stage` without a `substatus` takes the stage's default (the database's rule);
-    `reason` goes into the substatus history.
+    `reason` goes into the substatus history. A consent flag turned on without its date is
+    dated now.
     """
     _check_references(contact, fields)
     _check_company(contact, fields)
-    changed = record_assign(contact, fields, allowed=CONTACT_WRITABLE_FIELDS)
+    changed = record_assign(contact, {**fields, **_consent_dates(contact, fields)}, allowed=CONTACT_WRITABLE_FIELDS)
     record_save(contact, actor=actor, update_fields=changed, reason=reason)
     if {"stage", "substatus"} & set(changed):
         contact.refresh_from_db(fields=CONTACT_DATABASE_KEPT_FIELDS)

@@ -32,6 +32,7 @@ class ContactViewSet(SoftDeleteViewSet):
 
     serializer_class = ContactSerializer
     filterset_class = ContactFilterSet
+    filter_entity = "contacts"
     ordering_fields = [
         "created_at",
         "updated_at",

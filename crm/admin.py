@@ -180,13 +180,25 @@ class MembershipAdmin(TenantScopedAdmin):
 
 
 class ContactOrPartyListFilter(admin.SimpleListFilter):
-    """Projects a contact is on, as their contact or a party (linked from a company's page; not listed)."""
+    """Projects a contact is on, as their contact or a party (linked from a company's page).
+
+    Listed in the sidebar only while it is in use, with the contact's name: a filter with no
+    choices at all would be dropped by Django, ignoring the parameter.
+    """
 
     title = "contact or party"
     parameter_name = "contact_or_party"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return []
+        value = self.value()
+        if value is None:
+            return []
+        contacts = Contact.objects.filter(pk=value) if re.fullmatch(r"[0-9]{1,18}", value) else Contact.objects.none()
+        ids = admin_tenant_ids(request)
+        if ids is not None:
+            contacts = contacts.filter(tenant_id__in=ids)
+        contact = contacts.first()
+        return [(value, str(contact) if contact is not None else f"#{value}")]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
         value = self.value()
@@ -234,7 +246,7 @@ class ProjectContactInline(admin.TabularInline):
 @admin.register(Project)
 class ProjectAdmin(SoftDeleteAdmin):
     list_display = ["name", "project_number", "status", "type", "contact", "estimated_value", "scheduled_start"]
-    list_filter = ["status", "type", "insurance_approved", ContactOrPartyListFilter]
+    list_filter = ["status", "type", "insurance_approved", "quickbooks_sync_status", ContactOrPartyListFilter]
     list_select_related = ["contact"]
     search_fields = ["name", "project_number"]
     autocomplete_fields = ["contact", "parent_project"]
@@ -275,6 +287,7 @@ class ProjectAdmin(SoftDeleteAdmin):
             "Insurance",
             {"fields": ["insurance_approved", "insurance_approval_amount", "deductible_collected", "supplements"]},
         ),
+        ("QuickBooks", {"fields": ["quickbooks_id", "quickbooks_sync_status"]}),
         ("Other", {"fields": ["custom_fields"]}),
         ("Record", {"fields": [*RECORD_FIELDS, "is_deleted"]}),
     ]
@@ -320,11 +333,11 @@ class ProjectAdmin(SoftDeleteAdmin):
 @admin.register(Activity)
 class ActivityAdmin(TenantScopedAdmin):
     list_display = ["__str__", "type", "direction", "contact", "project", "performed_by", "on_behalf_of", "created_at"]
-    list_filter = ["type", "direction"]
+    list_filter = ["type", "direction", "is_impersonated_action"]
     list_select_related = ["contact", "project", "performed_by", "on_behalf_of"]
     search_fields = ["subject", "content"]
     autocomplete_fields = ["contact", "project"]
-    readonly_fields = ["created_by", "performed_by", "on_behalf_of", "created_at"]
+    readonly_fields = ["created_by", "performed_by", "on_behalf_of", "is_impersonated_action", "created_at"]
     date_hierarchy = "created_at"
 
     def service_create(self, actor: Actor, fields: dict[str, Any]) -> Activity:

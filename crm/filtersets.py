@@ -1,7 +1,7 @@
 import django_filters
 from django.db.models import Q, QuerySet
 
-from crm.api.filtersets import BooleanFilter, CreatedRangeFilterSet, IdFilter
+from crm.api.filtersets import BooleanFilter, CreatedRangeFilterSet, DateTimeFilter, IdFilter
 from crm.models import Activity, ActivityDirection, ActivityType, Membership, Project, ProjectStatus, ProjectType, Role
 
 
@@ -12,6 +12,8 @@ class ProjectFilterSet(CreatedRangeFilterSet):
     parent_project = IdFilter(field_name="parent_project_id")
     substatus = IdFilter(field_name="substatus_id", help_text="Substatus id.")
     insurance_approved = BooleanFilter()
+    quickbooks_id = django_filters.CharFilter()
+    quickbooks_sync_status = django_filters.CharFilter(lookup_expr="iexact")
     scheduled_after = django_filters.DateFilter(field_name="scheduled_start", lookup_expr="gte")
     scheduled_before = django_filters.DateFilter(field_name="scheduled_start", lookup_expr="lte")
     search = django_filters.CharFilter(method="filter_search", help_text="Name or project number contains.")
@@ -33,8 +35,9 @@ class ActivityFilterSet(CreatedRangeFilterSet):
     contact = IdFilter(field_name="contact_id")
     project = IdFilter(field_name="project_id")
     performed_by = IdFilter(field_name="performed_by_id")
-    scheduled_after = django_filters.IsoDateTimeFilter(field_name="scheduled_at", lookup_expr="gte")
-    scheduled_before = django_filters.IsoDateTimeFilter(field_name="scheduled_at", lookup_expr="lt")
+    is_impersonated_action = BooleanFilter(help_text="true: done by an admin while impersonating.")
+    scheduled_after = DateTimeFilter(field_name="scheduled_at", lookup_expr="gte")
+    scheduled_before = DateTimeFilter(field_name="scheduled_at", lookup_expr="lt")
     open = BooleanFilter(field_name="completed_at", lookup_expr="isnull", help_text="true: not completed yet.")
     search = django_filters.CharFilter(method="filter_search", help_text="Subject or content contains.")
 

@@ -15,7 +15,7 @@ from django.utils.timezone import now
 from knox.models import AbstractAuthToken
 from knox.settings import CONSTANTS as KNOX
 
-from crm.fields import choices_check, non_negative_check
+from crm.fields import DatabaseKeptBooleanField, JSONDocumentField, choices_check, non_negative_check
 
 
 class User(AbstractUser):  # type: ignore[django-manager-missing]  # AuthToken.user: knox ships no types
@@ -158,11 +158,12 @@ class Tenant(models.Model):
 
     SubscriptionStatus = SubscriptionStatus
 
-    name = models.CharField(max_length=200)
-    subdomain = models.SlugField(max_length=63, unique=True, validators=[validate_subdomain], help_text=SUBDOMAIN_RULE)
-    custom_domain = models.CharField(max_length=253, null=True, blank=True, unique=True)  # noqa: DJ001
-    settings = models.JSONField(default=dict, db_default={}, blank=True)
-    features = models.JSONField(default=dict, db_default={}, blank=True)
+    name = models.CharField(max_length=255)
+    # varchar(100), the old system's width; a valid subdomain (a DNS label) has 63 at most.
+    subdomain = models.SlugField(max_length=100, unique=True, validators=[validate_subdomain], help_text=SUBDOMAIN_RULE)
+    custom_domain = models.CharField(max_length=255, null=True, blank=True, unique=True)  # noqa: DJ001
+    settings = JSONDocumentField(default=dict, db_default={}, blank=True)
+    features = JSONDocumentField(default=dict, db_default={}, blank=True)
     subscription_status = models.CharField(
         max_length=20,
         choices=SubscriptionStatus.choices,
@@ -324,7 +325,7 @@ class Project(SoftDeleteRecord):
     parent_project = models.ForeignKey(
         "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="subprojects"
     )
-    name = models.CharField(max_length=200)
+    name = models.CharField(max_length=255)
     project_number = models.CharField(max_length=50, null=True, blank=True)  # noqa: DJ001
     status = models.CharField(
         max_length=20, choices=Status.choices, default=Status.ESTIMATE, db_default=Status.ESTIMATE
@@ -354,19 +355,29 @@ class Project(SoftDeleteRecord):
     actual_completion = models.DateField(null=True, blank=True)
     description = models.TextField(null=True, blank=True)  # noqa: DJ001
     scope_of_work = models.TextField(null=True, blank=True)  # noqa: DJ001
-    materials_list = models.JSONField(default=list, db_default=[], blank=True)
+    materials_list = JSONDocumentField(default=list, db_default=[], blank=True)
     insurance_approved = models.BooleanField(default=False, db_default=False)
     insurance_approval_amount = models.DecimalField(
         max_digits=12, decimal_places=2, null=True, blank=True, validators=[non_negative]
     )
     deductible_collected = models.BooleanField(default=False, db_default=False)
-    supplements = models.JSONField(default=list, db_default=[], blank=True)
-    crew_assigned = models.JSONField(default=list, db_default=[], blank=True)
+    supplements = JSONDocumentField(default=list, db_default=[], blank=True)
+    crew_assigned = JSONDocumentField(default=list, db_default=[], blank=True)
     weather_delays = models.PositiveSmallIntegerField(default=0, db_default=0, help_text="Days lost to weather.")
     quality_score = models.PositiveSmallIntegerField(
         null=True, blank=True, validators=[MaxValueValidator(100)], help_text="0 to 100."
     )
-    custom_fields = models.JSONField(default=dict, db_default={}, blank=True)
+    custom_fields = JSONDocumentField(default=dict, db_default={}, blank=True)
+    quickbooks_id = models.CharField(  # noqa: DJ001
+        max_length=100, null=True, blank=True, verbose_name="QuickBooks id", help_text="The job's id in QuickBooks."
+    )
+    quickbooks_sync_status = models.CharField(  # noqa: DJ001
+        max_length=50,
+        null=True,
+        blank=True,
+        verbose_name="QuickBooks sync status",
+        help_text="As the QuickBooks sync reports it (e.g. synced, pending, error).",
+    )
     substatus = models.ForeignKey(
         "substatus.SubstatusConfig",
         on_delete=models.PROTECT,
@@ -431,7 +442,7 @@ class ProjectContactRole(models.TextChoices):
 
     HOMEOWNER = "homeowner"
     ADJUSTER = "adjuster"
-    SUBCONTRACTOR = "subcontractor"
+    SUB_CONTRACTOR = "sub_contractor", "Sub-contractor"
     PROPERTY_MANAGER = "property_manager"
     REAL_ESTATE_AGENT = "real_estate_agent"
     DEVELOPER = "developer"
@@ -510,7 +521,7 @@ class Activity(models.Model):
     from_address = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
     to_address = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
     outcome = models.CharField(max_length=100, null=True, blank=True)  # noqa: DJ001
-    outcome_details = models.JSONField(default=dict, db_default={}, blank=True)
+    outcome_details = JSONDocumentField(default=dict, db_default={}, blank=True)
     duration_seconds = models.PositiveIntegerField(null=True, blank=True)
     recording_url = models.URLField(max_length=500, null=True, blank=True)  # noqa: DJ001
     transcript = models.TextField(null=True, blank=True)  # noqa: DJ001
@@ -536,6 +547,15 @@ class Activity(models.Model):
         blank=True,
         related_name="+",
         help_text="The admin who acted while impersonating; empty otherwise.",
+    )
+    is_impersonated_action = DatabaseKeptBooleanField(
+        default=False,
+        db_default=False,
+        editable=False,
+        help_text=(
+            "Done by an admin while impersonating: set by the database when on_behalf_of is, and kept "
+            "(also when that admin's account is deleted later)."
+        ),
     )
     created_at = models.DateTimeField(default=now, db_default=Now(), editable=False)
 

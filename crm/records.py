@@ -3,12 +3,13 @@
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, models
 from django.utils.text import capfirst
 
 from crm.actor import Actor
 from crm.constraints import constraint_error, constraint_violation
-from crm.errors import ApplicationError, Conflict
+from crm.errors import ApplicationError, Conflict, NotFound
 from crm.models import SoftDeleteRecord
 from crm.tenancy import tenant_ensure_owns
 
@@ -92,29 +93,49 @@ def record_assign(record: M, fields: Mapping[str, Any], *, allowed: frozenset[st
 def record_save(record: M, *, actor: Actor, update_fields: list[str] | None = None, reason: str = "") -> M:
     """Validate the given fields and save inside the actor's write transaction.
 
-    Database constraints (uniqueness, checks, triggers) are the final word: a violation
-    becomes an ApplicationError naming the field, and nothing is written.
+    A field's validator refuses with an ApplicationError naming the field. Database
+    constraints (uniqueness, checks, triggers) are the final word: a violation becomes an
+    ApplicationError naming the field too, and nothing is written.
     """
     # Foreign keys arrive as rows already fetched and checked by the service (same tenant,
     # active member); re-checking that each exists would cost a query per key.
     relations = {f.name for f in record._meta.fields if f.is_relation}
-    record.clean_fields(
-        exclude=[
-            f.name
-            for f in record._meta.fields
-            if f.name in relations or (update_fields is not None and f.name not in update_fields)
-        ]
-    )
+    try:
+        record.clean_fields(
+            exclude=[
+                f.name
+                for f in record._meta.fields
+                if f.name in relations or (update_fields is not None and f.name not in update_fields)
+            ]
+        )
+    except ValidationError as exc:
+        # A field's validator (a time zone, a color, ...): the first refusal, on its field.
+        attr, [error, *_] = next(iter(exc.error_dict.items()))
+        raise ApplicationError(" ".join(error.messages), code=error.code, attr=attr) from exc
     if isinstance(record, SoftDeleteRecord):
         record.updated_by = actor.user
         if update_fields is not None:
             update_fields = [*update_fields, "updated_by", "updated_at"]
     try:
         with actor.atomic(reason=reason):
+            if update_fields is not None:
+                record_lock(record)
             record.save(update_fields=update_fields)
     except IntegrityError as exc:
         raise constraint_violation(exc) from exc
     return record
+
+
+def record_lock(record: models.Model) -> dict[str, Any]:
+    """Lock the record's row until the end of the caller's transaction and return it as stored.
+
+    A row deleted since the caller read it is a NotFound (404): the loser of a race with a
+    delete gets the answer it would have got a moment later, never a failed write.
+    """
+    current = type(record)._base_manager.select_for_update().filter(pk=record.pk).values().first()
+    if current is None:
+        raise NotFound(f"{capfirst(record._meta.verbose_name)} {record.pk} no longer exists.")
+    return current
 
 
 def record_soft_delete(*, record: R, actor: Actor) -> R:
@@ -131,17 +152,19 @@ def record_restore(*, record: R, actor: Actor) -> R:
     record.is_deleted = False
     try:
         return record_save(record, actor=actor, update_fields=["is_deleted"])
+    except NotFound:
+        raise
     except ApplicationError as exc:
         record.is_deleted = True
         raise Conflict(f"Cannot restore: {exc.message}", code="restore_conflict", attr=exc.attr) from exc
 
 
 def record_purge(*, record: R, actor: Actor) -> None:
-    """Delete for good a row that was soft-deleted first."""
-    if not record.is_deleted:
-        raise Conflict(
-            f"{record._meta.verbose_name} {record.pk} is not deleted: delete it before purging it.",
-            code="not_deleted",
-        )
+    """Delete for good a row that was soft-deleted first (as stored: not restored meanwhile)."""
     with actor.atomic():
+        if not record_lock(record)["is_deleted"]:
+            raise Conflict(
+                f"{record._meta.verbose_name} {record.pk} is not deleted: delete it before purging it.",
+                code="not_deleted",
+            )
         record.delete()

@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from contacts.models import Contact
 from crm.actor import Actor
-from crm.errors import ApplicationError, Conflict, Forbidden
+from crm.errors import ApplicationError, Conflict, Forbidden, NotFound
 from crm.models import Activity, AuthToken, Membership, MembershipStatus, Project, ProjectContact, Role, Tenant, User
 from crm.records import (
     record_assign,
@@ -67,6 +67,8 @@ class ProjectFields(TypedDict, total=False):
     weather_delays: int
     quality_score: int | None
     custom_fields: dict[str, Any]
+    quickbooks_id: str | None
+    quickbooks_sync_status: str | None
     substatus: "SubstatusConfig | None"
 
 
@@ -332,6 +334,14 @@ def membership_check(
         _ensure_owner_remains(tenant, losing=membership)
 
 
+def _membership_reload(membership: Membership) -> None:
+    """Read the membership again under the tenant lock; one removed meanwhile is a NotFound (404)."""
+    try:
+        membership.refresh_from_db()
+    except Membership.DoesNotExist:
+        raise NotFound(f"Membership {membership.pk} no longer exists.") from None
+
+
 def _lock_tenant(tenant: Tenant) -> None:
     """Serialise membership changes of one tenant, so two admins cannot both demote the last owners."""
     Tenant.objects.select_for_update().filter(pk=tenant.pk).values_list("pk", flat=True).get()
@@ -360,7 +370,7 @@ def membership_update(*, actor: Actor, membership: Membership, **fields: Unpack[
     tenant = actor.require_tenant()
     with actor.atomic():
         _lock_tenant(tenant)
-        membership.refresh_from_db()
+        _membership_reload(membership)
         membership_check(actor=actor, membership=membership, role=fields.get("role"), status=fields.get("status"))
         changed = record_assign(membership, fields, allowed=MEMBERSHIP_WRITABLE_FIELDS)
         membership.full_clean()
@@ -372,7 +382,7 @@ def membership_remove(*, actor: Actor, membership: Membership) -> None:
     tenant = actor.require_tenant()
     with actor.atomic():
         _lock_tenant(tenant)
-        membership.refresh_from_db()
+        _membership_reload(membership)
         membership_check(actor=actor, membership=membership, remove=True)
         membership.delete()
 

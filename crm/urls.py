@@ -29,6 +29,7 @@ from crm.views import (
     TenantView,
     TokenView,
 )
+from filters.views import FilterConfigViewSet, FilterCountView, FilterUsageView, FilterValidateView, SavedFilterViewSet
 from impersonation.views import (
     ImpersonationLogViewSet,
     ImpersonationStartView,
@@ -58,6 +59,8 @@ router.register(r"campaigns/(?P<campaign_pk>[0-9]{1,18})/triggers", CampaignTrig
 router.register(r"campaigns/(?P<campaign_pk>[0-9]{1,18})/versions", CampaignVersionViewSet, basename="campaign-version")
 router.register("campaign-enrollments", CampaignEnrollmentViewSet, basename="campaign-enrollment")
 router.register("campaign-templates", CampaignTemplateViewSet, basename="campaign-template")
+router.register("filter-configs", FilterConfigViewSet, basename="filter-config")
+router.register("saved-filters", SavedFilterViewSet, basename="saved-filter")
 router.register("auth/tokens", AuthTokenViewSet, basename="auth-tokens")
 router.register("impersonation/logs", ImpersonationLogViewSet, basename="impersonation-log")
 router.register("ai/conversations", ConversationViewSet, basename="ai-conversation")
@@ -84,6 +87,9 @@ api_v1: list[URLPattern | URLResolver] = [
     ),
     path("substatus/analytics/", SubstatusAnalyticsView.as_view(), name="substatus-analytics"),
     path("ai/usage/", UsageView.as_view(), name="ai-usage"),
+    path("filters/validate/", FilterValidateView.as_view(), name="filters-validate"),
+    path("filters/count/", FilterCountView.as_view(), name="filters-count"),
+    path("filters/usage/", FilterUsageView.as_view(), name="filters-usage"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", ApiDocsView.as_view(url_name="schema"), name="docs"),
     path("", include(router.urls)),

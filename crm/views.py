@@ -61,6 +61,7 @@ class ProjectViewSet(SoftDeleteViewSet):
 
     serializer_class = ProjectSerializer
     filterset_class = ProjectFilterSet
+    filter_entity = "projects"
     ordering_fields = [
         "created_at",
         "updated_at",
@@ -138,6 +139,7 @@ class ActivityViewSet(TenantScopedViewSet):
 
     serializer_class = ActivitySerializer
     filterset_class = ActivityFilterSet
+    filter_entity = "activities"
     ordering_fields = ["created_at", "scheduled_at", "completed_at", "reminder_at", "type"]
     ordering = ["-created_at"]
     action_roles = {"destroy": Role.MANAGER}

@@ -8,6 +8,7 @@ from typing import Any
 from django.db import connection, transaction
 from django.db.models import QuerySet
 
+from crm.errors import ApplicationError
 from crm.models import Tenant
 from substatus.models import RECORD_MODELS, STATUS_FIELD, STATUSES, SubstatusHistory
 
@@ -124,8 +125,19 @@ def _empty_stats() -> dict[str, Any]:
     }
 
 
+# Two years: analytics read every history row of the window.
+ANALYTICS_MAX_DAYS = 731
+
+
 def analytics_window(*, tenant: Tenant, start: dt.date, end: dt.date) -> tuple[dt.datetime, dt.datetime]:
-    """The instants bounding the days `start` to `end` (both included) in the tenant's time zone."""
+    """The instants bounding the days `start` to `end` (both included) in the tenant's time zone;
+    a window longer than ANALYTICS_MAX_DAYS is an ApplicationError on `from`."""
+    if (end - start).days + 1 > ANALYTICS_MAX_DAYS:
+        raise ApplicationError(
+            f"The window is at most {ANALYTICS_MAX_DAYS} days: move `from` closer to `to`.",
+            code="window_too_long",
+            attr="from",
+        )
     zone = zoneinfo.ZoneInfo(tenant.timezone)
     return (
         dt.datetime.combine(start, dt.time.min, tzinfo=zone),

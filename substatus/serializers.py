@@ -1,5 +1,7 @@
+import datetime as dt
 from typing import Any
 
+from django.core.validators import MaxValueValidator, MinValueValidator
 from rest_framework import serializers
 
 from crm.api.fields import TenantPrimaryKeyRelatedField
@@ -73,14 +75,24 @@ class _FromToMixin(serializers.Serializer):
         return fields
 
 
+# Days far enough from the calendar's ends that a window around them is still a date.
+ANALYTICS_DATE_VALIDATORS = [MinValueValidator(dt.date(1900, 1, 1)), MaxValueValidator(dt.date(2999, 12, 31))]
+
+
 class AnalyticsQuerySerializer(_FromToMixin, serializers.Serializer):
     """The window, in whole days of the tenant's time zone."""
 
     entity = serializers.ChoiceField(choices=Entity.choices)
     start = serializers.DateField(
-        required=False, help_text="First day, in the tenant's time zone (default: 29 days before `to`)."
+        required=False,
+        validators=ANALYTICS_DATE_VALIDATORS,
+        help_text="First day, in the tenant's time zone (default: 29 days before `to`).",
     )
-    end = serializers.DateField(required=False, help_text="Last day, included (default: today, tenant's time zone).")
+    end = serializers.DateField(
+        required=False,
+        validators=ANALYTICS_DATE_VALIDATORS,
+        help_text="Last day, included (default: today, tenant's time zone).",
+    )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         start, end = attrs.get("from"), attrs.get("to")

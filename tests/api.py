@@ -1,5 +1,6 @@
 """Helpers for API tests: the documented error shape, row snapshots and the resources under test."""
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -20,10 +21,11 @@ from campaigns.services import campaign_create
 from contacts.models import Contact
 from crm.actor import Actor
 from crm.models import Activity, Membership, Project, ProjectContact, Role, Tenant
+from filters.models import FilterConfig, FilterUsageLog, SavedFilter
 from impersonation.models import ImpersonationLog
 from substatus.models import SubstatusConfig, SubstatusHistory
 from tests.conftest import client_for
-from tests.factories import ActivityFactory, ContactFactory, ProjectFactory
+from tests.factories import ActivityFactory, ContactFactory, MembershipFactory, ProjectFactory
 
 # The persona fixture (tests/conftest.py) holding each role in `tenant`.
 ROLE_PERSONAS = {
@@ -94,6 +96,9 @@ def tables() -> dict[str, list[dict[str, Any]]]:
             CampaignTrigger,
             CampaignTemplate,
             CampaignEnrollment,
+            FilterConfig,
+            SavedFilter,
+            FilterUsageLog,
         )
     }
 
@@ -108,10 +113,15 @@ class Resource:
     payload: Callable[[Tenant], dict[str, Any]]  # a valid full body, with references in that tenant
     change: dict[str, Any]  # a valid PATCH body
     soft_delete: bool
+    list_query: str = ""  # narrows a list to the rows the test made (tenants start with default rows)
 
     @property
     def url(self) -> str:
         return f"/api/v1/{self.name}/"
+
+    @property
+    def list_url(self) -> str:
+        return self.url + self.list_query
 
     def detail(self, pk: int) -> str:
         return f"/api/v1/{self.name}/{pk}/"
@@ -157,6 +167,59 @@ CAMPAIGNS = Resource(
     soft_delete=True,
 )
 RESOURCES = [CONTACTS, PROJECTS, ACTIVITIES, CAMPAIGNS]
+
+_numbers = itertools.count(1)
+
+
+def _saved_filter(tenant: Tenant) -> SavedFilter:
+    owner = MembershipFactory.create(tenant=tenant).user
+    return SavedFilter.objects.create(
+        tenant=tenant,
+        entity_type="contacts",
+        name=f"Saved {next(_numbers)}",
+        filter_criteria={"and": []},
+        created_by=owner,
+    )
+
+
+def _custom_config(tenant: Tenant) -> FilterConfig:
+    key = f"key{next(_numbers)}"
+    return FilterConfig.objects.create(
+        tenant=tenant,
+        entity_type="contacts",
+        field_name=f"custom_fields.{key}",
+        field_label=key,
+        field_type="text",
+        filter_operator="contains",
+        custom_field_id=key,
+    )
+
+
+# Tenant configuration the filters app adds (every tenant also starts with default rows).
+SAVED_FILTERS = Resource(
+    name="saved-filters",
+    model=SavedFilter,
+    make=_saved_filter,
+    payload=lambda tenant: {"entity_type": "contacts", "name": "Hot", "filter_criteria": {"and": []}},
+    change={"name": "Warm"},
+    soft_delete=False,
+    list_query="?is_system=false",
+)
+FILTER_CONFIGS = Resource(
+    name="filter-configs",
+    model=FilterConfig,
+    make=_custom_config,
+    payload=lambda tenant: {
+        "entity_type": "contacts",
+        "field_name": "custom_fields.roof_color",
+        "field_label": "Roof color",
+        "field_type": "text",
+    },
+    change={"field_label": "Colour"},
+    soft_delete=False,
+    list_query="?custom=true",
+)
+FILTER_RESOURCES = [SAVED_FILTERS, FILTER_CONFIGS]
 SOFT_DELETE_RESOURCES = [resource for resource in RESOURCES if resource.soft_delete]
 
 

@@ -6,6 +6,7 @@ Every error response is `{"type": ..., "errors": [{"code", "detail", "attr"}]}`
 
 from typing import Any
 
+from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -32,8 +33,8 @@ class StatusAPIException(exceptions.APIException):
 class ExceptionHandler(handler.ExceptionHandler):
     def convert_known_exceptions(self, exc: Exception) -> Exception:
         if isinstance(exc, ApplicationError):
-            error = ErrorDetail(exc.message, code=exc.code)
-            detail = {exc.attr: [error]} if exc.attr else [error]
+            errors = [ErrorDetail(message, code=exc.code) for message in exc.messages]
+            detail = {exc.attr: errors} if exc.attr else errors
             if exc.status_code == status.HTTP_400_BAD_REQUEST:
                 return exceptions.ValidationError(detail)
             return StatusAPIException(detail, exc.code, exc.status_code)
@@ -41,6 +42,12 @@ class ExceptionHandler(handler.ExceptionHandler):
             return exceptions.ValidationError(as_serializer_error(exc))
         if isinstance(exc, IntegrityError):
             return self.convert_known_exceptions(constraint_violation(exc))
+        if isinstance(exc, RequestDataTooBig):
+            return StatusAPIException(
+                "The request body is larger than this server accepts.",
+                "request_too_large",
+                status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+            )
         return super().convert_known_exceptions(exc)
 
 
@@ -72,6 +79,19 @@ def server_error(request: HttpRequest) -> HttpResponse:
     # The message drf-standardized-errors gives an unhandled exception inside a DRF view.
     error = exceptions.APIException(detail="Server Error (500)")
     return api_error_response(error, error)
+
+
+class Error413Serializer(serializers.Serializer):
+    code = serializers.ChoiceField(choices=["request_too_large"])
+    detail = serializers.CharField()
+    attr = serializers.CharField(allow_null=True)
+
+
+class ErrorResponse413Serializer(serializers.Serializer):
+    """A request body over DATA_UPLOAD_MAX_MEMORY_SIZE."""
+
+    type = serializers.ChoiceField(choices=["client_error"])
+    errors = Error413Serializer(many=True)  # type: ignore[assignment]  # as in ErrorResponse409Serializer
 
 
 class Error409Serializer(serializers.Serializer):

@@ -1,5 +1,6 @@
 """Filter pieces shared by every app's FilterSets."""
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import django_filters
@@ -35,11 +36,38 @@ class IdFilter(django_filters.NumberFilter):
     field_class = forms.IntegerField
 
 
+# No time zone is further from UTC than this (Kiribati, +14:00); PostgreSQL refuses 16:00 and more.
+MAX_UTC_OFFSET = timedelta(hours=14)
+
+
+class UTCDateTimeField(django_filters.fields.IsoDateTimeField):
+    """An ISO 8601 time, in UTC once parsed; an offset no time zone has is an error."""
+
+    def to_python(self, value: Any) -> datetime | None:
+        parsed = super().to_python(value)
+        if parsed is None:
+            return None
+        offset = parsed.utcoffset()
+        if offset is not None and abs(offset) > MAX_UTC_OFFSET:
+            raise ValidationError(
+                "The UTC offset must be between -14:00 and +14:00; got %(value)s.",
+                code="invalid",
+                params={"value": value},
+            )
+        return parsed.astimezone(UTC)
+
+
+class DateTimeFilter(django_filters.IsoDateTimeFilter):
+    """An ISO 8601 time filter; use it (not django-filter's) for every time filter."""
+
+    field_class = UTCDateTimeField
+
+
 class CreatedRangeFilterSet(django_filters.FilterSet):
-    created_after = django_filters.IsoDateTimeFilter(
+    created_after = DateTimeFilter(
         field_name="created_at", lookup_expr="gte", help_text="Created at or after this ISO 8601 time."
     )
-    created_before = django_filters.IsoDateTimeFilter(
+    created_before = DateTimeFilter(
         field_name="created_at", lookup_expr="lt", help_text="Created before this ISO 8601 time."
     )
 

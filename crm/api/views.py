@@ -60,6 +60,10 @@ class TenantScopedViewSet(TenantMixin, viewsets.ModelViewSet):
     rows of several tenants defines `dangerously_get_queryset` with a comment saying why.
     """
 
+    # The entity a filter backend's language knows these rows as (`contacts`, `projects`,
+    # `activities`), or None: the core names it, a feature app's backend reads it.
+    filter_entity: str | None = None
+
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if "get_queryset" in cls.__dict__:
@@ -84,6 +88,17 @@ class TenantScopedViewSet(TenantMixin, viewsets.ModelViewSet):
     def filter_visible(self, queryset: QuerySet) -> QuerySet:
         """Narrow the tenant's rows further for the current action (e.g. hide deleted rows)."""
         return queryset
+
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """The page; then each filter backend with a `list_served(request, view, response)` hook
+        hears about it (a feature app's backend in DEFAULT_FILTER_BACKENDS logs its use there,
+        without the core importing it)."""
+        response = super().list(request, *args, **kwargs)
+        for backend in self.filter_backends:
+            served = getattr(backend, "list_served", None)
+            if served is not None:
+                served(backend(), request, self, response)
+        return response
 
 
 def query_flag(request: Request, name: str) -> bool:

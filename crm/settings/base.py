@@ -223,12 +223,14 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     # DRF's throttles (none today) find the client address the way crm.auth.client_ip does.
     "NUM_PROXIES": TRUSTED_PROXY_COUNT,
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["crm.api.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PAGINATION_CLASS": "crm.api.pagination.PageNumberPagination",
     "DEFAULT_FILTER_BACKENDS": [
         "crm.api.filtering.FilterBackend",
         "crm.api.filtering.StrictOrderingFilter",
+        # ?filter= and ?saved_filter= on views naming a `filter_entity` (contacts, projects, activities)
+        "filters.backends.FilterTreeBackend",
     ],
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "drf_standardized_errors.handler.exception_handler",
@@ -238,7 +240,9 @@ REST_FRAMEWORK = {
 
 DRF_STANDARDIZED_ERRORS = {
     "EXCEPTION_HANDLER_CLASS": "crm.api.errors.ExceptionHandler",
-    "ALLOWED_ERROR_STATUS_CODES": ["400", "401", "403", "404", "405", "406", "415", "429", "500"],
+    "ALLOWED_ERROR_STATUS_CODES": ["400", "401", "403", "404", "405", "406", "413", "415", "429", "500"],
+    # Any request may carry a body over DATA_UPLOAD_MAX_MEMORY_SIZE.
+    "ERROR_SCHEMAS": {"413": "crm.api.errors.ErrorResponse413Serializer"},
 }
 
 # The OpenAPI schema and Swagger UI: open to anyone (development), or to signed-in users
@@ -302,6 +306,8 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "campaign-triggers-scan": {"task": "campaigns.tasks.campaign_triggers_scan_task", "schedule": 60},
     "campaigns-check-exits": {"task": "campaigns.tasks.campaigns_check_exits_task", "schedule": 5 * 60},
     "ai-conversations-retention": {"task": "ai_chat.tasks.conversations_retention_task", "schedule": 24 * 60 * 60},
+    "filter-usage-flush": {"task": "filters.tasks.filter_usage_flush_task", "schedule": 10},
+    "filter-usage-prune": {"task": "filters.tasks.filter_usage_prune_task", "schedule": 24 * 60 * 60},
 }
 
 # AI chat (ai_chat): any OpenAI-compatible chat-completions server (OpenAI, Azure OpenAI, vLLM,
@@ -325,6 +331,14 @@ AI_MODEL_PRICES: dict[str, dict[str, str]] = {
     "gpt-4.1": {"prompt": "2.00", "completion": "8.00"},
     "gpt-4.1-mini": {"prompt": "0.40", "completion": "1.60"},
 }
+
+# Filter usage analytics: each filtered list request pushes its conditions to a Redis list
+# (FILTER_USAGE_QUEUE) after the response is built; beat's flush task writes them in bulk
+# every 10 seconds, and a daily task deletes logs older than FILTER_USAGE_RETENTION_DAYS.
+FILTER_USAGE_LOGGING = env_bool("FILTER_USAGE_LOGGING", True)
+FILTER_USAGE_REDIS_URL = REDIS_URL
+FILTER_USAGE_QUEUE = os.environ.get("FILTER_USAGE_QUEUE", "ridgeline:filter-usage")
+FILTER_USAGE_RETENTION_DAYS = env_int("FILTER_USAGE_RETENTION_DAYS", 180, minimum=1)
 
 # `manage.py schema_check` and `adopt_database` report every table, column, constraint,
 # index, trigger, function, view, sequence, type and extension that differs from what

@@ -21,3 +21,7 @@ CACHES = {
 }
 # Failed log-ins are counted in this cache: tests/conftest.py empties this process's keys
 # after every test, so that no test inherits another's lockout.
+
+# Filter usage goes to this process's own list, under the cache's prefix (emptied after every test).
+FILTER_USAGE_REDIS_URL = CELERY_BROKER_URL
+FILTER_USAGE_QUEUE = f"ridgeline-test-{os.getpid()}:filter-usage"

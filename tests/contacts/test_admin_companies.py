@@ -122,7 +122,7 @@ def test_project_parties_are_added_changed_and_removed_inline_through_the_servic
         CompanyFactory(tenant=tenant),
     )
     kept = ProjectContactFactory(tenant=tenant, project=project, contact=company, role="organization")
-    removed = ProjectContactFactory(tenant=tenant, project=project, contact=gutters, role="subcontractor")
+    removed = ProjectContactFactory(tenant=tenant, project=project, contact=gutters, role="sub_contractor")
     changed = ProjectContactFactory(tenant=tenant, project=project, contact=adjuster, role="other")
 
     response = client.post(
@@ -135,11 +135,11 @@ def test_project_parties_are_added_changed_and_removed_inline_through_the_servic
                     "id": removed.pk,
                     "project": project.pk,
                     "contact": gutters.pk,
-                    "role": "subcontractor",
+                    "role": "sub_contractor",
                     "DELETE": "on",
                 },
                 {"id": changed.pk, "project": project.pk, "contact": adjuster.pk, "role": "adjuster"},
-                {"project": project.pk, "contact": gutters.pk, "role": "subcontractor"},
+                {"project": project.pk, "contact": gutters.pk, "role": "sub_contractor"},
             ],
             initial=3,
         ),
@@ -149,7 +149,7 @@ def test_project_parties_are_added_changed_and_removed_inline_through_the_servic
     assert set(ProjectContact.objects.values_list("contact_id", "role", "created_by_id")) == {
         (company.pk, "organization", None),
         (adjuster.pk, "adjuster", None),
-        (gutters.pk, "subcontractor", user.pk),  # added again, by the service, with the actor
+        (gutters.pk, "sub_contractor", user.pk),  # added again, by the service, with the actor
     }
     assert not ProjectContact.objects.filter(pk=removed.pk).exists()
 

@@ -14,6 +14,7 @@ from tests.factories import (
     CompanyFactory,
     ContactFactory,
     MembershipFactory,
+    ProjectContactFactory,
     ProjectFactory,
     TenantFactory,
     UserFactory,
@@ -356,3 +357,40 @@ def test_list_pages_use_a_bounded_number_of_queries(tenant, model):
     for _ in range(45):
         make()
     assert count() == few
+
+
+def test_the_contact_or_party_filter_lists_only_that_contacts_projects(tenant):
+    client, _ = staff_client(tenant, Role.MANAGER, "office")
+    company = CompanyFactory(tenant=tenant, company="Garcia Holdings")
+    as_contact = ProjectFactory(tenant=tenant, contact=company, name="Clubhouse roof")
+    as_party = ProjectFactory(tenant=tenant, name="Unit 4 repair")
+    ProjectContactFactory(tenant=tenant, project=as_party, contact=company, role="organization")
+    ProjectFactory.create_batch(3, tenant=tenant)
+
+    response = client.get(changelist(Project), {"contact_or_party": company.pk})
+
+    assert response.status_code == 200
+    assert {project.pk for project in response.context["cl"].result_list} == {as_contact.pk, as_party.pk}
+    assert "Garcia Holdings" in response.content.decode()
+
+
+@pytest.mark.parametrize("value", ["abc", "0"])
+def test_the_contact_or_party_filter_with_no_such_contact_lists_nothing(tenant, value):
+    client, _ = staff_client(tenant, Role.MANAGER, "office")
+    ProjectFactory.create_batch(2, tenant=tenant)
+
+    response = client.get(changelist(Project), {"contact_or_party": value})
+
+    assert response.status_code == 200
+    assert list(response.context["cl"].result_list) == []
+
+
+def test_the_contact_or_party_filter_does_not_show_another_tenants_contact(tenant, other_tenant):
+    client, _ = staff_client(tenant, Role.MANAGER, "office")
+    theirs = CompanyFactory(tenant=other_tenant, company="Valley Secret Holdings")
+    ProjectFactory(tenant=other_tenant, contact=theirs)
+
+    response = client.get(changelist(Project), {"contact_or_party": theirs.pk})
+
+    assert list(response.context["cl"].result_list) == []
+    assert "Valley Secret Holdings" not in response.content.decode()

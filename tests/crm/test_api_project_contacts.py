@@ -45,7 +45,7 @@ def test_lists_the_projects_parties_by_role(tenant, viewer):
     ]
 
 
-@pytest.mark.parametrize("role", ["adjuster", "subcontractor", "organization", "homeowner", "insurance_company"])
+@pytest.mark.parametrize("role", ["adjuster", "sub_contractor", "organization", "homeowner", "insurance_company"])
 def test_a_member_adds_a_party(tenant, member_user, role):
     project = ProjectFactory(tenant=tenant)
     contact = ContactFactory(tenant=tenant)
@@ -103,7 +103,7 @@ def test_bad_parties_are_400_and_change_nothing(tenant, other_tenant, member_use
 
 def test_a_member_removes_a_party(tenant, member_user):
     party = ProjectContactFactory(tenant=tenant)
-    kept = ProjectContactFactory(tenant=tenant, project=party.project, role="subcontractor")
+    kept = ProjectContactFactory(tenant=tenant, project=party.project, role="sub_contractor")
 
     response = client_for(member_user).delete(f"{url(party.project)}{party.pk}/")
 

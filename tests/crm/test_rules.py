@@ -110,6 +110,16 @@ CASES = [
         attr="company",
         message=lambda rows: "A company contact needs its name in company.",
     ),
+    # A contact's time zone is an IANA name (the model field's validator; empty: the tenant's).
+    Case(
+        id="a contact in a time zone that does not exist",
+        setup=lambda tenant: SimpleNamespace(contact=ContactFactory(tenant=tenant)),
+        api=lambda rows: ("patch", f"/api/v1/contacts/{rows.contact.pk}/", {"timezone": "America/Gotham"}),
+        admin=lambda rows: (admin_url("change", Contact, rows.contact.pk), {"timezone": "America/Gotham"}),
+        service=lambda actor, rows: contact_update(contact=rows.contact, actor=actor, timezone="America/Gotham"),
+        attr="timezone",
+        message=lambda rows: "America/Gotham is not an IANA time zone (e.g. America/New_York).",
+    ),
     # An activity needs a contact or a project (the database).
     Case(
         id="an activity without a contact or a project",

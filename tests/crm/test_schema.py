@@ -99,7 +99,10 @@ def test_contact_fields_are_documented(schema):
     assert {"id", "display_name", "email", "phone", "lead_score", "custom_fields", "tags", "is_deleted"} <= set(
         contact["properties"]
     )
-    assert contact["properties"]["lead_score"]["maximum"] == 100
+    assert (contact["properties"]["lead_score"]["minimum"], contact["properties"]["lead_score"]["maximum"]) == (
+        -(2**31),
+        2**31 - 1,
+    )
     assert "search" not in contact["properties"]
 
 

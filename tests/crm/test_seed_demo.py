@@ -144,7 +144,7 @@ def test_the_legacy_rehearsal_writes_the_old_rows_then_migrate_merges_them_and_s
     ]
     assert lines[len(rehearsal) :] == [
         "Added the demo rows of the apps' steps:",
-        "  contacts.parties: 8 adjusters (contacts); project parties: 14 adjuster, 2 subcontractor",
+        "  contacts.parties: 8 adjusters (contacts); project parties: 14 adjuster, 2 sub_contractor",
         "  campaigns.live: 2 active campaigns: New Lead Welcome Series (12 enrolled); "
         "Storm Damage Outreach (12 enrolled)",
     ]
@@ -213,7 +213,7 @@ def test_creates_the_documented_amounts(demo):
         "projects": 60,
         "deleted projects": 2,
         "activities": 300,
-        "parties": {"adjuster": 14, "organization": 18, "subcontractor": 2},
+        "parties": {"adjuster": 14, "organization": 18, "sub_contractor": 2},
     }
     # Every row names a staff member as its author, from the old system's rows to the services' ones.
     assert distinct(people, "created_by") <= staff

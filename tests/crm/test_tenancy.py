@@ -22,6 +22,7 @@ from impersonation.models import ImpersonationLog
 from tests.api import (
     ACTIVITIES,
     CONTACTS,
+    FILTER_RESOURCES,
     PROJECTS,
     RESOURCES,
     SOFT_DELETE_RESOURCES,
@@ -169,7 +170,7 @@ def test_only_inactive_memberships_is_403(member_user, tenant):
 # Another tenant's rows ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("resource", RESOURCES, ids=str)
+@pytest.mark.parametrize("resource", RESOURCES + FILTER_RESOURCES, ids=str)
 @pytest.mark.parametrize("method", ["get", "put", "patch", "delete"])
 def test_another_tenants_row_is_404_and_unchanged(resource, method, tenant, other_tenant, owner):
     foreign = resource.make(other_tenant)
@@ -237,12 +238,12 @@ def test_another_tenants_impersonation_log_is_404_and_never_listed(mine, owner, 
     assert row(foreign) == before
 
 
-@pytest.mark.parametrize("resource", RESOURCES, ids=str)
+@pytest.mark.parametrize("resource", RESOURCES + FILTER_RESOURCES, ids=str)
 def test_lists_never_show_another_tenants_rows(resource, tenant, other_tenant, owner):
     mine = {resource.make(tenant).pk for _ in range(2)}
     resource.make(other_tenant)
 
-    response = client_for(owner).get(resource.url)
+    response = client_for(owner).get(resource.list_url)
 
     assert response.status_code == 200
     assert {item["id"] for item in response.json()["results"]} == mine
