@@ -110,7 +110,7 @@ def test_enrollments_are_listed_by_status_and_taken_out(actor, tenant):
     assert [row.pk for row in listed.context["cl"].result_list] == [enrollments[1].pk]
 
 
-def test_create_from_template_makes_a_draft_in_the_managers_tenant(tenant):
+def test_create_from_template_makes_a_draft_in_the_managers_tenant(tenant, default_templates):
     client, _ = staff_client(tenant, Role.MANAGER)
     template = CampaignTemplate.objects.get(key="post-inspection-follow-up")
 
@@ -128,7 +128,7 @@ def test_create_from_template_makes_a_draft_in_the_managers_tenant(tenant):
     )
 
 
-def test_default_templates_are_read_only_in_the_admin(tenant):
+def test_default_templates_are_read_only_in_the_admin(tenant, default_templates):
     client, _ = staff_client(tenant, Role.OWNER)
     template = CampaignTemplate.objects.get(key="post-inspection-follow-up")
 

@@ -18,7 +18,7 @@ from campaigns.tasks import campaign_triggers_scan_task
 from contacts.models import Contact
 from crm.actor import Actor
 from crm.celery import app
-from crm.models import Project, Role
+from crm.models import Activity, Project, Role
 from substatus.models import SubstatusConfig, SubstatusHistory
 from substatus.tasks import substatus_auto_transition_task
 from tests.admin import admin_url, post_page, staff_client
@@ -135,6 +135,22 @@ def test_an_event_through_the_api_and_in_raw_sql_enrolls(actor, tenant, member_u
     assert campaign_triggers_scan() == 2
     assert {row[0] for row in enrolled(campaign)} == {by_api.pk, by_sql.pk}
     assert campaign_triggers_scan() == 0
+
+
+def test_an_event_logged_in_the_admin_enrolls(actor, tenant):
+    campaign = build(actor, triggers=[INSPECTION])
+    contact = ContactFactory(tenant=tenant)
+    client, _ = staff_client(tenant, Role.MEMBER)
+
+    response = post_page(
+        client,
+        admin_url("add", Activity),
+        {"tenant": tenant.pk, "type": "meeting", "subtype": "roof_inspection", "contact": contact.pk},
+    )
+    assert response.status_code == 302
+
+    assert campaign_triggers_scan() == 1
+    assert enrolled(campaign) == [(contact.pk, "automatic_trigger", "active")]
 
 
 def test_a_time_based_trigger_enrolls_on_the_day_once(actor, tenant):
