@@ -1,12 +1,11 @@
 """Campaigns built through the services, as an office would build them."""
 
-import importlib
 from typing import Any
 
 import pytest
-from django.apps import apps as django_apps
 
-from campaigns.models import Campaign, CampaignTemplate
+from campaigns.defaults import default_templates_ensure
+from campaigns.models import Campaign
 from campaigns.services import campaign_create, campaign_publish, step_create, trigger_create
 from crm.actor import Actor, Source
 
@@ -23,9 +22,7 @@ WAIT_DAYS = {"step_type": "wait", "delay_value": 3, "delay_unit": "days", "step_
 def default_templates(db):
     """The six defaults as the data migration writes them. A transactional test elsewhere in the
     run flushes every table, data-migration rows included, so they are put back when missing."""
-    if not CampaignTemplate.objects.filter(tenant__isnull=True).exists():
-        migration = importlib.import_module("campaigns.migrations.0003_default_templates")
-        migration.create_templates(django_apps, None)
+    default_templates_ensure()
 
 
 @pytest.fixture

@@ -1,10 +1,14 @@
 """The campaigns migrations: forwards on a database that already holds a tenant (the defaults are
 there for it and for a tenant created after), the database rules installed, backwards to nothing."""
 
+import importlib
+
 import pytest
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
+from campaigns.defaults import TEMPLATES, default_templates_ensure
+from campaigns.models import CampaignTemplate
 from campaigns.services import templates_visible
 from tests.campaigns.test_content import DEFAULT_NAMES
 
@@ -60,3 +64,17 @@ def test_forwards_backwards_and_forwards_again():
     migrate(latest())
 
     assert len(rows("SELECT id FROM campaign_templates")) == 6
+
+
+def test_the_migration_holds_a_frozen_copy_of_the_defaults():
+    migration = importlib.import_module("campaigns.migrations.0003_default_templates")
+
+    assert migration.TEMPLATES == TEMPLATES
+
+
+def test_missing_defaults_are_put_back(default_templates):
+    CampaignTemplate.objects.filter(key="win-back-inactive").delete()
+
+    assert default_templates_ensure() == 1
+    assert default_templates_ensure() == 0
+    assert CampaignTemplate.objects.filter(tenant__isnull=True).count() == 6
