@@ -175,6 +175,19 @@ def test_a_time_based_trigger_enrolls_on_the_day_once(actor, tenant):
     assert row.trigger_event == f"time:project:{due.pk}:{today.isoformat()}"
 
 
+def test_a_fixed_date_enrolls_every_live_contact_once_on_the_day(actor, tenant, other_tenant):
+    today = timezone.localdate(timezone=ZoneInfo(tenant.timezone))
+    campaign = build(actor, triggers=[{"trigger_type": "time_based", "trigger_config": {"date": today.isoformat()}}])
+    live = ContactFactory.create_batch(2, tenant=tenant)
+    ContactFactory(tenant=tenant, is_deleted=True)
+    ContactFactory(tenant=other_tenant)
+
+    assert campaign_triggers_scan() == 2
+    assert campaign_triggers_scan() == 0
+    assert sorted(row[0] for row in enrolled(campaign)) == sorted(contact.pk for contact in live)
+    assert set(CampaignEnrollment.objects.values_list("trigger_event", flat=True)) == {f"date:{today.isoformat()}"}
+
+
 def test_paused_campaigns_and_inactive_triggers_enroll_no_one(actor, tenant):
     paused = build(actor, name="Paused", triggers=[TO_QUALIFIED])
     campaign_pause(campaign=paused, actor=actor)
