@@ -29,6 +29,20 @@ def test_members_read_and_managers_write(request, persona, read, write):
     assert Campaign.objects.count() == (1 if write == 201 else 0)
 
 
+def test_spreading_the_catch_up_needs_its_hours(manager):
+    response = client_for(manager).post(URL, {"name": "x", "catch_up_policy": "spread_over_hours"}, format="json")
+
+    assert_error(
+        response,
+        400,
+        code="campaigns_catch_up_hours",
+        detail="Spreading over hours needs the number of hours.",
+        attr="catch_up_hours",
+        type="validation_error",
+    )
+    assert not Campaign.objects.exists()
+
+
 def test_a_campaign_is_built_published_and_enrolled_through_the_api(tenant, manager):
     client = client_for(manager)
     campaign = client.post(URL, {"name": "Welcome", "max_enrollments": 10}, format="json").json()
