@@ -152,22 +152,24 @@ class CampaignAdmin(SoftDeleteAdmin):
 
 
 class _VersionChildInline(admin.StackedInline):
+    """Rows of a version: managers of its tenant edit them while the version is a draft."""
+
     extra = 0
 
-    def _editable(self, obj: CampaignVersion | None) -> bool:
-        return obj is not None and obj.status == VersionStatus.DRAFT
+    def _editable(self, request: HttpRequest, obj: CampaignVersion | None) -> bool:
+        return obj is not None and obj.status == VersionStatus.DRAFT and admin_may(request, obj.tenant_id, Role.MANAGER)
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return self._editable(obj) and super().has_add_permission(request, obj)
+        return self._editable(request, obj)
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return self._editable(obj) and super().has_change_permission(request, obj)
+        return self._editable(request, obj)
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return self._editable(obj) and super().has_delete_permission(request, obj)
+        return self._editable(request, obj)
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return True  # the version page decided who sees it
+        return True  # the version's page decided who sees it
 
 
 STEP_FIELDS = [

@@ -23,5 +23,6 @@ class CampaignsConfig(AppConfig):
             message="A published version stays published.",
             error=Conflict,
         )
+        constraint_register("campaigns_catch_up_hours", attr="catch_up_hours")
         constraint_register("campaign_enrollments_one_active", attr="contact", error=Conflict)
         constraint_register("campaign_enrollments_rotation_unique", attr="contact", error=Conflict)

@@ -266,3 +266,8 @@ def validate_business_hours(hours: Any) -> None:
 
 def tenant_zone(tenant: Tenant) -> zoneinfo.ZoneInfo:
     return zoneinfo.ZoneInfo(tenant.timezone)
+
+
+def contact_zone(tenant: Tenant, contact: Contact) -> zoneinfo.ZoneInfo:
+    """The contact's time zone when it has one, else the tenant's (business hours, waits, days)."""
+    return zoneinfo.ZoneInfo(contact.timezone or tenant.timezone)

@@ -3,6 +3,7 @@ in them (a `crm.demo` step). The six default templates come with the migrations.
 
 from typing import Any
 
+from campaigns.defaults import default_templates_ensure
 from campaigns.models import Campaign, CampaignTemplate, EnrollmentSource
 from campaigns.services import campaign_enroll, campaign_from_template, campaign_publish
 from contacts.models import Contact
@@ -23,6 +24,7 @@ def campaigns_present(tenant: Tenant) -> bool:
 
 
 def campaigns_build(actor: Actor) -> str:
+    default_templates_ensure()
     added = []
     for key, who in LIVE.items():
         template = CampaignTemplate.objects.get(tenant__isnull=True, key=key)

@@ -134,7 +134,9 @@ class Campaign(SoftDeleteRecord):
                 violation_error_message="The most enrollments must be empty or above 0.",
             ),
             models.CheckConstraint(
-                condition=~Q(catch_up_policy=CatchUpPolicy.SPREAD_OVER_HOURS) | Q(catch_up_hours__gt=0),
+                # NULL > 0 would pass a CHECK: the hours must be there and positive.
+                condition=~Q(catch_up_policy=CatchUpPolicy.SPREAD_OVER_HOURS)
+                | Q(catch_up_hours__isnull=False, catch_up_hours__gt=0),
                 name="campaigns_catch_up_hours",
                 violation_error_message="Spreading over hours needs the number of hours.",
             ),

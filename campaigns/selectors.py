@@ -6,7 +6,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from campaigns.content import MergeContext, render, tenant_zone
+from campaigns.content import MergeContext, contact_zone, render, tenant_zone
 from campaigns.models import (
     MESSAGE_STEPS,
     Campaign,
@@ -87,7 +87,7 @@ def _walk(
     sent_per_day: dict[tuple[int, str], int],
 ) -> list[dict[str, Any]]:
     """What one contact would receive, and when, from `start` until `end`."""
-    zone = tenant_zone(campaign.tenant)
+    zone = contact_zone(campaign.tenant, contact)
     by_id = {step.pk: step for step in steps}
     context = _context(actor, contact, None)
     timeline: list[dict[str, Any]] = []
@@ -140,7 +140,9 @@ def campaign_simulate(
     contacts: list[Contact] | None = None,
 ) -> dict[str, Any]:
     """Who of a sample of real contacts would enter now, what each would get and when over the
-    next `days`, and the sends per day per step after business hours and the daily cap."""
+    next `days`, and the sends per day per step (days of the tenant's time zone) after business
+    hours and the daily cap (both in each contact's time zone). The cap counts this campaign's
+    messages: what other campaigns will send then is the engine's to know (part 2)."""
     version = _version(campaign)
     steps = list(CampaignStep.objects.filter(version=version).order_by("step_order"))
     trigger = CampaignTrigger.objects.filter(version=version, is_active=True).order_by("-priority", "pk").first()

@@ -4,6 +4,7 @@ from typing import Any
 
 import pytest
 
+from campaigns.defaults import default_templates_ensure
 from campaigns.models import Campaign
 from campaigns.services import campaign_create, campaign_publish, step_create, trigger_create
 from crm.actor import Actor, Source
@@ -15,6 +16,13 @@ EMAIL = {
 }
 SMS = {"step_type": "send_sms", "step_config": {"body": "Hi {{ contact.first_name }}"}}
 WAIT_DAYS = {"step_type": "wait", "delay_value": 3, "delay_unit": "days", "step_config": {}}
+
+
+@pytest.fixture
+def default_templates(db):
+    """The six defaults as the data migration writes them. A transactional test elsewhere in the
+    run flushes every table, data-migration rows included, so they are put back when missing."""
+    default_templates_ensure()
 
 
 @pytest.fixture

@@ -1,13 +1,14 @@
 """The campaigns API: roles, the draft-publish cycle, enrollment with its dry run, simulate."""
 
 import datetime as dt
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.utils.dateparse import parse_datetime
 
 from campaigns.models import Campaign, CampaignEnrollment, CampaignTemplate
 from tests.api import assert_error, tables
-from tests.campaigns.conftest import TASK, build
+from tests.campaigns.conftest import EMAIL, SMS, TASK, build
 from tests.conftest import client_for
 from tests.factories import ContactFactory
 
@@ -26,6 +27,20 @@ def test_members_read_and_managers_write(request, persona, read, write):
 
     assert response.status_code == write
     assert Campaign.objects.count() == (1 if write == 201 else 0)
+
+
+def test_spreading_the_catch_up_needs_its_hours(manager):
+    response = client_for(manager).post(URL, {"name": "x", "catch_up_policy": "spread_over_hours"}, format="json")
+
+    assert_error(
+        response,
+        400,
+        code="campaigns_catch_up_hours",
+        detail="Spreading over hours needs the number of hours.",
+        attr="catch_up_hours",
+        type="validation_error",
+    )
+    assert not Campaign.objects.exists()
 
 
 def test_a_campaign_is_built_published_and_enrolled_through_the_api(tenant, manager):
@@ -118,7 +133,7 @@ def test_pause_resume_archive(actor, manager):
     assert client.patch(f"{URL}{campaign.pk}/", {"name": "Again"}, format="json").status_code == 409
 
 
-def test_from_template_makes_an_editable_draft(manager):
+def test_from_template_makes_an_editable_draft(manager, default_templates):
     template = CampaignTemplate.objects.get(key="estimate-follow-up")
 
     response = client_for(manager).post(
@@ -169,3 +184,27 @@ def test_simulate_stops_at_the_horizon(actor, tenant, manager):
     body = client_for(manager).post(f"{URL}{campaign.pk}/simulate/", {"days": 7}, format="json").json()
 
     assert [entry["step_order"] for entry in body["contacts"][0]["timeline"]] == [1]
+
+
+def test_simulate_applies_business_hours_and_the_daily_cap_in_each_contacts_zone(actor, tenant, manager):
+    weekdays = {day: {"start": "08:00", "end": "18:00"} for day in ("mon", "tue", "wed", "thu", "fri")}
+    campaign = build(
+        actor, steps=[EMAIL, SMS], respect_business_hours=True, business_hours=weekdays, max_messages_per_day=1
+    )
+    local_contact = ContactFactory(tenant=tenant, sms_opt_in=True, mobile_phone="(303) 555-0100")
+    paris_contact = ContactFactory(
+        tenant=tenant, sms_opt_in=True, mobile_phone="(303) 555-0101", timezone="Europe/Paris"
+    )
+
+    body = client_for(manager).post(f"{URL}{campaign.pk}/simulate/", {"days": 14}, format="json").json()
+
+    for contact, zone in ((local_contact, ZoneInfo(tenant.timezone)), (paris_contact, ZoneInfo("Europe/Paris"))):
+        row = next(row for row in body["contacts"] if row["contact"] == contact.pk)
+        email, sms = (parse_datetime(entry["at"]).astimezone(zone) for entry in row["timeline"])
+        for sent in (email, sms):
+            assert sent.weekday() < 5
+            assert dt.time(8) <= sent.time() < dt.time(18)
+        assert sms.time() == dt.time(8)  # the cap moved it to the next opening
+        assert sms.date() > email.date()
+        assert [entry["step_type"] for entry in row["timeline"]] == ["send_email", "send_sms"]
+    assert sum(count for day in body["sends_per_day"].values() for count in day.values()) == 4

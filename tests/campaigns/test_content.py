@@ -11,6 +11,8 @@ from tests.campaigns.conftest import build
 from tests.conftest import client_for
 from tests.factories import ContactFactory, ProjectFactory
 
+pytestmark = pytest.mark.usefixtures("default_templates")
+
 DEFAULT_NAMES = [
     "Customer Review Request",
     "Estimate Follow-up Sequence",
@@ -122,7 +124,7 @@ def test_the_six_defaults_are_every_tenants(tenant, other_tenant, member_user, o
         assert all(row["is_default"] for row in response.json()["results"])
 
 
-def test_the_defaults_have_their_steps_and_triggers(db):
+def test_the_defaults_have_their_steps_and_triggers():
     welcome = CampaignTemplate.objects.get(key="new-lead-welcome")
     review = CampaignTemplate.objects.get(key="customer-review-request")
 

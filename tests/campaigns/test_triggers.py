@@ -18,7 +18,7 @@ from campaigns.tasks import campaign_triggers_scan_task
 from contacts.models import Contact
 from crm.actor import Actor
 from crm.celery import app
-from crm.models import Project, Role
+from crm.models import Activity, Project, Role
 from substatus.models import SubstatusConfig, SubstatusHistory
 from substatus.tasks import substatus_auto_transition_task
 from tests.admin import admin_url, post_page, staff_client
@@ -137,6 +137,22 @@ def test_an_event_through_the_api_and_in_raw_sql_enrolls(actor, tenant, member_u
     assert campaign_triggers_scan() == 0
 
 
+def test_an_event_logged_in_the_admin_enrolls(actor, tenant):
+    campaign = build(actor, triggers=[INSPECTION])
+    contact = ContactFactory(tenant=tenant)
+    client, _ = staff_client(tenant, Role.MEMBER)
+
+    response = post_page(
+        client,
+        admin_url("add", Activity),
+        {"tenant": tenant.pk, "type": "meeting", "subtype": "roof_inspection", "contact": contact.pk},
+    )
+    assert response.status_code == 302
+
+    assert campaign_triggers_scan() == 1
+    assert enrolled(campaign) == [(contact.pk, "automatic_trigger", "active")]
+
+
 def test_a_time_based_trigger_enrolls_on_the_day_once(actor, tenant):
     today = timezone.localdate(timezone=ZoneInfo(tenant.timezone))  # the tenant's day, not UTC's
     campaign = build(
@@ -157,6 +173,19 @@ def test_a_time_based_trigger_enrolls_on_the_day_once(actor, tenant):
     row = CampaignEnrollment.objects.get(campaign=campaign)
     assert (row.contact_id, row.project_id) == (due.contact_id, due.pk)
     assert row.trigger_event == f"time:project:{due.pk}:{today.isoformat()}"
+
+
+def test_a_fixed_date_enrolls_every_live_contact_once_on_the_day(actor, tenant, other_tenant):
+    today = timezone.localdate(timezone=ZoneInfo(tenant.timezone))
+    campaign = build(actor, triggers=[{"trigger_type": "time_based", "trigger_config": {"date": today.isoformat()}}])
+    live = ContactFactory.create_batch(2, tenant=tenant)
+    ContactFactory(tenant=tenant, is_deleted=True)
+    ContactFactory(tenant=other_tenant)
+
+    assert campaign_triggers_scan() == 2
+    assert campaign_triggers_scan() == 0
+    assert sorted(row[0] for row in enrolled(campaign)) == sorted(contact.pk for contact in live)
+    assert set(CampaignEnrollment.objects.values_list("trigger_event", flat=True)) == {f"date:{today.isoformat()}"}
 
 
 def test_paused_campaigns_and_inactive_triggers_enroll_no_one(actor, tenant):

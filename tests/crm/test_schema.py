@@ -8,6 +8,7 @@ from rest_framework.test import APIClient
 
 from tests.factories import UserFactory
 
+CAMPAIGN_ACTIONS = ("publish", "pause", "resume", "archive", "enroll", "unenroll", "simulate")
 TENANT_ROUTES = {
     "/api/v1/contacts/": {"get", "post"},
     "/api/v1/contacts/{id}/": {"get", "put", "patch", "delete"},
@@ -54,6 +55,23 @@ TENANT_ROUTES = {
     "/api/v1/ai/audit/conversations/{id}/messages/": {"get"},
     "/api/v1/ai/audit/conversations/{id}/legal-hold/": {"post"},
     "/api/v1/ai/usage/": {"get"},
+    "/api/v1/campaigns/": {"get", "post"},
+    "/api/v1/campaigns/{id}/": {"get", "put", "patch", "delete"},
+    "/api/v1/campaigns/{id}/restore/": {"post"},
+    "/api/v1/campaigns/from-template/": {"post"},
+    **{f"/api/v1/campaigns/{{id}}/{name}/": {"post"} for name in CAMPAIGN_ACTIONS},
+    **{f"/api/v1/campaigns/{{campaign_pk}}/{name}/": {"get", "post"} for name in ("steps", "triggers")},
+    **{
+        f"/api/v1/campaigns/{{campaign_pk}}/{name}/{{id}}/": {"get", "put", "patch", "delete"}
+        for name in ("steps", "triggers")
+    },
+    "/api/v1/campaigns/{campaign_pk}/versions/": {"get"},
+    "/api/v1/campaigns/{campaign_pk}/versions/{id}/": {"get"},
+    "/api/v1/campaign-enrollments/": {"get"},
+    "/api/v1/campaign-enrollments/{id}/": {"get", "delete"},
+    "/api/v1/campaign-templates/": {"get", "post"},
+    "/api/v1/campaign-templates/{id}/": {"get", "put", "patch", "delete"},
+    "/api/v1/campaign-templates/{id}/preview/": {"post"},
 }
 OTHER_ROUTES = {
     "/api/v1/me/": {"get"},
