@@ -96,8 +96,8 @@ class CampaignViewSet(SoftDeleteViewSet):
     filterset_fields = ["status", "campaign_type"]
 
     def required_role(self, request: Request) -> Role:
-        if self.action in ("destroy", "restore"):
-            return super().required_role(request)
+        if self.action in ("destroy", "restore") or self.wants_deleted():
+            return super().required_role(request)  # deleted rows: managers; purging: admins
         return _manager_writes(request)
 
     def get_tenant_queryset(self) -> QuerySet:

@@ -1,8 +1,8 @@
 """Helpers for API tests: the documented error shape, row snapshots and the resources under test."""
 
 import itertools
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -119,6 +119,8 @@ class Resource:
     change: dict[str, Any]  # a valid PATCH body
     soft_delete: bool
     list_query: str = ""  # narrows a list to the rows the test made (tenants start with default rows)
+    # The least role of an action where it differs from the rule of tests/crm/test_roles.py.
+    roles: Mapping[str, Role] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -170,6 +172,14 @@ CAMPAIGNS = Resource(
     payload=lambda tenant: {"name": "Hail season", "campaign_type": "event", "goal_type": "appointments"},
     change={"description": "After the June storms"},
     soft_delete=True,
+    # Campaigns message customers: members read them, managers change them.
+    roles={
+        "list": Role.MEMBER,
+        "retrieve": Role.MEMBER,
+        "create": Role.MANAGER,
+        "update": Role.MANAGER,
+        "partial_update": Role.MANAGER,
+    },
 )
 
 
