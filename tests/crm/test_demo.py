@@ -18,6 +18,7 @@ def names(steps: list[DemoStep]) -> list[str]:
 def test_every_installed_apps_demo_module_registers_its_steps():
     assert [(s.name, s.after) for s in demo_steps()] == [
         ("contacts.parties", ()),
+        ("campaigns.live", ("contacts.parties",)),
         ("filters.saved", ()),
         ("substatus.own", ()),
     ]

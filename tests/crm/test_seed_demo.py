@@ -145,6 +145,8 @@ def test_the_legacy_rehearsal_writes_the_old_rows_then_migrate_merges_them_and_s
     assert lines[len(rehearsal) :] == [
         "Added the demo rows of the apps' steps:",
         "  contacts.parties: 8 adjusters (contacts); project parties: 14 adjuster, 2 sub_contractor",
+        "  campaigns.live: 2 active campaigns: New Lead Welcome Series (12 enrolled); Storm Damage Outreach "
+        "(12 enrolled)",
         "  filters.saved: a Last inspection filter; saved filters: Storm leads in Denver (shared, manager), "
         "My follow-ups this week (member's default)",
     ]
