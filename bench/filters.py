@@ -90,7 +90,7 @@ def hand_sql() -> tuple[str, str]:
         AND stage IN ('new', 'contacted')
         AND (upper(address_city) = 'DENVER' OR created_at >= %(since)s)
         AND NOT is_organization
-        AND tags && ARRAY['hail', 'vip']::varchar[]"""
+        AND tags && ARRAY['hail', 'vip']::text[]"""
     page = (
         f"SELECT {', '.join(columns())} FROM contacts WHERE {where} "  # noqa: S608 (constants)
         f"ORDER BY created_at DESC, id DESC LIMIT {PAGE_SIZE}"

@@ -119,7 +119,7 @@ def test_migrations_forwards_backwards_and_forwards_again_with_existing_tenants(
         migrate([("filters", "0002_sql")])
         assert catalog_of(before) == []  # 0002 installs the trigger for tenants made from now on
 
-        migrate([("filters", "0003_defaults_for_existing_tenants")])
+        migrate([("filters", "0004_sub_contractor")])
         assert catalog_of(before) == expected_catalog()
         assert saved_of(before) == EXPECTED_SAVED
         after = TenantFactory(subdomain="new-roofing")
@@ -134,7 +134,7 @@ def test_migrations_forwards_backwards_and_forwards_again_with_existing_tenants(
             cursor.execute("SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'filters_%%'")
             assert cursor.fetchone()[0] == 0
 
-        migrate([("filters", "0003_defaults_for_existing_tenants")])
+        migrate([("filters", "0004_sub_contractor")])
         assert catalog_of(before) == expected_catalog()
         assert catalog_of(after.pk) == expected_catalog()
     finally:
