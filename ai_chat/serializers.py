@@ -94,7 +94,7 @@ class UsageRowSerializer(serializers.Serializer):
     cost = serializers.DecimalField(max_digits=14, decimal_places=6)
 
 
-class UsageSerializer(serializers.Serializer):
+class AIUsageSerializer(serializers.Serializer):
     start = serializers.DateField(source="from")
     end = serializers.DateField(source="to")
     results = UsageRowSerializer(many=True)

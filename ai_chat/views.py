@@ -22,12 +22,12 @@ from ai_chat.models import Conversation, Message, MessageRole
 from ai_chat.providers import ProviderUnavailable, ToolCall
 from ai_chat.selectors import conversation_export_json, conversation_export_markdown, usage_rows
 from ai_chat.serializers import (
+    AIUsageSerializer,
     ConversationSerializer,
     LegalHoldSerializer,
     MessageCreateSerializer,
     MessageSerializer,
     ReplySerializer,
-    UsageSerializer,
 )
 from ai_chat.services import (
     TokenBudgetExceeded,
@@ -306,7 +306,7 @@ class UsageView(TenantMixin, APIView):
             OpenApiParameter("from", OpenApiTypes.DATE, description="First day (UTC); default: the month's first."),
             OpenApiParameter("to", OpenApiTypes.DATE, description="Last day (UTC), included; default: today."),
         ],
-        responses=UsageSerializer,
+        responses=AIUsageSerializer,
     )
     def get(self, request: Request) -> Response:
         today = timezone.now().date()
@@ -318,4 +318,4 @@ class UsageView(TenantMixin, APIView):
         rows = usage_rows(
             tenant=self.request.tenant, start=start, end=end, user=None if everyone else self.request.user
         )
-        return Response(UsageSerializer({"from": start, "to": end, "results": rows}).data)
+        return Response(AIUsageSerializer({"from": start, "to": end, "results": rows}).data)

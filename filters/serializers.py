@@ -144,7 +144,7 @@ class FilterCountResponseSerializer(serializers.Serializer):
     count = serializers.IntegerField(help_text="How many live records match.")
 
 
-class UsageQuerySerializer(serializers.Serializer):
+class FilterUsageQuerySerializer(serializers.Serializer):
     # `from` is a keyword: the field is declared under another name and renamed below.
     from_ = serializers.DateField(required=False, help_text="First local day (default: 29 days before `to`).")
     to = serializers.DateField(required=False, help_text="Last local day (default: today).")
@@ -161,7 +161,7 @@ class UsageField(serializers.JSONField):
     pass
 
 
-class UsageSerializer(serializers.Serializer):
+class FilterUsageSerializer(serializers.Serializer):
     from_ = serializers.DateField()
     to = serializers.DateField()
     timezone = serializers.CharField()

@@ -24,11 +24,11 @@ from filters.serializers import (
     FilterConfigSerializer,
     FilterCountResponseSerializer,
     FilterTreeRequestSerializer,
+    FilterUsageQuerySerializer,
+    FilterUsageSerializer,
     FilterValidateResponseSerializer,
     SavedFilterDuplicateSerializer,
     SavedFilterSerializer,
-    UsageQuerySerializer,
-    UsageSerializer,
 )
 from filters.services import (
     filter_compile,
@@ -183,10 +183,10 @@ class FilterCountView(TenantMixin, APIView):
 
 
 class FilterUsageView(TenantMixin, APIView):
-    @extend_schema(parameters=[UsageQuerySerializer], responses=UsageSerializer)
+    @extend_schema(parameters=[FilterUsageQuerySerializer], responses=FilterUsageSerializer)
     def get(self, request: TenantRequest) -> Response:
         """Filter usage in a window of local days: managers and above see everyone's, others their own."""
-        query = UsageQuerySerializer(data=request.query_params)
+        query = FilterUsageQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         tenant = request.tenant
         today = timezone.now().astimezone(zoneinfo.ZoneInfo(tenant.timezone)).date()
@@ -202,4 +202,4 @@ class FilterUsageView(TenantMixin, APIView):
             entity_type=query.validated_data.get("entity_type"),
             user_id=None if everyone else request.user.pk,
         )
-        return Response(UsageSerializer(result).data)
+        return Response(FilterUsageSerializer(result).data)
