@@ -1,5 +1,3 @@
-from typing import Any
-
 from rest_framework import serializers
 
 from ai_chat.models import Conversation, Message
@@ -95,13 +93,15 @@ class UsageRowSerializer(serializers.Serializer):
 
 
 class AIUsageSerializer(serializers.Serializer):
-    start = serializers.DateField(source="from")
-    end = serializers.DateField(source="to")
+    # `from` is a keyword: the fields are declared under other names and renamed below.
+    from_ = serializers.DateField()
+    to = serializers.DateField()
     results = UsageRowSerializer(many=True)
 
-    def to_representation(self, instance: Any) -> dict[str, Any]:
-        data = super().to_representation(instance)
-        return {"from": data.pop("start"), "to": data.pop("end"), **data}
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()
+        fields["from"] = fields.pop("from_")
+        return {"from": fields.pop("from"), **fields}
 
 
 class LegalHoldSerializer(serializers.Serializer):

@@ -86,7 +86,7 @@ class MarkdownRenderer(renderers.BaseRenderer):
 
 
 class EventStreamRenderer(renderers.BaseRenderer):
-    """Server-sent events; an error before the stream starts is one `error` event."""
+    """Server-sent events (an error before the stream starts is JSON: see handle_exception)."""
 
     media_type = "text/event-stream"
     format = "event-stream"
@@ -164,6 +164,10 @@ class ConversationViewSet(TenantScopedViewSet):
         return queryset.filter(user=self.request.user)
 
     def handle_exception(self, exc: Exception) -> Response:
+        # An error is JSON in the API's error shape, with its status, even to a client that
+        # asked for a stream (or markdown): nothing was streamed yet, and the shape is documented.
+        self.request.accepted_renderer = renderers.JSONRenderer()
+        self.request.accepted_media_type = renderers.JSONRenderer.media_type
         return _with_retry_after(super().handle_exception(exc), exc)
 
     def perform_create(self, serializer: Any) -> None:

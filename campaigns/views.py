@@ -4,7 +4,7 @@ import django_filters
 from django.db.models import Q, QuerySet
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import status
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
@@ -350,6 +350,11 @@ class CampaignEnrollmentViewSet(TenantScopedViewSet):
         enrollment_delete(enrollment=instance, actor=self.request.actor)
 
 
+@extend_schema_view(
+    update=extend_schema(responses={200: CampaignTemplateSerializer, 409: CONFLICT_RESPONSE}),
+    partial_update=extend_schema(responses={200: CampaignTemplateSerializer, 409: CONFLICT_RESPONSE}),
+    destroy=extend_schema(responses={204: None, 409: CONFLICT_RESPONSE}),  # 409: a default template
+)
 class CampaignTemplateViewSet(TenantScopedViewSet):
     """The default templates every tenant has, and the tenant's own (managers write their own)."""
 

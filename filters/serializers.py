@@ -1,6 +1,5 @@
 from typing import Any
 
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -156,7 +155,7 @@ class FilterUsageQuerySerializer(serializers.Serializer):
         return fields
 
 
-@extend_schema_field(OpenApiTypes.OBJECT)
+@extend_schema_field({"type": "array", "items": {"type": "object", "additionalProperties": True}})
 class UsageField(serializers.JSONField):
     pass
 

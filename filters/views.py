@@ -6,6 +6,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from django_filters import rest_framework as django_filters
 from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_standardized_errors.openapi_validation_errors import extend_validation_errors
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import SAFE_METHODS
@@ -105,6 +106,8 @@ class SavedFilterFilterSet(django_filters.FilterSet):
         fields = ["entity_type", "is_system", "is_shared", "is_default", "is_active", "is_stale"]
 
 
+@extend_validation_errors(["invalid_filter"], field_name="filter", methods=["post", "put", "patch"])
+@extend_validation_errors(["not_owner"], field_name="is_default", actions=["set_default"])
 class SavedFilterViewSet(TenantScopedViewSet):
     """Saved filters: members see their own and the shared ones and change their own; admins and
     owners everything. System filters cannot be deleted (admins deactivate them)."""

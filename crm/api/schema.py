@@ -50,17 +50,18 @@ class TenantAutoSchema(AutoSchema):
         return super()._should_add_validation_error_response() or bool(self._checked_parameters())
 
     def _get_serializer_for_validation_error_response(self) -> Any:
-        """As drf-standardized-errors builds it, except that an error on a query parameter or a
-        header has an open `code`: the filter backends apps plug in (DEFAULT_FILTER_BACKENDS, e.g.
-        the filter language of `?filter=`) answer with codes of their own; the known ones are listed."""
+        """As drf-standardized-errors builds it, except that each field's error has an open
+        `code`, with the codes known when the schema was made listed in its description. The
+        rules behind a field live in the services, the database and the filter backends apps
+        plug in (DEFAULT_FILTER_BACKENDS, e.g. the filter language of `?filter=`), each with
+        codes of its own: a client must expect a code it does not know, and acts on `attr` and
+        `detail`. A closed enum would make every new rule a breaking change of the schema."""
         serializer = super()._get_serializer_for_validation_error_response()
-        parameters = set(self._checked_parameters())
         errors: Any = serializer._declared_fields["errors"]
         errors = errors.child  # many=True: the proxy of each error
         for attr, error in list(errors.serializers.items()):
-            if attr in parameters:
-                known = ", ".join(sorted(error._declared_fields["code"].choices))
-                errors.serializers[attr] = _open_code_serializer(error, f"For example: {known}.")
+            known = ", ".join(sorted(error._declared_fields["code"].choices))
+            errors.serializers[attr] = _open_code_serializer(error, f"For example: {known}.")
         return serializer
 
     def _get_validation_error_codes_by_field(self, data_fields: list) -> dict[str, set[str]]:
@@ -103,7 +104,7 @@ def validation_errors_by_pattern(result: dict[str, Any], generator: Any, **kwarg
     `custom_fields.KEY`. Such an `attr` is documented by a pattern instead, and the errors' lists
     match each error against every field's entry (`oneOf`) rather than through a discriminator
     mapping of the exact names."""
-    placeholders = {"INDEX": "[0-9]+", "KEY": "[^.]+"}
+    placeholders = {"INDEX": "[0-9]+", "KEY": "[^.]*"}  # a dict's key may be empty
     for component in result.get("components", {}).get("schemas", {}).values():
         attr = component.get("properties", {}).get("attr", {})
         names = attr.get("enum") or []
