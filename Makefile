@@ -13,7 +13,7 @@ BIN := $(VENV)/bin
 # Touched after a successful install: pip runs again only when a requirements file changes.
 INSTALLED := $(VENV)/.installed
 
-.PHONY: help run test lint bench setup services database
+.PHONY: help run test lint bench setup services database browser
 
 help:
 	@echo "make run    migrate, load the demo tenant and start web + Celery worker + beat"
@@ -50,6 +50,12 @@ run: setup
 	DJANGO_SETTINGS_MODULE="$${DJANGO_SETTINGS_MODULE:-crm.settings.base}" PATH="$(CURDIR)/$(BIN):$$PATH" \
 		$(BIN)/honcho start --port $(PORT)
 
+# The browser test (tests/impersonation/test_browser.py) drives Debian's chromium with
+# Playwright; Playwright's own browser download is never used.
+browser:
+	@command -v chromium >/dev/null || { echo "Installing Debian's chromium for the browser test"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -57,7 +63,7 @@ lint: $(INSTALLED)
 	$(BIN)/python manage.py makemigrations --check --dry-run
 	$(BIN)/python manage.py lint_migrations
 
-test: setup lint
+test: setup browser lint
 	$(BIN)/pytest
 
 bench: setup
