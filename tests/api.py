@@ -121,6 +121,8 @@ class Resource:
     list_query: str = ""  # narrows a list to the rows the test made (tenants start with default rows)
     # The least role of an action where it differs from the rule of tests/crm/test_roles.py.
     roles: Mapping[str, Role] = field(default_factory=dict)
+    # Prefetch queries a list page adds (one per prefetched relation, whatever the page size).
+    prefetches: int = 0
 
     @property
     def url(self) -> str:
@@ -172,6 +174,7 @@ CAMPAIGNS = Resource(
     payload=lambda tenant: {"name": "Hail season", "campaign_type": "event", "goal_type": "appointments"},
     change={"description": "After the June storms"},
     soft_delete=True,
+    prefetches=1,  # the campaigns' versions (active and draft)
     # Campaigns message customers: members read them, managers change them.
     roles={
         "list": Role.MEMBER,
