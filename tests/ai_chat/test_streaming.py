@@ -112,7 +112,7 @@ def test_a_client_that_disconnects_leaves_the_partial_reply_stored_and_marked(co
     ]
 
 
-def test_a_failure_before_the_stream_starts_is_a_502(conversation, member_user, fake_openai):
+def test_a_failure_before_the_stream_starts_is_a_json_502(conversation, member_user, fake_openai):
     fake_openai.error(500, headers={"retry-after-ms": "5"})
     fake_openai.error(500, headers={"retry-after-ms": "5"})
     client = client_for(member_user)
@@ -121,15 +121,12 @@ def test_a_failure_before_the_stream_starts_is_a_502(conversation, member_user, 
     response = stream(client, conversation, "Hi")
 
     assert response.status_code == 502
-    assert parse(response.content) == [
-        (
-            "error",
-            {
-                "type": "server_error",
-                "errors": [{"code": "provider_error", "detail": "The model's server answered HTTP 500.", "attr": None}],
-            },
-        )
-    ]
+    # Nothing was streamed yet: the error is the API's JSON error, as documented, not an event.
+    assert response["Content-Type"] == "application/json"
+    assert response.json() == {
+        "type": "server_error",
+        "errors": [{"code": "provider_error", "detail": "The model's server answered HTTP 500.", "attr": None}],
+    }
     assert stored(conversation)[-1] == ("assistant", "", "", "", "The model's server answered HTTP 500.")
 
 
