@@ -11,7 +11,7 @@ from crm.actor import Actor
 from crm.models import Role
 from filters.models import FilterConfig, SavedFilter
 from filters.services import filter_config_update
-from tests.api import api_errors, assert_error, row, tables
+from tests.api import api_errors, assert_error, assert_invalid, row, tables
 from tests.conftest import client_for, member
 from tests.factories import ActivityFactory, ContactFactory, ProjectFactory
 
@@ -506,6 +506,28 @@ def test_someone_elses_filter_cannot_be_my_default(tenant, owner, member_client)
     shared = saved(tenant, owner, name="Shared", is_shared=True)
     response = member_client.post(f"/api/v1/saved-filters/{shared.pk}/set-default/")
     assert api_errors(response, 400, type="validation_error")[0]["attr"] == "is_default"
+
+
+NAME_TAKEN = "A saved filter with this name already exists for this entity."
+
+
+def test_a_taken_name_is_a_400_on_name_and_changes_nothing(tenant, member_user, member_client):
+    mine = saved(tenant, member_user, name="Hail leads")
+    other = saved(tenant, member_user, name="Storm leads")
+
+    before = list(SavedFilter.objects.order_by("pk").values())
+
+    created = member_client.post(
+        "/api/v1/saved-filters/",
+        {"entity_type": "contacts", "name": "Hail leads", "filter_criteria": mine.filter_criteria},
+        format="json",
+    )
+    renamed = member_client.patch(f"/api/v1/saved-filters/{other.pk}/", {"name": "Hail leads"}, format="json")
+    copied = member_client.post(f"/api/v1/saved-filters/{mine.pk}/duplicate/", {"name": "Hail leads"}, format="json")
+
+    for response in (created, renamed, copied):
+        assert_invalid(response, attr="name", code="saved_filters_unique_name", detail=NAME_TAKEN)
+    assert list(SavedFilter.objects.order_by("pk").values()) == before
 
 
 def test_duplicate_makes_a_private_copy(tenant, member_user, member_client):
