@@ -10,8 +10,10 @@ more history: new changes, a back-dated row among rolled-up ones, a new record, 
 import datetime as dt
 import random
 
+import psycopg
 import pytest
 import time_machine
+from django.db import connection
 
 from crm.models import Project
 from substatus.models import SubstatusHistory, SubstatusStay, SubstatusStaysWatermark
@@ -176,3 +178,17 @@ def test_rolled_up_and_live_figures_are_equal_before_and_after_more_history(tena
     substatus_stays_refresh()
     assert stays() == incremental  # the same as rolling up the whole history at once
     assert every_window(viewer) == live
+
+
+def test_the_rollup_never_makes_a_writer_wait_and_skips_while_the_history_is_being_written(tenant):
+    project = ProjectFactory(tenant=tenant)
+    database = connection.settings_dict
+    with psycopg.connect(
+        host=database["HOST"], port=database["PORT"], user=database["USER"], dbname=database["NAME"]
+    ) as writer:
+        writer.execute("LOCK TABLE substatus_history IN ROW EXCLUSIVE MODE")  # what an INSERT holds until commit
+        assert substatus_stays_refresh(attempts=2, pause=0) is None
+        assert not SubstatusStay.objects.exists()
+
+    assert substatus_stays_refresh() > 0
+    assert SubstatusStay.objects.filter(entity="project", record_id=project.pk).count() == 2
