@@ -13,6 +13,7 @@ from django.db import IntegrityError, OperationalError, connection, models, tran
 from django.db.models import Case, Max, Value, When
 from django.db.models.functions import Now
 from django.utils import timezone
+from psycopg.errors import LockNotAvailable
 
 from crm.actor import Actor, Source
 from crm.constraints import constraint_error, constraint_violation
@@ -285,8 +286,10 @@ def _history_committed_up_to(*, attempts: int, pause: float) -> int | None:
                 cursor.execute("LOCK TABLE substatus_history IN SHARE MODE NOWAIT")
                 cursor.execute("SELECT COALESCE(max(id), 0) FROM substatus_history")
                 return cast(int, cursor.fetchone()[0])
-        except OperationalError:  # lock_not_available: a transaction is writing history right now
-            time.sleep(pause)
+        except OperationalError as error:
+            if not isinstance(error.__cause__, LockNotAvailable):
+                raise
+            time.sleep(pause)  # a transaction is writing history right now
     return None
 
 
