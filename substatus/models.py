@@ -244,3 +244,63 @@ class SubstatusHistory(models.Model):
 
     def delete(self, *args: object, **kwargs: object) -> tuple[int, dict[str, int]]:
         raise TypeError("Substatus history is append-only.")
+
+
+class SubstatusStay(models.Model):
+    """One stay of a record in a status (`whole_status`) or in a substatus, as the analytics count it.
+
+    A copy of what the history says, rolled up by `substatus_stays_refresh` (Celery beat) from the
+    history rows up to the watermark (`SubstatusStaysWatermark`), so that the analytics read one
+    row per stay instead of ordering the history. A stay still running at the watermark has no
+    `left_at`, `seconds` nor `next_status`. Not kept by the history triggers: their cost is
+    measured (bench/substatus.py).
+    """
+
+    tenant = models.ForeignKey(
+        "crm.Tenant", on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
+    )
+    entity = models.CharField(max_length=20, choices=Entity.choices)
+    record_id = models.BigIntegerField()
+    history_id = models.BigIntegerField(help_text="The history row of the entry.")
+    whole_status = models.BooleanField(help_text="A stay in the status (its substatuses included).")
+    status = models.CharField(max_length=20)
+    substatus = models.ForeignKey(
+        SubstatusConfig,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    entered_at = models.DateTimeField()
+    left_at = models.DateTimeField(null=True, blank=True)
+    seconds = models.FloatField(null=True, blank=True)
+    next_status = models.CharField(max_length=20, null=True, blank=True)  # noqa: DJ001
+
+    class Meta:
+        db_table = "substatus_stays"
+        constraints = [
+            models.UniqueConstraint(fields=["history_id", "whole_status"], name="substatus_stays_entry_unique"),
+        ]
+        indexes = [
+            models.Index(fields=["tenant", "entity", "entered_at"], name="substatus_stays_time_idx"),
+            models.Index(fields=["tenant", "entity", "record_id"], name="substatus_stays_record_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.entity} {self.record_id}: {self.status} from {self.entered_at:%Y-%m-%d %H:%M}"
+
+
+class SubstatusStaysWatermark(models.Model):
+    """The one row saying up to which history row `substatus_stays` is rolled up."""
+
+    history_id = models.BigIntegerField(default=0, db_default=0)
+    refreshed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "substatus_stays_watermark"
+        constraints = [models.CheckConstraint(condition=Q(id=1), name="substatus_stays_watermark_single")]
+
+    def __str__(self) -> str:
+        return f"substatus stays up to history row {self.history_id}"

@@ -1,7 +1,6 @@
 """Reads: a record's substatus history, and time-in-substatus analytics."""
 
 import datetime as dt
-import json
 import zoneinfo
 from typing import Any
 
@@ -30,14 +29,28 @@ def substatus_history_for_record(*, tenant_id: int, entity: str, record_id: int)
 # next change (or until now, for a live record still there; deleted records' last stays
 # count as entries without a time). Rows before the window are not read: the next change
 # of an entry in the window is never earlier than the entry.
+#
+# The stays of records whose history is all rolled up (up to the watermark, by
+# substatus_stays_refresh) are read from `substatus_stays`; the records with newer history
+# rows ("fresh": none but the last minutes' when beat runs, all before the first roll-up) are
+# computed from the history as above. Stays still running at the watermark are timed here.
+# The average is exact (whole microseconds, summed in any order): both sources give the same
+# figures to the bit.
 _STATS_SQL = """
-WITH changes AS (
+WITH fresh AS (
+    SELECT DISTINCT history.record_id
+    FROM substatus_history AS history
+    WHERE history.id > (SELECT COALESCE(max(history_id), 0) FROM substatus_stays_watermark)
+      AND history.tenant_id = %(tenant)s AND history.entity = %(entity)s
+),
+changes AS (
     SELECT history.id, history.record_id, history.from_status, history.to_status,
            history.to_substatus_id, history.changed_at,
            lead(history.changed_at) OVER by_record AS next_changed_at,
            lead(history.to_status) OVER by_record AS next_status
     FROM substatus_history AS history
     WHERE history.tenant_id = %(tenant)s AND history.entity = %(entity)s AND history.changed_at >= %(start)s
+      AND history.record_id IN (SELECT record_id FROM fresh)
     WINDOW by_record AS (PARTITION BY history.record_id ORDER BY history.changed_at, history.id)
 ),
 status_entries AS (
@@ -49,50 +62,49 @@ status_entries AS (
     WINDOW by_record AS (PARTITION BY record_id ORDER BY changed_at, id)
 ),
 stays AS (
-    SELECT false AS whole_status, to_status AS status, to_substatus_id AS substatus_id,
-           record_id, changed_at, next_changed_at, next_status
+    SELECT false AS whole_status, changes.to_status AS status, changes.to_substatus_id AS substatus_id,
+           changes.next_status,
+           date_part('epoch', COALESCE(changes.next_changed_at, CASE WHEN live.id IS NOT NULL THEN %(now)s END)
+                              - changes.changed_at) AS seconds
     FROM changes
-    UNION ALL
-    SELECT true, to_status, NULL, record_id, changed_at, next_changed_at, next_status
-    FROM status_entries
-),
-timed AS (
-    SELECT stays.whole_status, stays.status, stays.substatus_id, stays.next_status,
-           date_part('epoch', COALESCE(stays.next_changed_at, CASE WHEN live.id IS NOT NULL THEN %(now)s END)
-                              - stays.changed_at) AS seconds
-    FROM stays
     LEFT JOIN {table} AS live
-           ON stays.next_changed_at IS NULL AND live.id = stays.record_id AND NOT live.is_deleted
-    WHERE stays.changed_at < %(end)s
-),
-stats AS (
-    SELECT whole_status, status, substatus_id, count(*) AS entries,
-           round(avg(seconds)::numeric, 3)::double precision AS avg_seconds,
-           round((percentile_cont(0.5) WITHIN GROUP (ORDER BY seconds))::numeric, 3)::double precision
-               AS median_seconds,
-           round((percentile_cont(0.9) WITHIN GROUP (ORDER BY seconds))::numeric, 3)::double precision
-               AS p90_seconds
-    FROM timed
-    GROUP BY whole_status, status, substatus_id
-),
-moves AS (
-    SELECT moved.whole_status, moved.status, moved.substatus_id,
-           jsonb_object_agg(moved.next_status, moved.entries::double precision / stats.entries) AS next_statuses
-    FROM (
-        SELECT whole_status, status, substatus_id, next_status, count(*) AS entries
-        FROM timed
-        WHERE next_status IS NOT NULL
-        GROUP BY whole_status, status, substatus_id, next_status
-    ) AS moved
-    JOIN stats ON stats.whole_status = moved.whole_status AND stats.status = moved.status
-              AND stats.substatus_id IS NOT DISTINCT FROM moved.substatus_id
-    GROUP BY moved.whole_status, moved.status, moved.substatus_id
+           ON changes.next_changed_at IS NULL AND live.id = changes.record_id AND NOT live.is_deleted
+    WHERE changes.changed_at < %(end)s
+    UNION ALL
+    SELECT true, status_entries.to_status, NULL, status_entries.next_status,
+           date_part('epoch', COALESCE(status_entries.next_changed_at,
+                                       CASE WHEN live.id IS NOT NULL THEN %(now)s END)
+                              - status_entries.changed_at)
+    FROM status_entries
+    LEFT JOIN {table} AS live
+           ON status_entries.next_changed_at IS NULL AND live.id = status_entries.record_id
+          AND NOT live.is_deleted
+    WHERE status_entries.changed_at < %(end)s
+    UNION ALL
+    SELECT stay.whole_status, stay.status, stay.substatus_id, stay.next_status, stay.seconds
+    FROM substatus_stays AS stay
+    WHERE stay.tenant_id = %(tenant)s AND stay.entity = %(entity)s
+      AND stay.entered_at >= %(start)s AND stay.entered_at < %(end)s AND stay.left_at IS NOT NULL
+      AND stay.record_id NOT IN (SELECT record_id FROM fresh)
+    UNION ALL
+    SELECT stay.whole_status, stay.status, stay.substatus_id, NULL,
+           CASE WHEN live.id IS NOT NULL THEN date_part('epoch', %(now)s - stay.entered_at) END
+    FROM substatus_stays AS stay
+    LEFT JOIN {table} AS live ON live.id = stay.record_id AND NOT live.is_deleted
+    WHERE stay.tenant_id = %(tenant)s AND stay.entity = %(entity)s
+      AND stay.entered_at >= %(start)s AND stay.entered_at < %(end)s AND stay.left_at IS NULL
+      AND stay.record_id NOT IN (SELECT record_id FROM fresh)
 )
-SELECT stats.whole_status, stats.status, stats.substatus_id, stats.entries,
-       stats.avg_seconds, stats.median_seconds, stats.p90_seconds, moves.next_statuses
-FROM stats
-LEFT JOIN moves ON moves.whole_status = stats.whole_status AND moves.status = stats.status
-               AND moves.substatus_id IS NOT DISTINCT FROM stats.substatus_id
+-- Grouped in bytes (a group needs no collation: sorting over a million stays by it costs).
+SELECT whole_status, status, substatus_id, count(*) AS entries,
+       round(avg((seconds * 1000000)::bigint) / 1000000, 3)::double precision AS avg_seconds,
+       round((percentile_cont(0.5) WITHIN GROUP (ORDER BY seconds))::numeric, 3)::double precision
+           AS median_seconds,
+       round((percentile_cont(0.9) WITHIN GROUP (ORDER BY seconds))::numeric, 3)::double precision
+           AS p90_seconds,
+       {moves}
+FROM (SELECT whole_status, status COLLATE "C" AS status, substatus_id, next_status, seconds FROM stays) AS stays
+GROUP BY whole_status, status, substatus_id
 """
 
 # The tenant's substatuses of the entity with how many live records are in each now, and
@@ -112,6 +124,12 @@ SELECT COALESCE(configs.status, current.status), configs.id, configs.key, config
 FROM configs FULL JOIN current ON current.substatus_id = configs.id
 ORDER BY configs.position, configs.id
 """
+
+
+def _jsonb_order(item: tuple[str, int]) -> tuple[int, bytes]:
+    """The order of a jsonb object's keys (shorter first, then bytewise), as next_statuses always came."""
+    key = item[0].encode()
+    return len(key), key
 
 
 def _empty_stats() -> dict[str, Any]:
@@ -175,8 +193,11 @@ def substatus_analytics(
                 "current": records,
             }
             group["current"] += records
-        cursor.execute(_STATS_SQL.format(table=table), params)
-        for whole_status, status, pk, entries, average, median, p90, moves in cursor.fetchall():
+        nexts = STATUSES[entity].values
+        moves = ", ".join(f"count(*) FILTER (WHERE next_status = %(next_{index})s)" for index in range(len(nexts)))
+        params.update({f"next_{index}": status for index, status in enumerate(nexts)})
+        cursor.execute(_STATS_SQL.format(table=table, moves=moves), params)
+        for whole_status, status, pk, entries, average, median, p90, *moved in cursor.fetchall():
             if whole_status:
                 target = statuses[status]
             else:
@@ -188,6 +209,10 @@ def substatus_analytics(
                 avg_seconds=average,
                 median_seconds=median,
                 p90_seconds=p90,
-                next_statuses=json.loads(moves) if moves else {},  # jsonb arrives as text
+                next_statuses={
+                    status: count / entries
+                    for status, count in sorted(zip(nexts, moved, strict=True), key=_jsonb_order)
+                    if count
+                },
             )
     return [{**group, "substatuses": list(group["substatuses"].values())} for group in statuses.values()]

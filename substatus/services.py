@@ -5,19 +5,21 @@ the database triggers (substatus/triggers.py); nothing here second-guesses those
 """
 
 import logging
+import time
 from datetime import datetime, timedelta
 from typing import TypedDict, Unpack, cast
 
-from django.db import IntegrityError, models
+from django.db import IntegrityError, OperationalError, connection, models, transaction
 from django.db.models import Case, Max, Value, When
 from django.db.models.functions import Now
 from django.utils import timezone
+from psycopg.errors import LockNotAvailable
 
 from crm.actor import Actor, Source
 from crm.constraints import constraint_error, constraint_violation
 from crm.errors import ApplicationError, Conflict
 from crm.records import record_assign, record_check_links, record_save
-from substatus.models import RECORD_MODELS, SubstatusConfig
+from substatus.models import RECORD_MODELS, SubstatusConfig, SubstatusStaysWatermark
 
 logger = logging.getLogger(__name__)
 
@@ -217,3 +219,104 @@ def _auto_transition_rule(rule: SubstatusConfig, *, now: datetime, batch_size: i
             moved += model._default_manager.filter(pk__in=batch, substatus=rule).update(
                 substatus=rule.auto_transition_to, updated_at=Now()
             )
+
+
+# Stays rolled up for the analytics ---------------------------------------------------------
+
+# The stays of every record with history rows after the old watermark, recomputed from all its
+# rows up to the new one (a row may be back-dated among older ones). The same stays as
+# substatus.selectors._STATS_SQL computes from the history: each row is an entry into its
+# substatus lasting until the record's next row; each row changing the status is an entry into
+# the status lasting until the next such row.
+_STAYS_TOUCHED_SQL = """
+CREATE TEMPORARY TABLE substatus_stays_touched AS
+SELECT DISTINCT tenant_id, entity, record_id FROM substatus_history WHERE id > %(after)s AND id <= %(upto)s
+"""
+
+_STAYS_DELETE_SQL = """
+DELETE FROM substatus_stays AS stay USING substatus_stays_touched AS touched
+WHERE stay.tenant_id = touched.tenant_id AND stay.entity = touched.entity AND stay.record_id = touched.record_id
+"""
+
+_STAYS_INSERT_SQL = """
+WITH changes AS (
+    SELECT history.id, history.tenant_id, history.entity, history.record_id, history.from_status,
+           history.to_status, history.to_substatus_id, history.changed_at,
+           lead(history.changed_at) OVER by_record AS next_changed_at,
+           lead(history.to_status) OVER by_record AS next_status
+    FROM substatus_history AS history
+    JOIN substatus_stays_touched AS touched
+      ON touched.tenant_id = history.tenant_id AND touched.entity = history.entity
+     AND touched.record_id = history.record_id
+    WHERE history.id <= %(upto)s
+    WINDOW by_record AS (
+        PARTITION BY history.tenant_id, history.entity, history.record_id ORDER BY history.changed_at, history.id
+    )
+),
+status_entries AS (
+    SELECT id, tenant_id, entity, record_id, to_status, changed_at,
+           lead(changed_at) OVER by_record AS next_changed_at,
+           lead(to_status) OVER by_record AS next_status
+    FROM changes
+    WHERE from_status IS DISTINCT FROM to_status
+    WINDOW by_record AS (PARTITION BY tenant_id, entity, record_id ORDER BY changed_at, id)
+)
+INSERT INTO substatus_stays (tenant_id, entity, record_id, history_id, whole_status, status, substatus_id,
+                             entered_at, left_at, seconds, next_status)
+SELECT tenant_id, entity, record_id, id, false, to_status, to_substatus_id, changed_at, next_changed_at,
+       date_part('epoch', next_changed_at - changed_at), next_status
+FROM changes
+UNION ALL
+SELECT tenant_id, entity, record_id, id, true, to_status, NULL, changed_at, next_changed_at,
+       date_part('epoch', next_changed_at - changed_at), next_status
+FROM status_entries
+"""
+
+
+def _history_committed_up_to(*, attempts: int, pause: float) -> int | None:
+    """The newest history id such that every row up to it is committed (None: writes kept coming).
+
+    Ids are taken when a row is inserted but show when its transaction commits, so a plain
+    max(id) could pass over a row that commits later. Under a SHARE lock no transaction is
+    writing the history; the lock is only tried (NOWAIT), so no writer ever waits for it.
+    """
+    for _ in range(attempts):
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute("LOCK TABLE substatus_history IN SHARE MODE NOWAIT")
+                cursor.execute("SELECT COALESCE(max(id), 0) FROM substatus_history")
+                return cast(int, cursor.fetchone()[0])
+        except OperationalError as error:
+            if not isinstance(error.__cause__, LockNotAvailable):
+                raise
+            time.sleep(pause)  # a transaction is writing history right now
+    return None
+
+
+def substatus_stays_refresh(*, attempts: int = 50, pause: float = 0.1) -> int | None:
+    """Roll the history up into `substatus_stays`, from the watermark to the newest committed row.
+
+    Incremental and idempotent: only the records with new history rows are recomputed (all their
+    stays, so a back-dated row lands where it belongs), and the watermark moves in the same
+    transaction; concurrent runs queue on the watermark's row lock. Returns how many records were
+    recomputed, or None when writes to the history never paused (the next run catches up; the
+    analytics read what is not rolled up from the history meanwhile).
+    """
+    upto = _history_committed_up_to(attempts=attempts, pause=pause)
+    if upto is None:
+        logger.info("Substatus stays not refreshed: the history was being written throughout")
+        return None
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("INSERT INTO substatus_stays_watermark (id, history_id) VALUES (1, 0) ON CONFLICT DO NOTHING")
+        after = SubstatusStaysWatermark.objects.select_for_update().get(pk=1).history_id
+        if after >= upto:
+            return 0
+        cursor.execute("SET LOCAL work_mem = '64MB'")
+        params = {"after": after, "upto": upto}
+        cursor.execute(_STAYS_TOUCHED_SQL, params)
+        touched = cursor.rowcount
+        cursor.execute(_STAYS_DELETE_SQL, params)
+        cursor.execute(_STAYS_INSERT_SQL, params)
+        cursor.execute("DROP TABLE substatus_stays_touched")
+        SubstatusStaysWatermark.objects.filter(pk=1).update(history_id=upto, refreshed_at=timezone.now())
+    return touched

@@ -325,6 +325,8 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "task": "substatus.tasks.substatus_auto_transition_task",
         "schedule": 15 * 60,  # seconds; delays are whole hours, so a quarter-hour late at most
     },
+    # The analytics read what is not rolled up yet from the history: the more often, the less of it.
+    "substatus-stays-refresh": {"task": "substatus.tasks.substatus_stays_refresh_task", "schedule": 60},
     "impersonation-end-stale": {"task": "impersonation.tasks.impersonation_end_stale_task", "schedule": 60},
     "auth-tokens-purge-expired": {"task": "crm.tasks.auth_tokens_purge_expired_task", "schedule": 24 * 60 * 60},
     "campaign-triggers-scan": {"task": "campaigns.tasks.campaign_triggers_scan_task", "schedule": 60},

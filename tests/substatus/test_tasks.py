@@ -1,18 +1,20 @@
 """The automatic transitions in a real Celery worker, against Redis and the test database."""
 
 import datetime as dt
+import io
 import time
 
 import pytest
 from celery.contrib.testing.worker import start_worker
 from celery.signals import task_postrun
 from django.conf import settings
+from django.core.management import call_command
 from django.utils import timezone
 
 from crm.celery import app
 from crm.models import Project
-from substatus.models import SubstatusConfig, SubstatusHistory
-from substatus.tasks import substatus_auto_transition_task
+from substatus.models import SubstatusConfig, SubstatusHistory, SubstatusStay, SubstatusStaysWatermark
+from substatus.tasks import substatus_auto_transition_task, substatus_stays_refresh_task
 from tests.factories import ProjectFactory
 from tests.substatus.kinds import PROJECT, config, state
 
@@ -61,3 +63,27 @@ def test_a_worker_moves_due_projects_once_with_task_history(tenant):
     assert [
         (row.record_id, row.from_substatus_id, row.to_substatus_id, row.reason, row.changed_by_id) for row in rows
     ] == [(due.pk, measured.pk, quoted.pk, "auto-transition after 48 h", None)]
+
+
+def test_beat_rolls_the_stays_up_every_minute():
+    entry = settings.CELERY_BEAT_SCHEDULE["substatus-stays-refresh"]
+
+    assert entry == {"task": substatus_stays_refresh_task.name, "schedule": 60}
+    assert entry["task"] in app.tasks
+
+
+@pytest.mark.django_db
+def test_the_task_and_the_command_roll_up_only_what_is_new(tenant):
+    project = ProjectFactory(tenant=tenant)
+    rows = SubstatusHistory.objects.count()
+
+    assert (
+        substatus_stays_refresh_task.apply().get()
+        == SubstatusHistory.objects.values("record_id", "entity").distinct().count()
+    )
+    assert SubstatusStay.objects.filter(entity="project", record_id=project.pk).count() == 2  # substatus and status
+    assert SubstatusStaysWatermark.objects.get().history_id == SubstatusHistory.objects.order_by("id").last().pk
+    out = io.StringIO()
+    call_command("substatus_stays_refresh", stdout=out)
+    assert out.getvalue().startswith("0 record(s) rolled up")
+    assert SubstatusHistory.objects.count() == rows
