@@ -370,8 +370,22 @@ class ActivityAdmin(TenantScopedAdmin):
     list_select_related = ["contact", "project", "performed_by", "on_behalf_of"]
     search_fields = ["subject", "content"]
     autocomplete_fields = ["contact", "project"]
-    readonly_fields = ["created_by", "performed_by", "on_behalf_of", "is_impersonated_action", "created_at"]
+    readonly_fields = [
+        "recipient",
+        "created_by",
+        "performed_by",
+        "on_behalf_of",
+        "is_impersonated_action",
+        "created_at",
+    ]
     date_hierarchy = "created_at"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        """A notice is its recipient's only; Ridgeline's operators (superusers) see every one."""
+        queryset = super().get_queryset(request)
+        if request.user.is_superuser:
+            return queryset
+        return queryset.filter(Q(recipient__isnull=True) | Q(recipient=request.user))
 
     def service_create(self, actor: Actor, fields: dict[str, Any]) -> Activity:
         return activity_create(actor=actor, **fields)

@@ -16,7 +16,18 @@ from crm.actor import Actor
 from crm.constraints import constraint_violation
 from crm.errors import ApplicationError, Conflict, Forbidden, NotFound
 from crm.invitations import invitation_email_send, invitation_from_token
-from crm.models import Activity, AuthToken, Membership, MembershipStatus, Project, ProjectContact, Role, Tenant, User
+from crm.models import (
+    Activity,
+    ActivityType,
+    AuthToken,
+    Membership,
+    MembershipStatus,
+    Project,
+    ProjectContact,
+    Role,
+    Tenant,
+    User,
+)
 from crm.records import (
     record_assign,
     record_check_links,
@@ -37,7 +48,10 @@ if TYPE_CHECKING:
 PROJECT_WRITABLE_FIELDS = record_writable_fields(Project)
 # Kept by the database (the substatus triggers): read back after a write that may change them.
 PROJECT_DATABASE_KEPT_FIELDS = ["substatus", "substatus_since"]
-ACTIVITY_WRITABLE_FIELDS = record_writable_fields(Activity, exclude=frozenset({"performed_by", "on_behalf_of"}))
+# A recipient makes a notice: written only by `notice_send`.
+ACTIVITY_WRITABLE_FIELDS = record_writable_fields(
+    Activity, exclude=frozenset({"performed_by", "on_behalf_of", "recipient"})
+)
 PROJECT_CONTACT_WRITABLE_FIELDS = frozenset({"contact", "role"})
 MEMBERSHIP_WRITABLE_FIELDS = frozenset({"role", "status", "deactivated_reason"})
 
@@ -215,6 +229,24 @@ def activity_update(*, activity: Activity, actor: Actor, **fields: Unpack[Activi
 def activity_delete(*, activity: Activity, actor: Actor) -> None:
     with actor.atomic():
         activity.delete()
+
+
+def notice_send(*, actor: Actor, recipient: User, subject: str, content: str) -> Activity:
+    """A notice on `recipient`'s activity feed, which only they see, from the actor's user.
+
+    Precondition: `recipient` is a member of the actor's tenant (the caller checked it).
+    """
+    notice = Activity(
+        tenant=actor.require_tenant(),
+        type=ActivityType.NOTICE,
+        recipient=recipient,
+        subject=subject,
+        content=content,
+        created_by=actor.user,
+        performed_by=actor.user,
+        on_behalf_of=actor.on_behalf_of,
+    )
+    return record_save(notice, actor=actor)
 
 
 # Tenants ------------------------------------------------------------------------------

@@ -2,7 +2,7 @@ from typing import Any, cast
 
 from django.contrib.auth import authenticate, logout, user_logged_in
 from django.contrib.auth.views import redirect_to_login
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
@@ -146,7 +146,8 @@ class ProjectContactViewSet(TenantScopedViewSet):
 
 
 class ActivityViewSet(TenantScopedViewSet):
-    """Calls, emails, SMS, meetings, notes, tasks and door knocks."""
+    """Calls, emails, SMS, meetings, notes, tasks and door knocks; and the notices addressed to
+    you (`type` `notice`, e.g. "your account was viewed"), which nobody else sees."""
 
     serializer_class = ActivitySerializer
     filterset_class = ActivityFilterSet
@@ -157,6 +158,10 @@ class ActivityViewSet(TenantScopedViewSet):
 
     def get_tenant_queryset(self) -> QuerySet:
         return Activity.objects.all()
+
+    def filter_visible(self, queryset: QuerySet) -> QuerySet:
+        """A notice is its recipient's only: everyone else's are as if they did not exist (404)."""
+        return queryset.filter(Q(recipient__isnull=True) | Q(recipient=self.request.actor.user))
 
     def perform_create(self, serializer: Any) -> None:
         serializer.instance = activity_create(actor=self.request.actor, **serializer.validated_data)
