@@ -54,6 +54,12 @@ class ActivitySerializer(TenantModelSerializer):
         model = Activity
         exclude = ["tenant"]
         read_only_fields = ["created_by", "performed_by", "on_behalf_of", "recipient", "created_at"]
+        extra_kwargs = {
+            "type": {
+                "help_text": "`notice`: a notice addressed to you (`recipient`), e.g. that an admin viewed your "
+                "account; Ridgeline writes notices, the API does not take them."
+            }
+        }
 
     def validate_type(self, value: str) -> str:
         if value == ActivityType.NOTICE:

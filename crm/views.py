@@ -145,6 +145,7 @@ class ProjectContactViewSet(TenantScopedViewSet):
         project_contact_remove(actor=self.request.actor, project_contact=instance)
 
 
+@extend_validation_errors(["notice"], field_name="type", methods=["post", "put", "patch"])
 class ActivityViewSet(TenantScopedViewSet):
     """Calls, emails, SMS, meetings, notes, tasks and door knocks; and the notices addressed to
     you (`type` `notice`, e.g. "your account was viewed"), which nobody else sees."""
@@ -231,6 +232,7 @@ class MembershipViewSet(TenantScopedViewSet):
         membership_remove(actor=self.request.actor, membership=instance)
 
 
+@extend_validation_errors(["invalid_setting"], field_name="settings", methods=["patch"])
 class TenantView(TenantMixin, generics.GenericAPIView):
     """The request's tenant: every member reads it; admins change its profile, owners also its
     subdomain and custom domain, Ridgeline's operators its subscription, limits and `is_active`."""
