@@ -7,7 +7,7 @@ from rest_framework import serializers
 from contacts.models import Contact
 from crm.api.fields import TenantPrimaryKeyRelatedField
 from crm.api.serializers import TenantModelSerializer
-from crm.models import Activity, ActivityType, AuthToken, Membership, Project, ProjectContact, Role, Tenant
+from crm.models import Activity, AuthToken, Membership, Project, ProjectContact, Role, Tenant
 from crm.services import tenant_editable_fields
 
 
@@ -60,18 +60,6 @@ class ActivitySerializer(TenantModelSerializer):
                 "account; Ridgeline writes notices, the API does not take them."
             }
         }
-
-    def validate_type(self, value: str) -> str:
-        if value == ActivityType.NOTICE:
-            raise serializers.ValidationError("Notices are written by Ridgeline, not through the API.", code="notice")
-        return value
-
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        if self.instance is not None and self.instance.type == ActivityType.NOTICE:
-            raise serializers.ValidationError(
-                {"type": ["A notice is written by Ridgeline and cannot be changed."]}, code="notice"
-            )
-        return attrs
 
 
 class UserSummarySerializer(serializers.ModelSerializer):

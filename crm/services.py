@@ -207,6 +207,14 @@ def project_contact_remove(*, actor: Actor, project_contact: ProjectContact) -> 
         project_contact.delete()
 
 
+def _check_not_notice(activity: Activity, fields: ActivityFields) -> None:
+    """Notices are written by `notice_send` only: no activity becomes one, and none is changed."""
+    if activity.type == ActivityType.NOTICE and not activity._state.adding:
+        raise ApplicationError("A notice is written by Ridgeline and cannot be changed.", code="notice", attr="type")
+    if fields.get("type") == ActivityType.NOTICE:
+        raise ApplicationError("Notices are written by Ridgeline only.", code="notice", attr="type")
+
+
 def activity_create(*, actor: Actor, **fields: Unpack[ActivityFields]) -> Activity:
     """Record an activity performed by the actor's effective user (and the admin behind them)."""
     activity = Activity(
@@ -215,12 +223,14 @@ def activity_create(*, actor: Actor, **fields: Unpack[ActivityFields]) -> Activi
         performed_by=actor.user,
         on_behalf_of=actor.on_behalf_of,
     )
+    _check_not_notice(activity, fields)
     record_check_links(activity, fields)
     record_assign(activity, fields, allowed=ACTIVITY_WRITABLE_FIELDS)
     return record_save(activity, actor=actor)
 
 
 def activity_update(*, activity: Activity, actor: Actor, **fields: Unpack[ActivityFields]) -> Activity:
+    _check_not_notice(activity, fields)
     record_check_links(activity, fields)
     changed = record_assign(activity, fields, allowed=ACTIVITY_WRITABLE_FIELDS)
     return record_save(activity, actor=actor, update_fields=changed)

@@ -10,7 +10,8 @@ from django.utils import timezone
 from crm.actor import Actor
 from crm.errors import ApplicationError
 from crm.models import Activity, Role
-from crm.services import activity_create, notice_send
+from crm.records import record_save
+from crm.services import notice_send
 from tests.admin import admin_url, staff_client
 from tests.api import api_errors, assert_invalid, row, table
 from tests.conftest import client_for
@@ -267,31 +268,39 @@ def test_the_database_refuses_a_broken_notice_rule(
     assert not Activity.objects.exists()
 
 
+RECIPIENT_CHECK = "activities_recipient_only_on_notices"
+RECIPIENT_RULE = "A notice is addressed to one member (recipient); no other activity has one."
+
+
 @pytest.mark.parametrize(
-    ("fields", "attr", "code", "detail"),
+    ("type_", "with_contact", "with_recipient", "attr", "code", "detail"),
     [
+        pytest.param("notice", True, False, "recipient", RECIPIENT_CHECK, RECIPIENT_RULE, id="no recipient"),
+        pytest.param("note", True, True, "recipient", RECIPIENT_CHECK, RECIPIENT_RULE, id="not a notice"),
         pytest.param(
-            {"type": "notice", "contact": "contact"},
-            "recipient",
-            "activities_recipient_only_on_notices",
-            "A notice is addressed to one member (recipient); no other activity has one.",
-            id="notice without recipient",
-        ),
-        pytest.param(
-            {"type": "note"},
+            "note",
+            False,
+            False,
             "contact",
             "activities_contact_or_project",
             "An activity needs a contact or a project.",
-            id="note without contact",
+            id="no contact",
         ),
     ],
 )
-def test_services_name_the_field_of_a_broken_notice_rule(tenant, member_user, fields, attr, code, detail):
-    if fields.get("contact"):
-        fields = {**fields, "contact": ContactFactory(tenant=tenant)}
+def test_a_save_names_the_field_of_a_broken_notice_rule(
+    tenant, member_user, type_, with_contact, with_recipient, attr, code, detail
+):
+    """What the database refuses, every write path answers naming the field (crm.constraints)."""
+    activity = Activity(
+        tenant=tenant,
+        type=type_,
+        contact=ContactFactory(tenant=tenant) if with_contact else None,
+        recipient=member_user if with_recipient else None,
+    )
 
     with pytest.raises(ApplicationError) as raised:
-        activity_create(actor=Actor(tenant=tenant, user=member_user), **fields)
+        record_save(activity, actor=Actor(tenant=tenant, user=member_user))
 
     assert (raised.value.attr, raised.value.code, raised.value.message) == (attr, code, detail)
     assert not Activity.objects.exists()
@@ -323,9 +332,7 @@ def test_the_api_refuses_to_write_a_notice(tenant, member_user, owner, method):
 
     response = getattr(client_for(member_user), method)(url, body)
 
-    assert_invalid(
-        response, attr="type", code="notice", detail="Notices are written by Ridgeline, not through the API."
-    )
+    assert_invalid(response, attr="type", code="notice", detail="Notices are written by Ridgeline only.")
     assert table(Activity) == before
 
 
