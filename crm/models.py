@@ -571,6 +571,12 @@ class ActivityDirection(models.TextChoices):
     OUTBOUND = "outbound"
 
 
+class ActivityQuerySet(models.QuerySet["Activity"]):
+    def visible_to(self, user: "User | None") -> "ActivityQuerySet":
+        """Every activity but the notices addressed to someone else (a notice is its recipient's only)."""
+        return self.filter(Q(recipient__isnull=True) | Q(recipient=user))
+
+
 class Activity(models.Model):
     """A call, email, SMS, meeting, note, task or door knock on a contact and/or project, or a
     notice addressed to one member (`recipient`)."""
@@ -639,6 +645,8 @@ class Activity(models.Model):
         ),
     )
     created_at = models.DateTimeField(default=now, db_default=Now(), editable=False)
+
+    objects = ActivityQuerySet.as_manager()
 
     class Meta:
         db_table = "activities"

@@ -2,7 +2,7 @@ from typing import Any, cast
 
 from django.contrib.auth import authenticate, logout, user_logged_in
 from django.contrib.auth.views import redirect_to_login
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
@@ -24,7 +24,7 @@ from crm.api.views import SoftDeleteViewSet, TenantMixin, TenantScopedViewSet, r
 from crm.auth import lockout_seconds
 from crm.filtersets import ActivityFilterSet, MembershipFilterSet, ProjectFilterSet
 from crm.invitations import invitation_from_token
-from crm.models import Activity, AuthToken, Membership, Project, ProjectContact, Role, User
+from crm.models import Activity, ActivityQuerySet, AuthToken, Membership, Project, ProjectContact, Role, User
 from crm.serializers import (
     ActivitySerializer,
     AuthTokenSerializer,
@@ -162,7 +162,7 @@ class ActivityViewSet(TenantScopedViewSet):
 
     def filter_visible(self, queryset: QuerySet) -> QuerySet:
         """A notice is its recipient's only: everyone else's are as if they did not exist (404)."""
-        return queryset.filter(Q(recipient__isnull=True) | Q(recipient=self.request.actor.user))
+        return cast(ActivityQuerySet, queryset).visible_to(self.request.actor.user)
 
     def perform_create(self, serializer: Any) -> None:
         serializer.instance = activity_create(actor=self.request.actor, **serializer.validated_data)
