@@ -137,7 +137,11 @@ def get_contact(context: ToolContext, arguments: dict[str, Any]) -> dict[str, An
     contact = _contacts(context).filter(pk=checked["id"]).first()
     if contact is None:
         raise ToolRefused(f"There is no contact {checked['id']}.")
-    recent = Activity.objects.filter(tenant=contact.tenant, contact=contact).order_by("-created_at", "-id")[:5]
+    recent = (
+        Activity.objects.visible_to(context.actor.user)
+        .filter(tenant=contact.tenant, contact=contact)
+        .order_by("-created_at", "-id")[:5]
+    )
     projects = _projects(context).filter(contact=contact).order_by("-created_at", "-id")[:10]
     return {
         "contact": _shown(ContactSerializer(contact).data, (*CONTACT_FIELDS, "address_zip", "roof_type", "source")),
@@ -185,7 +189,7 @@ class ListActivitiesArguments(serializers.Serializer):
 
 def list_activities(context: ToolContext, arguments: dict[str, Any]) -> dict[str, Any]:
     checked = _validated(ListActivitiesArguments, arguments)
-    activities = Activity.objects.filter(tenant=context.actor.require_tenant())
+    activities = Activity.objects.visible_to(context.actor.user).filter(tenant=context.actor.require_tenant())
     for name in ("contact", "project", "type"):
         if name in checked:
             activities = activities.filter(**{name: checked[name]})

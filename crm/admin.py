@@ -1,5 +1,5 @@
 import re
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.contrib import admin, messages
@@ -15,10 +15,11 @@ from crm.admin_base import (
     admin_actor,
     admin_inline_row,
     admin_may,
+    admin_request,
     admin_tenant_ids,
 )
 from crm.errors import ApplicationError
-from crm.models import Activity, Membership, Project, ProjectContact, Role, Tenant, User
+from crm.models import Activity, ActivityQuerySet, Membership, Project, ProjectContact, Role, Tenant, User
 from crm.services import (
     TENANT_ADDRESS_FIELDS,
     TENANT_OPS_FIELDS,
@@ -370,8 +371,22 @@ class ActivityAdmin(TenantScopedAdmin):
     list_select_related = ["contact", "project", "performed_by", "on_behalf_of"]
     search_fields = ["subject", "content"]
     autocomplete_fields = ["contact", "project"]
-    readonly_fields = ["created_by", "performed_by", "on_behalf_of", "is_impersonated_action", "created_at"]
+    readonly_fields = [
+        "recipient",
+        "created_by",
+        "performed_by",
+        "on_behalf_of",
+        "is_impersonated_action",
+        "created_at",
+    ]
     date_hierarchy = "created_at"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        """A notice is its recipient's only; Ridgeline's operators (superusers) see every one."""
+        queryset = cast(ActivityQuerySet, super().get_queryset(request))
+        if request.user.is_superuser:
+            return queryset
+        return queryset.visible_to(admin_request(request).user)
 
     def service_create(self, actor: Actor, fields: dict[str, Any]) -> Activity:
         return activity_create(actor=actor, **fields)

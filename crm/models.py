@@ -145,6 +145,27 @@ def validate_subdomain(value: str) -> None:
         )
 
 
+# The keys of `tenants.settings` the core declares, with the type each holds; other keys (a
+# feature's own, such as "ai") are kept as given.
+NOTIFY_IMPERSONATED_USERS = "notify_impersonated_users"
+TENANT_SETTINGS: dict[str, type] = {NOTIFY_IMPERSONATED_USERS: bool}
+TENANT_SETTINGS_HELP = (
+    f"The tenant's settings (a JSON object). `{NOTIFY_IMPERSONATED_USERS}` (true or false, default false): "
+    "when an admin starts impersonating a member, that member gets a notice on their activity feed "
+    "saying who viewed their account and why."
+)
+
+
+def validate_tenant_settings(value: object) -> None:
+    if not isinstance(value, dict):
+        return
+    for key, kind in TENANT_SETTINGS.items():
+        if key in value and not isinstance(value[key], kind):
+            raise ValidationError(
+                "%(key)s is true or false.", code="invalid_setting", params={"key": f"settings.{key}"}
+            )
+
+
 class SubscriptionStatus(models.TextChoices):
     TRIAL = "trial"
     ACTIVE = "active"
@@ -162,7 +183,9 @@ class Tenant(models.Model):
     # varchar(100), the old system's width; a valid subdomain (a DNS label) has 63 at most.
     subdomain = models.SlugField(max_length=100, unique=True, validators=[validate_subdomain], help_text=SUBDOMAIN_RULE)
     custom_domain = models.CharField(max_length=255, null=True, blank=True, unique=True)  # noqa: DJ001
-    settings = JSONDocumentField(default=dict, db_default={}, blank=True)
+    settings = JSONDocumentField(
+        default=dict, db_default={}, blank=True, validators=[validate_tenant_settings], help_text=TENANT_SETTINGS_HELP
+    )
     features = JSONDocumentField(default=dict, db_default={}, blank=True)
     subscription_status = models.CharField(
         max_length=20,
@@ -201,6 +224,10 @@ class Tenant(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def notifies_impersonated_users(self) -> bool:
+        return isinstance(self.settings, dict) and self.settings.get(NOTIFY_IMPERSONATED_USERS) is True
 
 
 class Role(models.TextChoices):
@@ -534,6 +561,9 @@ class ActivityType(models.TextChoices):
     NOTE = "note"
     TASK = "task"
     DOOR_KNOCK = "door_knock"
+    # Addressed to one member (`recipient`), written only by services (e.g. "your account
+    # was viewed"): nobody else sees it.
+    NOTICE = "notice"
 
 
 class ActivityDirection(models.TextChoices):
@@ -541,8 +571,15 @@ class ActivityDirection(models.TextChoices):
     OUTBOUND = "outbound"
 
 
+class ActivityQuerySet(models.QuerySet["Activity"]):
+    def visible_to(self, user: "User | None") -> "ActivityQuerySet":
+        """Every activity but the notices addressed to someone else (a notice is its recipient's only)."""
+        return self.filter(Q(recipient__isnull=True) | Q(recipient=user))
+
+
 class Activity(models.Model):
-    """A call, email, SMS, meeting, note, task or door knock on a contact and/or project."""
+    """A call, email, SMS, meeting, note, task or door knock on a contact and/or project, or a
+    notice addressed to one member (`recipient`)."""
 
     Type = ActivityType
     Direction = ActivityDirection
@@ -552,6 +589,17 @@ class Activity(models.Model):
         "contacts.Contact", on_delete=models.CASCADE, null=True, blank=True, related_name="activities"
     )
     project = models.ForeignKey(Project, on_delete=models.CASCADE, null=True, blank=True, related_name="activities")
+    # A notice is only its recipient's to read: it goes with their account (SET_NULL would
+    # leave a notice without a recipient, which the database refuses).
+    recipient = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,  # activities_recipient_idx, partial: only notices have one
+        help_text="The member a notice is addressed to (only they see it); empty on every other activity.",
+    )
     type = models.CharField(max_length=20, choices=Type.choices)
     subtype = models.CharField(max_length=50, null=True, blank=True)  # noqa: DJ001
     subject = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
@@ -598,6 +646,8 @@ class Activity(models.Model):
     )
     created_at = models.DateTimeField(default=now, db_default=Now(), editable=False)
 
+    objects = ActivityQuerySet.as_manager()
+
     class Meta:
         db_table = "activities"
         verbose_name_plural = "activities"
@@ -606,9 +656,15 @@ class Activity(models.Model):
             choices_check("type", ActivityType, "activities_type_valid"),
             choices_check("direction", ActivityDirection, "activities_direction_valid"),
             models.CheckConstraint(
-                condition=Q(contact__isnull=False) | Q(project__isnull=False),
+                condition=Q(contact__isnull=False) | Q(project__isnull=False) | Q(type=ActivityType.NOTICE),
                 name="activities_contact_or_project",
                 violation_error_message="An activity needs a contact or a project.",
+            ),
+            models.CheckConstraint(
+                condition=Q(type=ActivityType.NOTICE, recipient__isnull=False)
+                | (~Q(type=ActivityType.NOTICE) & Q(recipient__isnull=True)),
+                name="activities_recipient_only_on_notices",
+                violation_error_message="A notice is addressed to one member (recipient); no other activity has one.",
             ),
             models.UniqueConstraint(
                 fields=["tenant", "external_id"],
@@ -623,6 +679,7 @@ class Activity(models.Model):
             ),
             models.Index(fields=["contact", "created_at"], name="activities_contact_idx"),
             models.Index(fields=["project", "created_at"], name="activities_project_idx"),
+            models.Index(fields=["recipient"], condition=Q(recipient__isnull=False), name="activities_recipient_idx"),
         ]
 
     def __str__(self) -> str:

@@ -53,7 +53,13 @@ class ActivitySerializer(TenantModelSerializer):
     class Meta:
         model = Activity
         exclude = ["tenant"]
-        read_only_fields = ["created_by", "performed_by", "on_behalf_of", "created_at"]
+        read_only_fields = ["created_by", "performed_by", "on_behalf_of", "recipient", "created_at"]
+        extra_kwargs = {
+            "type": {
+                "help_text": "`notice`: a notice addressed to you (`recipient`), e.g. that an admin viewed your "
+                "account; Ridgeline writes notices, the API does not take them."
+            }
+        }
 
 
 class UserSummarySerializer(serializers.ModelSerializer):

@@ -16,7 +16,18 @@ from crm.actor import Actor
 from crm.constraints import constraint_violation
 from crm.errors import ApplicationError, Conflict, Forbidden, NotFound
 from crm.invitations import invitation_email_send, invitation_from_token
-from crm.models import Activity, AuthToken, Membership, MembershipStatus, Project, ProjectContact, Role, Tenant, User
+from crm.models import (
+    Activity,
+    ActivityType,
+    AuthToken,
+    Membership,
+    MembershipStatus,
+    Project,
+    ProjectContact,
+    Role,
+    Tenant,
+    User,
+)
 from crm.records import (
     record_assign,
     record_check_links,
@@ -37,7 +48,10 @@ if TYPE_CHECKING:
 PROJECT_WRITABLE_FIELDS = record_writable_fields(Project)
 # Kept by the database (the substatus triggers): read back after a write that may change them.
 PROJECT_DATABASE_KEPT_FIELDS = ["substatus", "substatus_since"]
-ACTIVITY_WRITABLE_FIELDS = record_writable_fields(Activity, exclude=frozenset({"performed_by", "on_behalf_of"}))
+# A recipient makes a notice: written only by `notice_send`.
+ACTIVITY_WRITABLE_FIELDS = record_writable_fields(
+    Activity, exclude=frozenset({"performed_by", "on_behalf_of", "recipient"})
+)
 PROJECT_CONTACT_WRITABLE_FIELDS = frozenset({"contact", "role"})
 MEMBERSHIP_WRITABLE_FIELDS = frozenset({"role", "status", "deactivated_reason"})
 
@@ -193,6 +207,14 @@ def project_contact_remove(*, actor: Actor, project_contact: ProjectContact) -> 
         project_contact.delete()
 
 
+def _check_not_notice(activity: Activity, fields: ActivityFields) -> None:
+    """Notices are written by `notice_send` only: no activity becomes one, and none is changed."""
+    if activity.type == ActivityType.NOTICE and not activity._state.adding:
+        raise ApplicationError("A notice is written by Ridgeline and cannot be changed.", code="notice", attr="type")
+    if fields.get("type") == ActivityType.NOTICE:
+        raise ApplicationError("Notices are written by Ridgeline only.", code="notice", attr="type")
+
+
 def activity_create(*, actor: Actor, **fields: Unpack[ActivityFields]) -> Activity:
     """Record an activity performed by the actor's effective user (and the admin behind them)."""
     activity = Activity(
@@ -201,12 +223,14 @@ def activity_create(*, actor: Actor, **fields: Unpack[ActivityFields]) -> Activi
         performed_by=actor.user,
         on_behalf_of=actor.on_behalf_of,
     )
+    _check_not_notice(activity, fields)
     record_check_links(activity, fields)
     record_assign(activity, fields, allowed=ACTIVITY_WRITABLE_FIELDS)
     return record_save(activity, actor=actor)
 
 
 def activity_update(*, activity: Activity, actor: Actor, **fields: Unpack[ActivityFields]) -> Activity:
+    _check_not_notice(activity, fields)
     record_check_links(activity, fields)
     changed = record_assign(activity, fields, allowed=ACTIVITY_WRITABLE_FIELDS)
     return record_save(activity, actor=actor, update_fields=changed)
@@ -215,6 +239,24 @@ def activity_update(*, activity: Activity, actor: Actor, **fields: Unpack[Activi
 def activity_delete(*, activity: Activity, actor: Actor) -> None:
     with actor.atomic():
         activity.delete()
+
+
+def notice_send(*, actor: Actor, recipient: User, subject: str, content: str) -> Activity:
+    """A notice on `recipient`'s activity feed, which only they see, from the actor's user.
+
+    Precondition: `recipient` is a member of the actor's tenant (the caller checked it).
+    """
+    notice = Activity(
+        tenant=actor.require_tenant(),
+        type=ActivityType.NOTICE,
+        recipient=recipient,
+        subject=subject,
+        content=content,
+        created_by=actor.user,
+        performed_by=actor.user,
+        on_behalf_of=actor.on_behalf_of,
+    )
+    return record_save(notice, actor=actor)
 
 
 # Tenants ------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from crm.api.views import SoftDeleteViewSet, TenantMixin, TenantScopedViewSet, r
 from crm.auth import lockout_seconds
 from crm.filtersets import ActivityFilterSet, MembershipFilterSet, ProjectFilterSet
 from crm.invitations import invitation_from_token
-from crm.models import Activity, AuthToken, Membership, Project, ProjectContact, Role, User
+from crm.models import Activity, ActivityQuerySet, AuthToken, Membership, Project, ProjectContact, Role, User
 from crm.serializers import (
     ActivitySerializer,
     AuthTokenSerializer,
@@ -145,8 +145,10 @@ class ProjectContactViewSet(TenantScopedViewSet):
         project_contact_remove(actor=self.request.actor, project_contact=instance)
 
 
+@extend_validation_errors(["notice"], field_name="type", methods=["post", "put", "patch"])
 class ActivityViewSet(TenantScopedViewSet):
-    """Calls, emails, SMS, meetings, notes, tasks and door knocks."""
+    """Calls, emails, SMS, meetings, notes, tasks and door knocks; and the notices addressed to
+    you (`type` `notice`, e.g. "your account was viewed"), which nobody else sees."""
 
     serializer_class = ActivitySerializer
     filterset_class = ActivityFilterSet
@@ -157,6 +159,10 @@ class ActivityViewSet(TenantScopedViewSet):
 
     def get_tenant_queryset(self) -> QuerySet:
         return Activity.objects.all()
+
+    def filter_visible(self, queryset: QuerySet) -> QuerySet:
+        """A notice is its recipient's only: everyone else's are as if they did not exist (404)."""
+        return cast(ActivityQuerySet, queryset).visible_to(self.request.actor.user)
 
     def perform_create(self, serializer: Any) -> None:
         serializer.instance = activity_create(actor=self.request.actor, **serializer.validated_data)
@@ -226,6 +232,7 @@ class MembershipViewSet(TenantScopedViewSet):
         membership_remove(actor=self.request.actor, membership=instance)
 
 
+@extend_validation_errors(["invalid_setting"], field_name="settings", methods=["patch"])
 class TenantView(TenantMixin, generics.GenericAPIView):
     """The request's tenant: every member reads it; admins change its profile, owners also its
     subdomain and custom domain, Ridgeline's operators its subscription, limits and `is_active`."""

@@ -17,14 +17,17 @@ from django.db.models.functions import Now
 from django.utils import timezone
 from knox.crypto import hash_token
 
+from crm.actor import Actor
 from crm.errors import ApplicationError, Conflict, Forbidden
-from crm.models import AuthToken, Membership, Role, Tenant, User
+from crm.models import Activity, AuthToken, Membership, Role, Tenant, User
+from crm.services import notice_send
 from impersonation.models import STATUS_FOR_REASON, EndReason, ImpersonationLog, ImpersonationStatus
 
 TOKEN_PREFIX = "rdgimp_"  # noqa: S105 (a prefix, not a secret)
 MIN_REASON_LENGTH = 10
 DEFAULT_DURATION_MINUTES = 30
 MAX_DURATION_MINUTES = 240  # the old system's 4 hours
+NOTICE_SUBJECT_LENGTH = Activity._meta.get_field("subject").max_length or 255
 IMPERSONATOR_ROLES = (Role.OWNER, Role.ADMIN)
 # Who owners and admins may impersonate: never a peer, a higher role or an owner.
 TARGET_ROLES = (Role.MANAGER, Role.MEMBER, Role.VIEWER)
@@ -143,7 +146,28 @@ def impersonation_start(
             admin_token_digest=credential.token_digest,
             admin_session_key=credential.session_key,
         )
+        if tenant.notifies_impersonated_users:
+            _notify_target(log)
     return StartedImpersonation(log=log, token=token)
+
+
+def _notify_target(log: ImpersonationLog) -> None:
+    """The tenant asked for it: a notice on the target's feed, from the admin themselves (not an
+    action done while impersonating). The log records no purpose apart from the reason, so the
+    notice gives the reason as the admin wrote it."""
+    admin = log.admin_user
+    access = "with changes allowed" if log.allow_writes else "read-only"
+    minutes = round((log.expires_at - log.started_at).total_seconds() / 60)
+    content = f"Reason: {log.reason}\n"
+    if log.ticket:
+        content += f"Ticket: {log.ticket}\n"
+    content += f"Access: {access}, for up to {minutes} minutes."
+    subject = f"Your account was viewed by {admin.get_full_name() or admin.get_username()}: {log.reason}"
+    if len(subject) > NOTICE_SUBJECT_LENGTH:
+        subject = subject[: NOTICE_SUBJECT_LENGTH - 1] + "…"
+    notice_send(
+        actor=Actor(tenant=log.tenant, user=admin), recipient=log.impersonated_user, subject=subject, content=content
+    )
 
 
 def impersonation_end(*, log: ImpersonationLog, reason: EndReason) -> bool:

@@ -13,8 +13,9 @@ from ai_chat.services import conversations_retention, message_cost, message_send
 from ai_chat.tasks import conversations_retention_task
 from crm.actor import Actor
 from crm.models import Activity, Role
+from crm.services import notice_send
 from tests.ai_chat.conftest import start_conversation
-from tests.factories import ContactFactory, MembershipFactory, ProjectFactory, UserFactory
+from tests.factories import ActivityFactory, ContactFactory, MembershipFactory, ProjectFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -185,3 +186,19 @@ def test_a_bad_filter_tree_comes_back_to_the_model_with_its_paths(tenant, member
     result = tools.tool_run(context, "list_projects", json.dumps({"filter": tree}))
 
     assert result == {"error": error, "field": "filter"}
+
+
+def test_the_assistant_lists_only_the_users_own_notices(tenant, member_user, manager):
+    shared = ActivityFactory(tenant=tenant)
+    mine, theirs = (
+        notice_send(actor=Actor(tenant=tenant, user=manager), recipient=user, subject="Viewed", content="Why")
+        for user in (member_user, manager)
+    )
+    context = tools.ToolContext(actor=Actor(tenant=tenant, user=member_user), role=Role.MEMBER, conversation_id=1)
+
+    every = tools.tool_run(context, "list_activities", "{}")
+    notices = tools.tool_run(context, "list_activities", '{"type": "notice"}')
+
+    assert (every["count"], [row["id"] for row in every["activities"]]) == (2, [mine.pk, shared.pk])
+    assert (notices["count"], [row["id"] for row in notices["activities"]]) == (1, [mine.pk])
+    assert theirs.pk not in {row["id"] for row in every["activities"]}

@@ -3,12 +3,19 @@
 import datetime as dt
 
 import pytest
+from django.db import IntegrityError, transaction
+from django.test import Client
 from django.utils import timezone
 
-from crm.models import Activity
+from crm.actor import Actor
+from crm.errors import ApplicationError
+from crm.models import Activity, Role
+from crm.records import record_save
+from crm.services import notice_send
+from tests.admin import admin_url, staff_client
 from tests.api import api_errors, assert_invalid, row, table
 from tests.conftest import client_for
-from tests.factories import ActivityFactory, ContactFactory, ProjectFactory
+from tests.factories import ActivityFactory, ContactFactory, ProjectFactory, UserFactory
 
 URL = "/api/v1/activities/"
 
@@ -222,3 +229,159 @@ def test_ordering(log, member_user):
     response = client_for(member_user).get(URL, {"ordering": "scheduled_at"})
 
     assert ids(response) == [log["knock"].pk, log["task"].pk, log["call"].pk]
+
+
+# Notices: addressed to one member, written only by services ------------------------------
+
+
+def notice_for(tenant, recipient, sender=None):
+    return notice_send(
+        actor=Actor(tenant=tenant, user=sender or recipient),
+        recipient=recipient,
+        subject="Your account was viewed",
+        content="Reason: support",
+    )
+
+
+@pytest.mark.parametrize(
+    ("type_", "with_contact", "with_recipient", "constraint"),
+    [
+        pytest.param("notice", True, False, "activities_recipient_only_on_notices", id="notice without recipient"),
+        pytest.param("note", True, True, "activities_recipient_only_on_notices", id="recipient on a note"),
+        pytest.param("note", False, False, "activities_contact_or_project", id="note without contact"),
+    ],
+)
+def test_the_database_refuses_a_broken_notice_rule(
+    tenant, member_user, type_, with_contact, with_recipient, constraint
+):
+    activity = Activity(
+        tenant=tenant,
+        type=type_,
+        contact=ContactFactory(tenant=tenant) if with_contact else None,
+        recipient=member_user if with_recipient else None,
+    )
+
+    with pytest.raises(IntegrityError) as raised, transaction.atomic():
+        activity.save()
+
+    assert raised.value.__cause__.diag.constraint_name == constraint
+    assert not Activity.objects.exists()
+
+
+RECIPIENT_CHECK = "activities_recipient_only_on_notices"
+RECIPIENT_RULE = "A notice is addressed to one member (recipient); no other activity has one."
+
+
+@pytest.mark.parametrize(
+    ("type_", "with_contact", "with_recipient", "attr", "code", "detail"),
+    [
+        pytest.param("notice", True, False, "recipient", RECIPIENT_CHECK, RECIPIENT_RULE, id="no recipient"),
+        pytest.param("note", True, True, "recipient", RECIPIENT_CHECK, RECIPIENT_RULE, id="not a notice"),
+        pytest.param(
+            "note",
+            False,
+            False,
+            "contact",
+            "activities_contact_or_project",
+            "An activity needs a contact or a project.",
+            id="no contact",
+        ),
+    ],
+)
+def test_a_save_names_the_field_of_a_broken_notice_rule(
+    tenant, member_user, type_, with_contact, with_recipient, attr, code, detail
+):
+    """What the database refuses, every write path answers naming the field (crm.constraints)."""
+    activity = Activity(
+        tenant=tenant,
+        type=type_,
+        contact=ContactFactory(tenant=tenant) if with_contact else None,
+        recipient=member_user if with_recipient else None,
+    )
+
+    with pytest.raises(ApplicationError) as raised:
+        record_save(activity, actor=Actor(tenant=tenant, user=member_user))
+
+    assert (raised.value.attr, raised.value.code, raised.value.message) == (attr, code, detail)
+    assert not Activity.objects.exists()
+
+
+def test_a_notice_needs_no_contact_and_shows_its_recipient(tenant, member_user, owner):
+    notice = notice_for(tenant, member_user, sender=owner)
+
+    response = client_for(member_user).get(detail(notice))
+
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert (body["type"], body["recipient"], body["contact"], body["project"], body["created_by"]) == (
+        "notice",
+        member_user.pk,
+        None,
+        None,
+        owner.pk,
+    )
+
+
+@pytest.mark.parametrize("method", ["post", "put"])
+def test_the_api_refuses_to_write_a_notice(tenant, member_user, owner, method):
+    contact = ContactFactory(tenant=tenant)
+    activity = ActivityFactory(tenant=tenant, contact=contact)
+    before = table(Activity)
+    body = {"type": "notice", "contact": contact.pk, "recipient": owner.pk}
+    url = URL if method == "post" else detail(activity)
+
+    response = getattr(client_for(member_user), method)(url, body)
+
+    assert_invalid(response, attr="type", code="notice", detail="Notices are written by Ridgeline only.")
+    assert table(Activity) == before
+
+
+def test_the_recipient_cannot_change_their_notice(tenant, member_user):
+    notice = notice_for(tenant, member_user)
+    before = row(notice)
+
+    response = client_for(member_user).patch(detail(notice), {"subject": "Nothing happened"})
+
+    assert_invalid(
+        response, attr="type", code="notice", detail="A notice is written by Ridgeline and cannot be changed."
+    )
+    assert row(notice) == before
+
+
+def test_the_recipient_is_not_writable(tenant, member_user, owner):
+    contact = ContactFactory(tenant=tenant)
+
+    response = client_for(member_user).post(URL, {"type": "note", "contact": contact.pk, "recipient": owner.pk})
+
+    assert response.status_code == 201, response.content
+    assert response.json()["recipient"] is None
+    assert Activity.objects.get().recipient is None
+
+
+def test_notices_are_listed_and_fetched_by_their_recipient_only(tenant, member_user, manager):
+    shared = ActivityFactory(tenant=tenant)
+    mine = notice_for(tenant, member_user)
+    theirs = notice_for(tenant, manager)
+    client = client_for(member_user)
+
+    assert ids(client.get(URL)) == [mine.pk, shared.pk]
+    assert client.get(URL).json()["count"] == 2
+    assert client.get(detail(mine)).status_code == 200
+    assert api_errors(client.get(detail(theirs)), 404)
+    assert ids(client_for(manager).get(URL)) == [theirs.pk, shared.pk]
+
+
+def test_the_admin_lists_notices_to_their_recipient_only(tenant, member_user):
+    staff, staff_user = staff_client(tenant, Role.MANAGER)
+    superuser = UserFactory(username="root", is_staff=True, is_superuser=True)
+    root = Client()
+    root.force_login(superuser)
+    shared = ActivityFactory(tenant=tenant)
+    theirs = notice_for(tenant, member_user)
+    mine = notice_for(tenant, staff_user)
+    changelist = admin_url("changelist", Activity)
+
+    assert set(staff.get(changelist).context["cl"].result_list) == {shared, mine}
+    assert staff.get(admin_url("change", Activity, theirs.pk)).status_code == 302
+    assert staff.get(admin_url("change", Activity, mine.pk)).status_code == 200
+    assert set(root.get(changelist).context["cl"].result_list) == {shared, mine, theirs}

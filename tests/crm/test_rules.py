@@ -17,8 +17,15 @@ from contacts.models import Contact
 from contacts.services import contact_create, contact_update, contacts_reassign
 from crm.actor import Actor, Source
 from crm.errors import ApplicationError
-from crm.models import Activity, Project, Role
-from crm.services import activity_create, project_contact_add, project_create, project_update
+from crm.models import Activity, Project, Role, User
+from crm.services import (
+    activity_create,
+    activity_update,
+    notice_send,
+    project_contact_add,
+    project_create,
+    project_update,
+)
 from substatus.models import SubstatusConfig
 from substatus.services import substatus_create, substatus_update
 from tests.admin import admin_url, form_errors, post_page, staff_client
@@ -55,6 +62,12 @@ class Case:
 
 def nothing(tenant: Any) -> SimpleNamespace:
     return SimpleNamespace(tenant=tenant)
+
+
+def notice_to_owner(tenant: Any) -> Activity:
+    """A notice to the staff owner every case runs as (the only one who sees it)."""
+    owner = User.objects.get(is_staff=True, memberships__tenant=tenant, memberships__role=Role.OWNER)
+    return notice_send(actor=Actor(tenant=tenant, user=owner), recipient=owner, subject="Viewed", content="Why")
 
 
 def new_party_row(rows: SimpleNamespace) -> dict[str, Any]:
@@ -129,6 +142,28 @@ CASES = [
         service=lambda actor, rows: activity_create(actor=actor, type="note"),
         attr="contact",
         message=lambda rows: "An activity needs a contact or a project.",
+    ),
+    # Notices are written by Ridgeline only (crm.services: notice_send), never as an activity.
+    Case(
+        id="a notice written as an activity",
+        setup=lambda tenant: SimpleNamespace(contact=ContactFactory(tenant=tenant)),
+        api=lambda rows: ("post", "/api/v1/activities/", {"type": "notice", "contact": rows.contact.pk}),
+        admin=lambda rows: (
+            admin_url("add", Activity),
+            {"tenant": rows.tenant.pk, "type": "notice", "contact": rows.contact.pk},
+        ),
+        service=lambda actor, rows: activity_create(actor=actor, type="notice", contact=rows.contact),
+        attr="type",
+        message=lambda rows: "Notices are written by Ridgeline only.",
+    ),
+    Case(
+        id="changing a notice",
+        setup=lambda tenant: SimpleNamespace(notice=notice_to_owner(tenant)),
+        api=lambda rows: ("patch", f"/api/v1/activities/{rows.notice.pk}/", {"subject": "Nothing happened"}),
+        admin=lambda rows: (admin_url("change", Activity, rows.notice.pk), {"subject": "Nothing happened"}),
+        service=lambda actor, rows: activity_update(activity=rows.notice, actor=actor, subject="Nothing happened"),
+        attr="type",
+        message=lambda rows: "A notice is written by Ridgeline and cannot be changed.",
     ),
     # The substatus rules (the database: constraints and triggers).
     Case(

@@ -19,8 +19,9 @@ from contacts.models import Contact, MergedOrganization
 from crm.demo import DEMO_PASSWORD, DemoStep, demo_steps
 from crm.demo.runner import demo_load
 from crm.errors import ApplicationError
-from crm.models import Activity, Project, ProjectContact, Tenant, User
+from crm.models import Activity, AuthToken, Project, ProjectContact, Tenant, User
 from crm.services import activity_create
+from impersonation.models import ImpersonationLog
 from substatus.models import SubstatusConfig
 from tests.api import table
 from tests.contacts.legacy import merge_phases
@@ -147,6 +148,8 @@ def test_the_legacy_rehearsal_writes_the_old_rows_then_migrate_merges_them_and_s
         "  contacts.parties: 8 adjusters (contacts); project parties: 14 adjuster, 2 sub_contractor",
         "  campaigns.live: 2 active campaigns: New Lead Welcome Series (12 enrolled); "
         "Storm Damage Outreach (12 enrolled)",
+        "  impersonation.viewed: notify_impersonated_users on; Marcus Lee viewed Jake Romero's account (SUP-1042), "
+        "who has the notice on their feed",
         "  filters.saved: a Last inspection filter; saved filters: Storm leads in Denver (shared, manager), "
         "My follow-ups this week (member's default)",
     ]
@@ -214,7 +217,7 @@ def test_creates_the_documented_amounts(demo):
         "merged organizations": 15,
         "projects": 60,
         "deleted projects": 2,
-        "activities": 300,
+        "activities": 301,  # the rehearsal's 300 and the member's notice
         "parties": {"adjuster": 14, "organization": 18, "sub_contractor": 2},
     }
     # Every row names a staff member as its author, from the old system's rows to the services' ones.
@@ -433,3 +436,23 @@ def test_runs_with_debug_off_when_forced(demo, settings):
     output = seed("--force")
 
     assert output.splitlines()[0] == "Demo tenant Summit Roofing (summit) already exists: nothing changed."
+
+
+def test_the_member_has_the_notice_of_the_admins_support_session(demo):
+    tenant = demo.tenant
+    notice = Activity.objects.get(tenant=tenant, type=Activity.Type.NOTICE)
+    session = ImpersonationLog.objects.get(tenant=tenant)
+
+    assert tenant.settings["notify_impersonated_users"] is True
+    assert (notice.recipient.username, notice.created_by.username, notice.subject) == (
+        "summit-member",
+        "summit-admin",
+        "Your account was viewed by Marcus Lee: Jake cannot find the Hendricks job on his list",
+    )
+    assert (session.impersonated_user, session.admin_user, session.ticket, session.end_reason) == (
+        notice.recipient,
+        notice.created_by,
+        "SUP-1042",
+        "stopped",
+    )
+    assert not AuthToken.objects.filter(digest=session.admin_token_digest).exists()

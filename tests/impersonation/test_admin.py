@@ -6,7 +6,7 @@ from django.test import Client
 from django.urls import reverse
 
 from contacts.models import Contact
-from crm.models import Membership
+from crm.models import Activity, Membership
 from impersonation.models import ImpersonationLog
 from impersonation.requests import SESSION_KEY
 from tests.admin import admin_url, post_page, staff_client
@@ -219,3 +219,19 @@ def test_members_do_not_see_the_log(tenant, jane):
     client.force_login(jane)
 
     assert client.get(admin_url("changelist", ImpersonationLog)).status_code == 403
+
+
+def test_a_session_started_from_the_admin_notifies_the_target_when_the_tenant_asks(tenant, owner_admin, jane):
+    client, sam = owner_admin
+    tenant.settings = {"notify_impersonated_users": True}
+    tenant.save()
+    changelist = admin_url("changelist", Activity)
+
+    assert start(client, tenant, jane).status_code == 302
+
+    notice = Activity.objects.get()
+    assert (notice.type, notice.recipient, notice.created_by, notice.on_behalf_of) == ("notice", jane, sam, None)
+    # Viewing as Jane, the admin sees her notice in the admin; as himself, not.
+    assert list(client.get(changelist).context["cl"].result_list) == [notice]
+    client.post(STOP)
+    assert list(client.get(changelist).context["cl"].result_list) == []
