@@ -12,10 +12,10 @@ from typing import Any, TypedDict, Unpack
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q, Sum
+from django.db.models import Q
 from django.utils import timezone
 
-from ai_chat.models import Conversation, ConversationAuditLog, Message, MessageRole
+from ai_chat.models import Conversation, ConversationAuditLog, Message, MessageRole, TokenUsage
 from ai_chat.providers import (
     Completion,
     Delta,
@@ -73,18 +73,14 @@ def tenant_token_budget(tenant: Tenant) -> int:
 
 
 def budget_check(*, tenant: Tenant, now: dt.datetime | None = None) -> None:
-    """Refuse (429) when the tenant has used its monthly token budget (UTC calendar month)."""
+    """Refuse (429) when the tenant has used its monthly token budget (UTC calendar month: the
+    messages' tokens, counted by the database as they are stored)."""
     budget = tenant_token_budget(tenant)
     if budget == 0:
         return
     now = now or timezone.now()
     start = _month_start(now)
-    used = (
-        Message.objects.filter(tenant=tenant, created_at__gte=start).aggregate(
-            tokens=Sum("prompt_tokens") + Sum("completion_tokens")
-        )["tokens"]
-        or 0
-    )
+    used = TokenUsage.objects.filter(tenant=tenant, month=start.date()).values_list("tokens", flat=True).first() or 0
     if used >= budget:
         reset = _next_month(start)
         raise TokenBudgetExceeded(
