@@ -387,15 +387,21 @@ def _ensure_sendable(conversation: Conversation, actor: Actor) -> None:
 
 
 def message_turn(
-    *, conversation: Conversation, actor: Actor, content: str, stream: bool, role: Role | None = None
+    *,
+    conversation: Conversation,
+    actor: Actor,
+    content: str,
+    stream: bool,
+    role: Role | None = None,
+    provider: Provider | None = None,
 ) -> Generator[TurnEvent]:
     """Store the user's message, then run the model and its tools (at most AI_MAX_TOOL_ROUNDS
     rounds of tool calls), storing every message. Yields the turn's events.
 
     `role` is the actor's active role in the tenant when the caller has read it (the API's
-    membership); it is read otherwise. Streaming stores each message as it comes; without
-    streaming the turn's messages are written together as it ends, so its events' messages have
-    no primary key until then.
+    membership); it is read otherwise. `provider`: the tenant's when not given. Streaming
+    stores each message as it comes; without streaming the turn's messages are written
+    together as it ends, so its events' messages have no primary key until then.
 
     Checks (the sender, an archived conversation, the budget) and a provider failure before
     the first event raise; a provider failure after it (streaming) is stored and yielded as
@@ -409,7 +415,7 @@ def message_turn(
     turn = _Turn(
         conversation,
         actor,
-        provider_for_tenant(tenant),
+        provider or provider_for_tenant(tenant),
         deferred=not stream,
         title="" if conversation.title else title_from(content),
     )
@@ -502,10 +508,19 @@ def _turn_rounds(
             yield TurnEvent("tool_result", message=result_message, call=call)
 
 
-def message_send(*, conversation: Conversation, actor: Actor, content: str, role: Role | None = None) -> list[Message]:
+def message_send(
+    *,
+    conversation: Conversation,
+    actor: Actor,
+    content: str,
+    role: Role | None = None,
+    provider: Provider | None = None,
+) -> list[Message]:
     """Every message of the turn (the user's first, the assistant's final reply last), without streaming."""
     messages: dict[int, Message] = {}  # by identity: they are stored as the turn ends
-    events = message_turn(conversation=conversation, actor=actor, content=content, stream=False, role=role)
+    events = message_turn(
+        conversation=conversation, actor=actor, content=content, stream=False, role=role, provider=provider
+    )
     for event in events:
         if event.message is not None:
             messages.setdefault(id(event.message), event.message)

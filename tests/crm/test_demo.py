@@ -19,6 +19,7 @@ def test_every_installed_apps_demo_module_registers_its_steps():
     assert [(s.name, s.after) for s in demo_steps()] == [
         ("contacts.parties", ()),
         ("campaigns.live", ("contacts.parties",)),
+        ("ai_chat.offline", ("contacts.parties",)),
         ("filters.saved", ()),
         ("substatus.own", ()),
     ]
