@@ -33,9 +33,9 @@ def test_a_turn_with_one_tool_call(conversation, member_user, tenant, fake_opena
         assert response.status_code == 200, response.content
         turns.append([statement(query["sql"]) for query in captured.captured_queries])
 
-    # Tenant, conversation, the month's tokens (one row), the history, the tool's count and page, one INSERT.
+    # Tenant, conversation, the month's tokens (one row), the history, the tool's page and count, one INSERT.
     read = ["SELECT tenant_users", "SELECT ai_conversations", "SELECT ai_token_usage", "SELECT ai_messages"]
-    tool = ["SELECT contacts", "SELECT contacts"]
+    tool = ["SELECT contacts"]
     assert turns == [
         [*read, *tool, "SAVEPOINT", "INSERT ai_messages", "UPDATE ai_conversations", "RELEASE"],
         [*read, *tool, "INSERT ai_messages"],
