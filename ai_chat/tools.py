@@ -45,6 +45,9 @@ CONTACT_FIELDS = (
     "claim_number",
     "updated_at",
 )
+# The columns those fields read (display_name: the names, company and email), so a search
+# fetches and builds what it shows only.
+CONTACT_COLUMNS = (*(name for name in CONTACT_FIELDS if name != "display_name"), "first_name", "last_name")
 PROJECT_FIELDS = (
     "id",
     "name",
@@ -132,7 +135,7 @@ def search_contacts(context: ToolContext, arguments: dict[str, Any]) -> dict[str
         raise ToolRefused("query must contain a letter or a digit.")
     # The matches are sorted in full anyway (no index gives this order), so counting them in the
     # same query (a window over every match, before the LIMIT) saves the COUNT query's round trip.
-    found = _contacts(context).filter(search=query).annotate(matches=Window(Count("pk")))
+    found = _contacts(context).filter(search=query).only(*CONTACT_COLUMNS).annotate(matches=Window(Count("pk")))
     rows = list(found.order_by("last_name", "first_name", "id")[: checked["limit"]])
     return {
         "count": rows[0].matches if rows else 0,
