@@ -256,13 +256,17 @@ class TurnEvent:
     error: ApplicationError | None = None
 
 
+_CHAT_COLUMNS = ("id", "role", "content", "function_call", "tool_call_id", "result")  # what _as_chat reads
+
+
 def _stored_history(conversation: Conversation) -> list[Message]:
     """The system prompt and the newest HISTORY_MAX_MESSAGES - 1 stored messages (the turn's user
     message makes them HISTORY_MAX_MESSAGES), oldest first (one query while the conversation is that short)."""
-    messages = list(Message.objects.filter(conversation=conversation).order_by("-id")[:HISTORY_MAX_MESSAGES])
+    stored = Message.objects.filter(conversation=conversation).only(*_CHAT_COLUMNS)
+    messages = list(stored.order_by("-id")[:HISTORY_MAX_MESSAGES])
     messages.reverse()
     if messages and messages[0].role != MessageRole.SYSTEM:
-        system = Message.objects.filter(conversation=conversation, role=MessageRole.SYSTEM).order_by("id").first()
+        system = stored.filter(role=MessageRole.SYSTEM).order_by("id").first()
         if system is not None:
             messages.insert(0, system)
     return messages
