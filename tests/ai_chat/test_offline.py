@@ -9,7 +9,6 @@ from django.db import transaction
 from django.db.models import Q
 from django.test import override_settings
 
-from ai_chat.demo import REQUESTS
 from ai_chat.models import Conversation, Message, MessageRole
 from contacts.models import Contact
 from crm.demo import demo_steps
@@ -120,7 +119,11 @@ def test_the_demo_holds_a_conversation_for_each_plain_request_answered_by_its_to
     note = Activity.objects.get(tenant=demo, outcome_details__ai_conversation=conversations[2].pk)
 
     assert [(c.user, c.provider, c.model) for c in conversations] == [(admin, "offline", "offline")] * 3
-    assert [turn[0].content for turn in turns] == list(REQUESTS)
+    assert [turn[0].content for turn in turns] == [
+        "Find contacts named Smith",
+        "What are my open estimates?",
+        "Add a note to Monica Smith: asked for a quote on seamless gutters before the fall.",
+    ]
     assert [[(m.role, m.tool_name) for m in turn[1:]] for turn in turns] == [
         [("assistant", ""), ("function", "search_contacts"), ("assistant", "")],
         [("assistant", ""), ("function", "list_projects"), ("assistant", "")],
