@@ -172,3 +172,23 @@ class ConversationAuditLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.reader_id} {self.action} conversation {self.conversation_id}"
+
+
+class TokenUsage(models.Model):
+    """The tokens a tenant's messages used in a UTC calendar month, for its monthly budget.
+
+    Kept by the database (trigger ai_messages_roll_up, migration 0004) on every message insert,
+    so reading the budget is one row, not a sum over the month's messages. Tokens used stay
+    used when their conversation is deleted later.
+    """
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
+    month = models.DateField(help_text="The month's first day (UTC).")
+    tokens = models.PositiveBigIntegerField(default=0, db_default=0)
+
+    class Meta:
+        db_table = "ai_token_usage"
+        constraints = [models.UniqueConstraint(fields=["tenant", "month"], name="ai_token_usage_tenant_month_uniq")]
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id} {self.month:%Y-%m}: {self.tokens}"

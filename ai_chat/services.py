@@ -12,10 +12,10 @@ from typing import Any, TypedDict, Unpack
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q, Sum
+from django.db.models import Q
 from django.utils import timezone
 
-from ai_chat.models import Conversation, ConversationAuditLog, Message, MessageRole
+from ai_chat.models import Conversation, ConversationAuditLog, Message, MessageRole, TokenUsage
 from ai_chat.providers import (
     Completion,
     Delta,
@@ -73,18 +73,14 @@ def tenant_token_budget(tenant: Tenant) -> int:
 
 
 def budget_check(*, tenant: Tenant, now: dt.datetime | None = None) -> None:
-    """Refuse (429) when the tenant has used its monthly token budget (UTC calendar month)."""
+    """Refuse (429) when the tenant has used its monthly token budget (UTC calendar month: the
+    messages' tokens, counted by the database as they are stored)."""
     budget = tenant_token_budget(tenant)
     if budget == 0:
         return
     now = now or timezone.now()
     start = _month_start(now)
-    used = (
-        Message.objects.filter(tenant=tenant, created_at__gte=start).aggregate(
-            tokens=Sum("prompt_tokens") + Sum("completion_tokens")
-        )["tokens"]
-        or 0
-    )
+    used = TokenUsage.objects.filter(tenant=tenant, month=start.date()).values_list("tokens", flat=True).first() or 0
     if used >= budget:
         reset = _next_month(start)
         raise TokenBudgetExceeded(
@@ -260,13 +256,17 @@ class TurnEvent:
     error: ApplicationError | None = None
 
 
+_CHAT_COLUMNS = ("id", "role", "content", "function_call", "tool_call_id", "result")  # what _as_chat reads
+
+
 def _stored_history(conversation: Conversation) -> list[Message]:
-    """The system prompt and the newest HISTORY_MAX_MESSAGES messages, oldest first (one query
-    while the conversation is that short)."""
-    messages = list(Message.objects.filter(conversation=conversation).order_by("-id")[: HISTORY_MAX_MESSAGES + 1])
+    """The system prompt and the newest HISTORY_MAX_MESSAGES - 1 stored messages (the turn's user
+    message makes them HISTORY_MAX_MESSAGES), oldest first (one query while the conversation is that short)."""
+    stored = Message.objects.filter(conversation=conversation).only(*_CHAT_COLUMNS)
+    messages = list(stored.order_by("-id")[:HISTORY_MAX_MESSAGES])
     messages.reverse()
     if messages and messages[0].role != MessageRole.SYSTEM:
-        system = Message.objects.filter(conversation=conversation, role=MessageRole.SYSTEM).order_by("id").first()
+        system = stored.filter(role=MessageRole.SYSTEM).order_by("id").first()
         if system is not None:
             messages.insert(0, system)
     return messages
@@ -298,11 +298,35 @@ def _as_chat(messages: list[Message]) -> list[dict[str, Any]]:
 
 
 class _Turn:
-    def __init__(self, conversation: Conversation, actor: Actor, provider: Provider) -> None:
+    """Builds the turn's messages and writes them: each at once when streaming (its events show
+    stored messages), else together when the turn ends (one INSERT, one commit, one run of the
+    roll-up trigger)."""
+
+    def __init__(
+        self, conversation: Conversation, actor: Actor, provider: Provider, *, deferred: bool, title: str
+    ) -> None:
         self.conversation = conversation
         self.actor = actor
         self.provider = provider
         self.tenant = actor.require_tenant()
+        self.deferred = deferred
+        self.pending: list[Message] = []
+        self.title = title  # given to the conversation with the first write: it was untitled
+
+    def flush(self) -> None:
+        """Write the pending messages (and the title the first message gives an untitled conversation)."""
+        if not self.pending:
+            return
+        pending, self.pending = self.pending, []
+        if self.title:
+            with transaction.atomic():
+                Message.objects.bulk_create(pending)
+                Conversation.objects.filter(pk=self.conversation.pk, title="").update(title=self.title)
+            self.title = ""
+        elif len(pending) == 1:
+            pending[0].save(force_insert=True)
+        else:
+            Message.objects.bulk_create(pending)
 
     def build(self, role: str, **fields: Any) -> Message:
         return Message(
@@ -316,7 +340,9 @@ class _Turn:
 
     def store(self, role: str, **fields: Any) -> Message:
         message = self.build(role, **fields)
-        message.save(force_insert=True)
+        self.pending.append(message)
+        if not self.deferred:
+            self.flush()
         return message
 
     def store_reply(self, completion: Completion, latency_ms: int, **extra: Any) -> Message:
@@ -364,9 +390,22 @@ def _ensure_sendable(conversation: Conversation, actor: Actor) -> None:
         raise Conflict("This conversation is archived: unarchive it to continue.")
 
 
-def message_turn(*, conversation: Conversation, actor: Actor, content: str, stream: bool) -> Generator[TurnEvent]:
+def message_turn(
+    *,
+    conversation: Conversation,
+    actor: Actor,
+    content: str,
+    stream: bool,
+    role: Role | None = None,
+    provider: Provider | None = None,
+) -> Generator[TurnEvent]:
     """Store the user's message, then run the model and its tools (at most AI_MAX_TOOL_ROUNDS
-    rounds of tool calls), storing every message as it comes. Yields the turn's events.
+    rounds of tool calls), storing every message. Yields the turn's events.
+
+    `role` is the actor's active role in the tenant when the caller has read it (the API's
+    membership); it is read otherwise. `provider`: the tenant's when not given. Streaming
+    stores each message as it comes; without streaming the turn's messages are written
+    together as it ends, so its events' messages have no primary key until then.
 
     Checks (the sender, an archived conversation, the budget) and a provider failure before
     the first event raise; a provider failure after it (streaming) is stored and yielded as
@@ -374,17 +413,29 @@ def message_turn(*, conversation: Conversation, actor: Actor, content: str, stre
     partial reply, marked.
     """
     _ensure_sendable(conversation, actor)
-    role = actor_role(actor)
-    budget_check(tenant=actor.require_tenant())
-    turn = _Turn(conversation, actor, provider_for_tenant(actor.require_tenant()))
+    tenant = actor.require_tenant()
+    role = role or actor_role(actor)
+    budget_check(tenant=tenant)
+    turn = _Turn(
+        conversation,
+        actor,
+        provider or provider_for_tenant(tenant),
+        deferred=not stream,
+        title="" if conversation.title else title_from(content),
+    )
     context = ToolContext(actor=actor, role=role, conversation_id=conversation.pk)
-    if conversation.title:
+    history = _stored_history(conversation)
+    try:
         user_message = turn.store(MessageRole.USER, content=content)
-    else:
-        with transaction.atomic():
-            user_message = turn.store(MessageRole.USER, content=content)
-            Conversation.objects.filter(pk=conversation.pk, title="").update(title=title_from(content))
-    history = _stored_history(conversation)  # kept in step with what this turn stores
+        history.append(user_message)
+        yield from _turn_rounds(turn, context, history, user_message, stream=stream)
+    finally:
+        turn.flush()
+
+
+def _turn_rounds(
+    turn: _Turn, context: ToolContext, history: list[Message], user_message: Message, *, stream: bool
+) -> Generator[TurnEvent]:
     started = not stream  # streaming starts once the model's server has accepted the request
     if not stream:
         yield TurnEvent("start", message=user_message)
@@ -438,11 +489,11 @@ def message_turn(*, conversation: Conversation, actor: Actor, content: str, stre
         completion_tokens += reply.completion_tokens
         cost += reply.cost
         if not completion.tool_calls:
+            turn.flush()
             usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "cost": cost}
             yield TurnEvent("done", message=reply, usage=usage)
             return
-        # Each tool writes (if it writes) through its service; the results go in one INSERT
-        # (bulk_create's own transaction only when there are several).
+        # Each tool writes (if it writes) through its service; the results are stored together.
         results = [
             turn.build(
                 MessageRole.FUNCTION,
@@ -452,20 +503,29 @@ def message_turn(*, conversation: Conversation, actor: Actor, content: str, stre
             )
             for call in completion.tool_calls
         ]
-        if len(results) == 1:
-            results[0].save(force_insert=True)
-        else:
-            Message.objects.bulk_create(results)
+        turn.pending += results
+        if not turn.deferred:
+            turn.flush()
         history.extend(results)
         for call, result_message in zip(completion.tool_calls, results, strict=True):
             yield TurnEvent("tool_call", message=reply, call=call)
             yield TurnEvent("tool_result", message=result_message, call=call)
 
 
-def message_send(*, conversation: Conversation, actor: Actor, content: str) -> list[Message]:
+def message_send(
+    *,
+    conversation: Conversation,
+    actor: Actor,
+    content: str,
+    role: Role | None = None,
+    provider: Provider | None = None,
+) -> list[Message]:
     """Every message of the turn (the user's first, the assistant's final reply last), without streaming."""
-    messages: dict[int, Message] = {}
-    for event in message_turn(conversation=conversation, actor=actor, content=content, stream=False):
+    messages: dict[int, Message] = {}  # by identity: they are stored as the turn ends
+    events = message_turn(
+        conversation=conversation, actor=actor, content=content, stream=False, role=role, provider=provider
+    )
+    for event in events:
         if event.message is not None:
-            messages.setdefault(event.message.pk, event.message)
+            messages.setdefault(id(event.message), event.message)
     return sorted(messages.values(), key=lambda message: message.pk)

@@ -6,6 +6,7 @@ carry the fields the API shows that user, capped in size. A refusal or a bad arg
 the tool's result (`{"error": ...}`), returned to the model and stored, never a 500.
 """
 
+import functools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Q, QuerySet, Window
 from rest_framework import serializers
 
 from contacts.models import Contact
@@ -44,6 +45,9 @@ CONTACT_FIELDS = (
     "claim_number",
     "updated_at",
 )
+# The columns those fields read (display_name: the names, company and email), so a search
+# fetches and builds what it shows only.
+CONTACT_COLUMNS = (*(name for name in CONTACT_FIELDS if name != "display_name"), "first_name", "last_name")
 PROJECT_FIELDS = (
     "id",
     "name",
@@ -88,8 +92,17 @@ def _shown(data: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
     return {name: data[name] for name in fields if name in data}
 
 
-def _rows(serializer: type[serializers.Serializer], rows: QuerySet, fields: tuple[str, ...]) -> list[dict[str, Any]]:
-    return [_shown(item, fields) for item in serializer(rows, many=True).data]
+@functools.cache
+def _showing(serializer: type[serializers.ModelSerializer], fields: tuple[str, ...]) -> type[serializers.Serializer]:
+    """The API's serializer limited to `fields`: rendering the rest only to drop it was most of a tool's time."""
+    meta = type("Meta", (serializer.Meta,), {"fields": fields, "exclude": None})
+    return type(f"{serializer.__name__}Shown", (serializer,), {"Meta": meta})
+
+
+def _rows(
+    serializer: type[serializers.ModelSerializer], rows: QuerySet | list[Any], fields: tuple[str, ...]
+) -> list[dict[str, Any]]:
+    return [_shown(item, fields) for item in _showing(serializer, fields)(rows, many=True).data]
 
 
 def _validated(serializer: type[serializers.Serializer], arguments: dict[str, Any]) -> dict[str, Any]:
@@ -120,9 +133,14 @@ def search_contacts(context: ToolContext, arguments: dict[str, Any]) -> dict[str
     query = prefix_search_query(checked["query"])
     if query is None:
         raise ToolRefused("query must contain a letter or a digit.")
-    found = _contacts(context).filter(search=query).order_by("last_name", "first_name", "id")
-    rows = found[: checked["limit"]]
-    return {"count": found.count(), "contacts": _rows(ContactSerializer, rows, CONTACT_FIELDS)}
+    # The matches are sorted in full anyway (no index gives this order), so counting them in the
+    # same query (a window over every match, before the LIMIT) saves the COUNT query's round trip.
+    found = _contacts(context).filter(search=query).only(*CONTACT_COLUMNS).annotate(matches=Window(Count("pk")))
+    rows = list(found.order_by("last_name", "first_name", "id")[: checked["limit"]])
+    return {
+        "count": rows[0].matches if rows else 0,
+        "contacts": _rows(ContactSerializer, rows, CONTACT_FIELDS),
+    }
 
 
 # get_contact -------------------------------------------------------------------------------

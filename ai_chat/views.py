@@ -235,14 +235,17 @@ class ConversationViewSet(TenantScopedViewSet):
         body = MessageCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         content = body.validated_data["content"]
+        role = self.request.membership.role_enum  # the effective user's, read when the tenant was resolved
         if request.accepted_renderer.format == "event-stream":
-            events = message_turn(conversation=conversation, actor=self.request.actor, content=content, stream=True)
+            events = message_turn(
+                conversation=conversation, actor=self.request.actor, content=content, stream=True, role=role
+            )
             first = next(events)  # raises the checks' and the model server's refusals as 4xx/5xx answers
             response = StreamingHttpResponse(_event_stream(first, events), content_type="text/event-stream")
             response["Cache-Control"] = "no-cache"
             response["X-Accel-Buffering"] = "no"  # nginx: pass the events on as they come
             return response
-        messages = message_send(conversation=conversation, actor=self.request.actor, content=content)
+        messages = message_send(conversation=conversation, actor=self.request.actor, content=content, role=role)
         replies = [message for message in messages if message.role == MessageRole.ASSISTANT]
         usage = {
             "prompt_tokens": sum(message.prompt_tokens for message in replies),

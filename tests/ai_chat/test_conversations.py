@@ -6,7 +6,7 @@ from decimal import Decimal
 import pytest
 from django.db import connection
 
-from ai_chat.models import Conversation, ConversationAuditLog, Message, MessageRole
+from ai_chat.models import Conversation, ConversationAuditLog, Message, MessageRole, TokenUsage
 from crm.models import Membership
 from tests.ai_chat.conftest import start_conversation
 from tests.api import assert_error, assert_invalid, row
@@ -203,6 +203,37 @@ def test_the_trigger_keeps_the_totals_on_a_raw_sql_insert(tenant, member_user):
     assert conversation.last_message_at == later
     assert conversation.updated_at >= before
     assert Message.objects.get(content="yo").search is not None
+
+
+def test_the_trigger_counts_each_tenants_tokens_per_utc_month(tenant, other_tenant, member_user, other_user):
+    mine, theirs = start_conversation(tenant, member_user), start_conversation(other_tenant, other_user)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO ai_messages (tenant_id, conversation_id, role, prompt_tokens, completion_tokens, created_at) "
+            "VALUES (%(t)s, %(c)s, 'assistant', 3, 4, '2026-03-31 23:59:59+00'), "
+            "(%(t)s, %(c)s, 'assistant', 10, 20, '2026-03-31 18:30:00-06'), "
+            "(%(t)s, %(c)s, 'user', 0, 0, '2026-05-02 00:00:00+00')",
+            {"t": tenant.pk, "c": mine.pk},
+        )
+        cursor.execute(
+            "INSERT INTO ai_messages (tenant_id, conversation_id, role, prompt_tokens, completion_tokens, created_at) "
+            "VALUES (%s, %s, 'assistant', 100, 1, '2026-03-01 00:00:00+00')",
+            [other_tenant.pk, theirs.pk],
+        )
+    Message.objects.create(
+        tenant=tenant,
+        conversation=mine,
+        role=MessageRole.ASSISTANT,
+        prompt_tokens=5,
+        completion_tokens=6,
+        created_at=dt.datetime(2026, 3, 2, tzinfo=dt.UTC),
+    )
+
+    assert set(TokenUsage.objects.values_list("tenant_id", "month", "tokens")) == {
+        (tenant.pk, dt.date(2026, 3, 1), 18),
+        (tenant.pk, dt.date(2026, 4, 1), 30),  # 18:30 in Denver on March 31 is April 1 in UTC
+        (other_tenant.pk, dt.date(2026, 3, 1), 101),
+    }
 
 
 def test_usage_per_user_and_model_managers_see_everyone_members_themselves(tenant, member_user, manager):

@@ -1,5 +1,6 @@
 """Sending a message: the tool loop against a fake OpenAI-compatible server, and its failures."""
 
+import datetime as dt
 import json
 from decimal import Decimal
 
@@ -343,9 +344,36 @@ def test_the_monthly_token_budget_answers_429_and_stores_nothing(conversation, t
     assert len(fake_openai.requests) == 1
 
 
-def _next_month_first() -> str:
-    import datetime as dt
+def test_the_budget_counts_this_months_tokens_of_the_tenant_whatever_wrote_them(
+    conversation, tenant, other_tenant, other_user, member_user, fake_openai
+):
+    tenant.settings = {"ai": {"monthly_token_budget": 1000}}
+    tenant.save()
+    now = dt.datetime.now(tz=dt.UTC)
+    last_month = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0) - dt.timedelta(microseconds=1)
+    theirs = start_conversation(other_tenant, other_user)
+    Message.objects.create(
+        tenant=tenant, conversation=conversation, role="assistant", prompt_tokens=5_000, created_at=last_month
+    )
+    Message.objects.create(
+        tenant=other_tenant, conversation=theirs, role="assistant", prompt_tokens=5_000, created_at=now
+    )
+    Message.objects.create(
+        tenant=tenant, conversation=conversation, role="assistant", prompt_tokens=998, created_at=now
+    )
+    fake_openai.reply("Yes.", prompt_tokens=1, completion_tokens=1)
+    client = client_for(member_user)
 
+    assert client.post(messages_url(conversation), {"content": "998 used"}).status_code == 200
+    refused = client.post(messages_url(conversation), {"content": "1,000 used"})
+
+    assert (refused.status_code, refused.json()["errors"][0]["detail"][:43]) == (
+        429,
+        "This tenant has used 1,000 of its monthly b",
+    )
+
+
+def _next_month_first() -> str:
     today = dt.datetime.now(tz=dt.UTC).date().replace(day=1)
     return (today + dt.timedelta(days=32)).replace(day=1).isoformat()
 

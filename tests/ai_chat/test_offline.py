@@ -9,7 +9,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.test import override_settings
 
-from ai_chat.models import Message, MessageRole
+from ai_chat.models import Conversation, Message, MessageRole
 from contacts.models import Contact
 from crm.demo import demo_steps
 from crm.demo.runner import demo_load
@@ -99,9 +99,64 @@ def test_add_a_note_to_a_contact(demo, member):
     assert note.outcome_details == {"ai_conversation": reply["messages"][0]["conversation"]}
 
 
+def test_the_demo_holds_a_conversation_for_each_plain_request_answered_by_its_tools(demo):
+    """Written by seed_demo's ai_chat.offline step: the turns ran, the tools read and wrote the demo's rows."""
+    admin = User.objects.get(username="summit-admin")
+    conversations = list(Conversation.objects.filter(tenant=demo).order_by("id"))
+    turns = [
+        list(Message.objects.filter(conversation=c).exclude(role=MessageRole.SYSTEM).order_by("id"))
+        for c in conversations
+    ]
+    smiths = Contact.objects.filter(tenant=demo, is_deleted=False, search=prefix_search_query("smith")).order_by(
+        "last_name", "first_name", "id"
+    )
+    estimates = (
+        Project.objects.filter(tenant=demo, is_deleted=False, status="estimate")
+        .filter(Q(created_by=admin) | Q(contact__assigned_to=admin))
+        .order_by("-created_at", "-id")
+    )
+    monica = Contact.objects.get(tenant=demo, first_name="Monica", last_name="Smith")
+    note = Activity.objects.get(tenant=demo, outcome_details__ai_conversation=conversations[2].pk)
+
+    assert [(c.user, c.provider, c.model) for c in conversations] == [(admin, "offline", "offline")] * 3
+    assert [turn[0].content for turn in turns] == [
+        "Find contacts named Smith",
+        "What are my open estimates?",
+        "Add a note to Monica Smith: asked for a quote on seamless gutters before the fall.",
+    ]
+    assert [[(m.role, m.tool_name) for m in turn[1:]] for turn in turns] == [
+        [("assistant", ""), ("function", "search_contacts"), ("assistant", "")],
+        [("assistant", ""), ("function", "list_projects"), ("assistant", "")],
+        [("assistant", ""), ("function", "search_contacts"), ("assistant", ""), ("function", "create_activity")]
+        + [("assistant", "")],
+    ]
+    found, listed, (_, _, named, _, created, _) = turns[0][2].result, turns[1][2].result, turns[2]
+    assert (found["count"], [c["id"] for c in found["contacts"]]) == (4, [c.pk for c in smiths])
+    assert (
+        turns[0][-1].content
+        == "Offline assistant: I found 4 contact(s) named 'Smith': "
+        + "; ".join(f"{c.display_name} (#{c.pk})" for c in smiths)
+        + "."
+    )
+    assert (listed["count"], [p["id"] for p in listed["projects"]]) == (
+        estimates.count(),
+        [p.pk for p in estimates[:10]],
+    )
+    assert listed["count"] > 0
+    assert [c["id"] for c in named.result["contacts"]] == [monica.pk]
+    assert created.result["created"]["id"] == note.pk
+    assert (note.type, note.contact, note.content, note.performed_by) == (
+        "note",
+        monica,
+        "asked for a quote on seamless gutters before the fall.",
+        admin,
+    )
+    assert turns[2][-1].content == "Offline assistant: I added the note to Monica Smith."
+
+
 def test_anything_else_gets_the_honest_help(demo, member):
     reply = ask(member, "Write me a poem")
 
     assert [m["role"] for m in reply["messages"]] == ["user", "assistant"]
     assert reply["messages"][-1]["content"].startswith("I am Ridgeline's offline assistant: no AI model is configured")
-    assert Message.objects.filter(role=MessageRole.FUNCTION).count() == 0
+    assert not Message.objects.filter(conversation=reply["messages"][0]["conversation"], role=MessageRole.FUNCTION)

@@ -142,6 +142,23 @@ def test_a_tools_result_is_capped_leaving_rows_off(tenant, member_user, settings
     assert set(result["contacts"][0]) == set(tools.CONTACT_FIELDS)
 
 
+def test_search_contacts_counts_every_match_beyond_its_limit(tenant, other_tenant, member_user):
+    for number in range(4):
+        ContactFactory(tenant=tenant, first_name=f"Person{number}", last_name="Smith")
+    ContactFactory(tenant=tenant, first_name="Gone", last_name="Smith", is_deleted=True)
+    ContactFactory(tenant=other_tenant, first_name="Other", last_name="Smith")
+    context = tools.ToolContext(actor=Actor(tenant=tenant, user=member_user), role=Role.MEMBER, conversation_id=1)
+
+    found = tools.tool_run(context, "search_contacts", json.dumps({"query": "smith", "limit": 3}))
+    nobody = tools.tool_run(context, "search_contacts", json.dumps({"query": "jones"}))
+
+    assert (found["count"], [c["display_name"] for c in found["contacts"]]) == (
+        4,
+        ["Person0 Smith", "Person1 Smith", "Person2 Smith"],
+    )
+    assert nobody == {"count": 0, "contacts": []}
+
+
 def test_list_projects_without_a_filter_tree_by_status_and_mine(tenant, member_user, manager):
     mine = ProjectFactory(tenant=tenant, status="estimate", created_by=member_user)
     ProjectFactory(tenant=tenant, status="estimate", created_by=manager)

@@ -20,6 +20,7 @@ def test_every_installed_apps_demo_module_registers_its_steps():
         ("contacts.parties", ()),
         ("campaigns.live", ("contacts.parties",)),
         ("impersonation.viewed", ()),
+        ("ai_chat.offline", ("contacts.parties",)),
         ("filters.saved", ()),
         ("substatus.own", ()),
     ]

@@ -150,6 +150,9 @@ def test_the_legacy_rehearsal_writes_the_old_rows_then_migrate_merges_them_and_s
         "Storm Damage Outreach (12 enrolled)",
         "  impersonation.viewed: notify_impersonated_users on; Marcus Lee viewed Jake Romero's account (SUP-1042), "
         "who has the notice on their feed",
+        "  ai_chat.offline: 3 conversations with the offline assistant: 'Find contacts named Smith' (search_contacts); "
+        "'What are my open estimates?' (list_projects); 'Add a note to Monica Smith: asked for a quote on seamless "
+        "gutters before the fall.' (search_contacts, create_activity)",
         "  filters.saved: a Last inspection filter; saved filters: Storm leads in Denver (shared, manager), "
         "My follow-ups this week (member's default)",
     ]
@@ -217,7 +220,7 @@ def test_creates_the_documented_amounts(demo):
         "merged organizations": 15,
         "projects": 60,
         "deleted projects": 2,
-        "activities": 301,  # the rehearsal's 300 and the member's notice
+        "activities": 302,  # the rehearsal's 300, the member's notice and the offline assistant's note
         "parties": {"adjuster": 14, "organization": 18, "sub_contractor": 2},
     }
     # Every row names a staff member as its author, from the old system's rows to the services' ones.

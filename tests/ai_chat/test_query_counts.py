@@ -1,0 +1,46 @@
+"""What a turn costs the database: a fixed set of queries, its messages written in one INSERT."""
+
+import re
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from ai_chat.models import Message
+from tests.conftest import client_for
+from tests.factories import ContactFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def statement(sql: str) -> str:
+    """`SELECT contacts`, `INSERT ai_messages`, ...: the verb and the first table."""
+    verb = sql.split(None, 1)[0]
+    table = re.search(r'(?:FROM|INTO|UPDATE) "(\w+)"', sql)
+    return f"{verb} {table[1]}" if table else verb
+
+
+def test_a_turn_with_one_tool_call(conversation, member_user, tenant, fake_openai):
+    ContactFactory(tenant=tenant, first_name="Ann", last_name="Smith")
+    client = client_for(member_user)
+    url = f"/api/v1/ai/conversations/{conversation.pk}/messages/"
+    turns = []
+    for _ in range(2):  # the first turn also gives the conversation its title
+        fake_openai.reply(None, [("call_1", "search_contacts", {"query": "smith"})])
+        fake_openai.reply("Ann Smith.")
+        with CaptureQueriesContext(connection) as captured:
+            response = client.post(url, {"content": "find contacts named smith"})
+        assert response.status_code == 200, response.content
+        turns.append([statement(query["sql"]) for query in captured.captured_queries])
+
+    # Tenant, conversation, the month's tokens (one row), the history, the tool's page and count, one INSERT.
+    read = ["SELECT tenant_users", "SELECT ai_conversations", "SELECT ai_token_usage", "SELECT ai_messages"]
+    tool = ["SELECT contacts"]
+    assert turns == [
+        [*read, *tool, "SAVEPOINT", "INSERT ai_messages", "UPDATE ai_conversations", "RELEASE"],
+        [*read, *tool, "INSERT ai_messages"],
+    ]
+    assert list(Message.objects.filter(conversation=conversation).values_list("role", flat=True)) == [
+        "system",
+        *["user", "assistant", "function", "assistant"] * 2,
+    ]
