@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from campaigns.content import (
     MergeContext,
+    contact_zone,
     render,
     tenant_zone,
     validate_business_hours,
@@ -31,16 +32,20 @@ from campaigns.models import (
     CampaignEnrollment,
     CampaignStatus,
     CampaignStep,
+    CampaignStepExecution,
     CampaignTemplate,
     CampaignTrigger,
     CampaignVersion,
     EnrollmentSource,
     EnrollmentStatus,
+    ExecutionStatus,
     ExitReason,
+    SkipReason,
     StepType,
     TriggerType,
     VersionStatus,
 )
+from campaigns.schedule import execution_due
 from contacts.models import Contact, ContactStage
 from crm.actor import Actor
 from crm.constraints import constraint_violation
@@ -181,6 +186,16 @@ def campaign_archive(*, campaign: Campaign, actor: Actor) -> Campaign:
             exit_reason=ExitReason.ARCHIVED,
             exited_at=Now(),
             next_step_scheduled_at=None,
+            updated_at=Now(),
+        )
+        # What was still to run is cancelled; a claimed row's worker finds it no longer its own.
+        CampaignStepExecution.objects.filter(
+            enrollment__campaign=campaign, status__in=[ExecutionStatus.PENDING, ExecutionStatus.RUNNING]
+        ).update(
+            status=ExecutionStatus.SKIPPED,
+            skip_reason=SkipReason.ARCHIVED,
+            lease_until=None,
+            completed_at=Now(),
             updated_at=Now(),
         )
         campaign.status = CampaignStatus.ARCHIVED
@@ -604,6 +619,12 @@ def campaign_publish(
             moved += CampaignEnrollment.objects.filter(
                 campaign=campaign, status__in=IN_FLIGHT, current_step_id=old
             ).update(version=draft, current_step_id=new, current_step_order=orders[new], updated_at=Now())
+            CampaignStepExecution.objects.filter(
+                enrollment__campaign=campaign,
+                enrollment__status__in=IN_FLIGHT,
+                step_id=old,
+                status=ExecutionStatus.PENDING,
+            ).update(step_id=new, updated_at=Now())
         campaign.active_version = draft
         if campaign.status == CampaignStatus.DRAFT:
             campaign.status = CampaignStatus.ACTIVE
@@ -935,7 +956,11 @@ def campaign_enroll(
         if dry_run or not entered:
             return result
         first = _first_step(version)
-        delay = _delay(first) if first else timedelta(0)
+        due = {
+            contact.pk: execution_due(first, now, campaign=campaign, zone=contact_zone(campaign.tenant, contact))
+            for contact in entered
+            if first is not None
+        }
         rows = [
             CampaignEnrollment(
                 tenant=campaign.tenant,
@@ -951,7 +976,7 @@ def campaign_enroll(
                 enrolled_at=now,
                 current_step=first,
                 current_step_order=first.step_order if first else None,
-                next_step_scheduled_at=now + delay if first else None,
+                next_step_scheduled_at=due.get(contact.pk),
             )
             for contact in entered
         ]
@@ -959,12 +984,18 @@ def campaign_enroll(
             result.enrollments = CampaignEnrollment.objects.bulk_create(rows)
         except IntegrityError as exc:
             raise constraint_violation(exc) from exc
+        if first is not None:
+            # The first step's execution, in the enrollment's transaction: the engine's schedule.
+            CampaignStepExecution.objects.bulk_create(
+                CampaignStepExecution(
+                    tenant=campaign.tenant,
+                    enrollment=enrollment,
+                    step=first,
+                    scheduled_at=due[enrollment.contact_id],
+                )
+                for enrollment in result.enrollments
+            )
     return result
-
-
-def _delay(step: CampaignStep) -> timedelta:
-    unit = {"hours": timedelta(hours=1), "days": timedelta(days=1), "weeks": timedelta(weeks=1)}[step.delay_unit]
-    return unit * step.delay_value
 
 
 def enrollment_exit(

@@ -329,10 +329,22 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "auth-tokens-purge-expired": {"task": "crm.tasks.auth_tokens_purge_expired_task", "schedule": 24 * 60 * 60},
     "campaign-triggers-scan": {"task": "campaigns.tasks.campaign_triggers_scan_task", "schedule": 60},
     "campaigns-check-exits": {"task": "campaigns.tasks.campaigns_check_exits_task", "schedule": 5 * 60},
+    "campaign-executions-claim": {"task": "campaigns.tasks.campaign_executions_claim_task", "schedule": 5},
+    "campaign-executions-reap": {"task": "campaigns.tasks.campaign_executions_reap_task", "schedule": 60},
     "ai-conversations-retention": {"task": "ai_chat.tasks.conversations_retention_task", "schedule": 24 * 60 * 60},
     "filter-usage-flush": {"task": "filters.tasks.filter_usage_flush_task", "schedule": 10},
     "filter-usage-prune": {"task": "filters.tasks.filter_usage_prune_task", "schedule": 24 * 60 * 60},
 }
+
+# Campaign engine: each claim takes at most CAMPAIGN_CLAIM_BATCH_SIZE due executions into one
+# task, up to CAMPAIGN_CLAIM_MAX_BATCHES per beat tick. A claim's lease outlasts the task's hard
+# time limit, so a live task never loses its rows to the reaper.
+CAMPAIGN_CLAIM_BATCH_SIZE = env_int("CAMPAIGN_CLAIM_BATCH_SIZE", 100, minimum=1)
+CAMPAIGN_CLAIM_MAX_BATCHES = env_int("CAMPAIGN_CLAIM_MAX_BATCHES", 50, minimum=1)
+CAMPAIGN_EXECUTION_LEASE_SECONDS = env_int(
+    "CAMPAIGN_EXECUTION_LEASE_SECONDS", CELERY_TASK_TIME_LIMIT + 60, minimum=CELERY_TASK_TIME_LIMIT + 1
+)
+CAMPAIGN_EMAIL_DOMAIN = os.environ.get("CAMPAIGN_EMAIL_DOMAIN", "ridgeline.localhost")  # the Message-ID's domain
 
 # AI chat (ai_chat): any OpenAI-compatible chat-completions server (OpenAI, Azure OpenAI, vLLM,
 # Ollama, LM Studio, a LiteLLM proxy) when AI_BASE_URL is set; otherwise the offline assistant

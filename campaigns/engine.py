@@ -1,0 +1,468 @@
+"""The execution engine: PostgreSQL holds the schedule, Redis only carries "run these rows now".
+
+A row's life: `pending` (due at `scheduled_at`) -> `running` (claimed, with a lease) ->
+[`sending` (handed to the channel, committed first)] -> `completed` / `failed` / `skipped`.
+
+- `executions_claim` claims due rows with `SELECT ... FOR UPDATE SKIP LOCKED` (two claims never
+  take the same row), marks them `running` until `lease_until`, and after commit hands each batch
+  to one task.
+- `execution_run` re-reads the row under lock and goes on only while the claim is still its own
+  (status `running`, lease alive); it re-checks the enrollment, the campaign, the contact and
+  consent at that moment. A step that only writes to our database runs in the same transaction
+  that records it `completed`, updates the counters and schedules the next step: exactly once.
+  A message is recorded `sending` and committed before the channel is called, so a worker that
+  dies mid-send leaves a `sending` row, never a blind second send.
+- `executions_reap` returns expired claims to `pending` and turns expired sends into `unknown`,
+  which a person resolves (`execution_resolve`: mark sent, or send again).
+"""
+
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.mail import EmailMessage
+from django.core.mail.message import make_msgid
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from campaigns.content import UPDATABLE_FIELDS, MergeContext, contact_zone, render
+from campaigns.models import (
+    MESSAGE_STEPS,
+    CampaignEnrollment,
+    CampaignStatus,
+    CampaignStep,
+    CampaignStepExecution,
+    EnrollmentStatus,
+    ExecutionStatus,
+    ExitReason,
+    SkipReason,
+    StepType,
+)
+from campaigns.schedule import execution_due
+from campaigns.services import CONTACTS, consent_refusal
+from contacts.services import contact_update
+from crm.actor import Actor, Source
+from crm.errors import ApplicationError, Conflict
+from crm.models import ActivityType, Membership, MembershipStatus, User
+from crm.services import activity_create, project_update
+
+NO_SMS_PROVIDER = "No SMS provider is configured: the SMS was not sent."
+NOT_IN_ENGINE = "This version of the engine does not run {step_type} steps: the step was passed over."
+SEND_INTERRUPTED = "The worker stopped while the channel was sending: it is unknown whether the message went out."
+
+# Why an enrollment left, as the skip reason of the steps it did not reach.
+EXIT_SKIPS = {
+    ExitReason.GOAL: SkipReason.GOAL_MET,
+    ExitReason.EXCLUDED: SkipReason.EXCLUDED,
+    ExitReason.ARCHIVED: SkipReason.ARCHIVED,
+    ExitReason.CONTACT_DELETED: SkipReason.CONTACT_DELETED,
+}
+STEP_COUNTERS = {
+    StepType.SEND_EMAIL: "emails_sent",
+    StepType.SEND_SMS: "sms_sent",
+    StepType.CREATE_TASK: "tasks_created",
+}
+
+
+def lease() -> timedelta:
+    """How long a claim or a send holds its row: longer than a task may run (its hard time limit)."""
+    return timedelta(seconds=settings.CAMPAIGN_EXECUTION_LEASE_SECONDS)
+
+
+# Claiming ---------------------------------------------------------------------------------
+
+
+def claim_due(*, batch_size: int, enqueue: Callable[[list[int]], Any], now: datetime | None = None) -> list[int]:
+    """Claim up to `batch_size` due rows of active enrollments in active campaigns, oldest first.
+
+    The rows are `running` with a lease when this commits; `enqueue(ids)` runs after the commit
+    (one task for the batch). Rows locked by a concurrent claim are skipped, not waited for.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        ids = list(
+            CampaignStepExecution.objects.filter(
+                status=ExecutionStatus.PENDING,
+                scheduled_at__lte=now,
+                enrollment__status=EnrollmentStatus.ACTIVE,
+                enrollment__campaign__status=CampaignStatus.ACTIVE,
+            )
+            .order_by("scheduled_at", "pk")
+            .select_for_update(skip_locked=True, of=("self",))
+            .values_list("pk", flat=True)[:batch_size]
+        )
+        if ids:
+            CampaignStepExecution.objects.filter(pk__in=ids).update(
+                status=ExecutionStatus.RUNNING, lease_until=now + lease(), updated_at=now
+            )
+            transaction.on_commit(lambda: enqueue(ids))
+    return ids
+
+
+def executions_claim(*, enqueue: Callable[[list[int]], Any], batch_size: int, max_batches: int) -> int:
+    """Claim batch after batch (each its own transaction and task) until nothing is due; how many rows."""
+    claimed = 0
+    for _ in range(max_batches):
+        ids = claim_due(batch_size=batch_size, enqueue=enqueue)
+        claimed += len(ids)
+        if len(ids) < batch_size:
+            break
+    return claimed
+
+
+# Running ----------------------------------------------------------------------------------
+
+
+def _locked(execution_id: int) -> CampaignStepExecution | None:
+    return (
+        CampaignStepExecution.objects.select_for_update(of=("self",))
+        .select_related(
+            "step",
+            "enrollment__campaign__tenant",
+            "enrollment__contact__assigned_to",
+            "enrollment__project",
+        )
+        .filter(pk=execution_id)
+        .first()
+    )
+
+
+def _campaign_actor(execution: CampaignStepExecution, user: User | None = None) -> Actor:
+    return Actor(tenant=execution.enrollment.campaign.tenant, user=user, source=Source.CAMPAIGN)
+
+
+def _next_step(execution: CampaignStepExecution) -> tuple[CampaignStep | None, dict[str, Any]]:
+    """Where the enrollment goes after this step, and what the step decided (a branch)."""
+    step = execution.step
+    if step.step_type == StepType.EXIT_CAMPAIGN:
+        return None, {}
+    if step.step_type == StepType.CONDITIONAL:
+        from filters.services import filter_matches
+
+        matched = filter_matches(
+            actor=_campaign_actor(execution),
+            entity_type=CONTACTS,
+            tree=step.conditions,
+            record=execution.enrollment.contact,
+        )
+        target = step.true_path_step if matched else step.false_path_step
+        return target, {"branch": "true" if matched else "false"}
+    following = (
+        CampaignStep.objects.filter(version_id=step.version_id, step_order__gt=step.step_order)
+        .order_by("step_order")
+        .first()
+    )
+    return following, {}
+
+
+def _finish(
+    execution: CampaignStepExecution,
+    *,
+    status: str,
+    now: datetime,
+    skip_reason: str | None = None,
+    error: str = "",
+    result: dict[str, Any] | None = None,
+    advance: bool = True,
+) -> None:
+    """Record the row's outcome and, with `advance`, move the enrollment on: its counters, its
+    current step and the next step's execution (or its end), all in the caller's transaction.
+
+    Precondition: the caller holds the row's lock, inside a transaction.
+    """
+    step, enrollment = execution.step, execution.enrollment
+    decided: dict[str, Any] = {}
+    following: CampaignStep | None = None
+    if advance and step.step_type != StepType.EXIT_CAMPAIGN:
+        following, decided = _next_step(execution)
+    execution.status = status
+    execution.skip_reason = skip_reason
+    execution.error_message = error
+    execution.result_data = {**execution.result_data, **(result or {}), **decided}
+    execution.lease_until = None
+    execution.completed_at = now
+    execution.save(
+        update_fields=[
+            "status",
+            "skip_reason",
+            "error_message",
+            "result_data",
+            "lease_until",
+            "completed_at",
+            "updated_at",
+        ]
+    )
+    if status == ExecutionStatus.COMPLETED:
+        CampaignStep.objects.filter(pk=step.pk).update(
+            total_executed=F("total_executed") + 1, total_succeeded=F("total_succeeded") + 1
+        )
+    elif status == ExecutionStatus.FAILED:
+        CampaignStep.objects.filter(pk=step.pk).update(
+            total_executed=F("total_executed") + 1, total_failed=F("total_failed") + 1
+        )
+    if not advance:
+        return
+    changes: dict[str, Any] = {"last_step_executed_at": now, "updated_at": now}
+    if status == ExecutionStatus.COMPLETED:
+        changes["steps_completed"] = F("steps_completed") + 1
+        if step.step_type in STEP_COUNTERS:
+            counter = STEP_COUNTERS[StepType(step.step_type)]
+            changes[counter] = F(counter) + 1
+    if step.step_type == StepType.EXIT_CAMPAIGN and status == ExecutionStatus.COMPLETED:
+        changes.update(
+            status=EnrollmentStatus.EXITED, exit_reason=ExitReason.EXIT_STEP, exited_at=now, next_step_scheduled_at=None
+        )
+    elif following is None:
+        changes.update(status=EnrollmentStatus.COMPLETED, completed_at=now, next_step_scheduled_at=None)
+    else:
+        due = execution_due(
+            following,
+            now,
+            campaign=enrollment.campaign,
+            zone=contact_zone(enrollment.campaign.tenant, enrollment.contact),
+        )
+        # The graph has no cycles: the next step is reached on the same visit, and the unique
+        # key refuses a second row for it (a doubled advance fails instead of running twice).
+        CampaignStepExecution.objects.create(
+            tenant_id=execution.tenant_id,
+            enrollment=enrollment,
+            step=following,
+            visit=execution.visit,
+            scheduled_at=due,
+        )
+        changes.update(current_step=following, current_step_order=following.step_order, next_step_scheduled_at=due)
+    CampaignEnrollment.objects.filter(pk=enrollment.pk).update(**changes)
+
+
+def _skip_reason(execution: CampaignStepExecution) -> tuple[str | None, str] | None:
+    """Why the row must not run now (skip reason, message), or None to run it."""
+    enrollment, campaign, contact = execution.enrollment, execution.enrollment.campaign, execution.enrollment.contact
+    if enrollment.status != EnrollmentStatus.ACTIVE:
+        reason = EXIT_SKIPS.get(ExitReason(enrollment.exit_reason)) if enrollment.exit_reason else None
+        return reason, f"The enrollment is {enrollment.status} ({enrollment.exit_reason or 'no reason'})."
+    if campaign.status == CampaignStatus.ARCHIVED or campaign.is_deleted:
+        return SkipReason.ARCHIVED, "The campaign is archived."
+    if contact.is_deleted:
+        return SkipReason.CONTACT_DELETED, "The contact was deleted."
+    if execution.step.step_type in MESSAGE_STEPS and consent_refusal(contact, execution.step.step_type):
+        return SkipReason.NO_CONSENT, "The contact has no consent (or no address) for this channel."
+    return None
+
+
+def _run_local(execution: CampaignStepExecution, now: datetime) -> dict[str, Any]:
+    """Run a step that only writes to our database; what it did, for `result_data`.
+
+    Precondition: inside the transaction that records the row `completed`.
+    """
+    step, enrollment = execution.step, execution.enrollment
+    contact, config = enrollment.contact, step.step_config
+    if step.step_type == StepType.CREATE_TASK:
+        assignee = contact.assigned_to
+        wanted = config.get("assign_to", "owner")
+        if wanted != "owner":
+            membership = (
+                Membership.objects.select_related("user")
+                .filter(tenant_id=execution.tenant_id, user_id=wanted, status=MembershipStatus.ACTIVE)
+                .first()
+            )
+            assignee = membership.user if membership else assignee
+        context = MergeContext(
+            tenant=enrollment.campaign.tenant, contact=contact, project=enrollment.project, user=assignee
+        )
+        activity = activity_create(
+            actor=_campaign_actor(execution, assignee),
+            contact=contact,
+            project=enrollment.project,
+            type=ActivityType.TASK,
+            subtype="campaign",
+            subject=render(config["title"], context),
+            content=render(config.get("description", ""), context) or None,
+            scheduled_at=now + timedelta(days=config.get("due_in_days", 0)),
+            external_id=f"campaign-execution:{execution.pk}",
+        )
+        return {"activity": activity.pk, "assigned_to": assignee.pk if assignee else None}
+    if step.step_type == StepType.UPDATE_FIELD:
+        entity = config.get("entity", "contact")
+        model, _allowed = UPDATABLE_FIELDS[entity]
+        value = model._meta.get_field(config["field"]).to_python(config.get("value"))  # type: ignore[union-attr]
+        if entity == "contact":
+            contact_update(contact=contact, actor=_campaign_actor(execution), **{config["field"]: value})
+            return {"contact": contact.pk, "field": config["field"]}
+        if enrollment.project is None:
+            raise ApplicationError("The enrollment has no project to update.", code="no_project")
+        project_update(project=enrollment.project, actor=_campaign_actor(execution), **{config["field"]: value})
+        return {"project": enrollment.project.pk, "field": config["field"]}
+    if step.step_type == StepType.MANAGE_TAGS:
+        removed = set(config.get("remove", []))
+        tags = [tag for tag in contact.tags if tag not in removed]
+        tags += [tag for tag in dict.fromkeys(config.get("add", [])) if tag not in tags]
+        contact_update(contact=contact, actor=_campaign_actor(execution), tags=tags)
+        return {"tags": tags}
+    return {}
+
+
+def _send_email(execution: CampaignStepExecution) -> str:
+    """Send the step's email through Django's email backend; the Message-ID we gave it."""
+    enrollment = execution.enrollment
+    contact, config = enrollment.contact, execution.step.step_config
+    context = MergeContext(
+        tenant=enrollment.campaign.tenant, contact=contact, project=enrollment.project, user=contact.assigned_to
+    )
+    message_id = make_msgid(domain=settings.CAMPAIGN_EMAIL_DOMAIN)
+    EmailMessage(
+        subject=render(config["subject"], context),
+        body=render(config["body"], context),
+        to=[contact.email or ""],  # consent_refusal refuses a contact without an email
+        headers={"Message-ID": message_id},
+    ).send()
+    return message_id
+
+
+def execution_run(*, execution_id: int, now: datetime | None = None) -> str:
+    """Run one claimed row; what became of it (its status, or `not_ours` when the claim was lost).
+
+    Safe to call twice or after a crash: only the claim's holder (status `running`, lease alive)
+    proceeds, and the row's status changes under its lock.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        execution = _locked(execution_id)
+        if (
+            execution is None
+            or execution.status != ExecutionStatus.RUNNING
+            or execution.lease_until is None
+            or execution.lease_until <= now
+        ):
+            return "not_ours"
+        campaign = execution.enrollment.campaign
+        if campaign.status != CampaignStatus.ACTIVE and campaign.status != CampaignStatus.ARCHIVED:
+            # Paused since the claim: not sent now, it waits for the campaign to resume.
+            execution.status, execution.lease_until = ExecutionStatus.PENDING, None
+            execution.save(update_fields=["status", "lease_until", "updated_at"])
+            return ExecutionStatus.PENDING
+        execution.started_at = now
+        skip = _skip_reason(execution)
+        if skip is not None:
+            reason, message = skip
+            ended = reason in (SkipReason.ARCHIVED, SkipReason.CONTACT_DELETED) or (
+                execution.enrollment.status != EnrollmentStatus.ACTIVE
+            )
+            execution.save(update_fields=["started_at", "updated_at"])
+            _finish(
+                execution, status=ExecutionStatus.SKIPPED, now=now, skip_reason=reason, error=message, advance=not ended
+            )
+            if reason == SkipReason.CONTACT_DELETED and execution.enrollment.status == EnrollmentStatus.ACTIVE:
+                CampaignEnrollment.objects.filter(pk=execution.enrollment_id).update(
+                    status=EnrollmentStatus.EXITED,
+                    exit_reason=ExitReason.CONTACT_DELETED,
+                    exited_at=now,
+                    next_step_scheduled_at=None,
+                    updated_at=now,
+                )
+            return ExecutionStatus.SKIPPED
+        step_type = execution.step.step_type
+        if step_type == StepType.SEND_SMS:
+            execution.save(update_fields=["started_at", "updated_at"])
+            _finish(execution, status=ExecutionStatus.SKIPPED, now=now, error=NO_SMS_PROVIDER)
+            return ExecutionStatus.SKIPPED
+        if step_type in (StepType.NOTIFY, StepType.WEBHOOK):
+            execution.save(update_fields=["started_at", "updated_at"])
+            _finish(execution, status=ExecutionStatus.SKIPPED, now=now, error=NOT_IN_ENGINE.format(step_type=step_type))
+            return ExecutionStatus.SKIPPED
+        if step_type != StepType.SEND_EMAIL:
+            execution.save(update_fields=["started_at", "updated_at"])
+            try:
+                with transaction.atomic():
+                    result = _run_local(execution, now)
+            except ApplicationError as exc:
+                _finish(execution, status=ExecutionStatus.FAILED, now=now, error=exc.message)
+                return ExecutionStatus.FAILED
+            _finish(execution, status=ExecutionStatus.COMPLETED, now=now, result=result)
+            return ExecutionStatus.COMPLETED
+        execution.status = ExecutionStatus.SENDING
+        execution.lease_until = now + lease()
+        execution.save(update_fields=["status", "started_at", "lease_until", "updated_at"])
+    # Committed as `sending`: a crash from here on leaves the row for the reaper to call `unknown`.
+    try:
+        message_id, error = _send_email(execution), ""
+    except OSError as exc:  # smtplib's errors and connection failures
+        message_id, error = "", f"The email could not be sent: {exc}"
+    return execution_sent(execution_id=execution_id, provider_message_id=message_id, error=error)
+
+
+def execution_sent(*, execution_id: int, provider_message_id: str, error: str = "") -> str:
+    """Record what the channel answered for a row this worker was sending (or a person resolved)."""
+    now = timezone.now()
+    with transaction.atomic():
+        execution = _locked(execution_id)
+        # `unknown`: the reaper gave up on this send meanwhile, but it did end; record how.
+        if execution is None or execution.status not in (ExecutionStatus.SENDING, ExecutionStatus.UNKNOWN):
+            return "not_ours"
+        if error:
+            _finish(execution, status=ExecutionStatus.FAILED, now=now, error=error)
+            return ExecutionStatus.FAILED
+        execution.provider_message_id = provider_message_id
+        execution.save(update_fields=["provider_message_id", "updated_at"])
+        _finish(execution, status=ExecutionStatus.COMPLETED, now=now)
+    return ExecutionStatus.COMPLETED
+
+
+def executions_run(*, ids: Sequence[int]) -> dict[str, int]:
+    """Run a claimed batch, row by row (each in its own transactions); counts by outcome."""
+    outcomes: dict[str, int] = {}
+    for execution_id in ids:
+        outcome = execution_run(execution_id=execution_id)
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    return outcomes
+
+
+# The reaper and people resolving `unknown` -------------------------------------------------
+
+
+def executions_reap(*, now: datetime | None = None) -> dict[str, int]:
+    """Expired claims go back to `pending` (attempts + 1); expired sends become `unknown`."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        returned = CampaignStepExecution.objects.filter(status=ExecutionStatus.RUNNING, lease_until__lt=now).update(
+            status=ExecutionStatus.PENDING, lease_until=None, attempts=F("attempts") + 1, updated_at=now
+        )
+        unknown = CampaignStepExecution.objects.filter(status=ExecutionStatus.SENDING, lease_until__lt=now).update(
+            status=ExecutionStatus.UNKNOWN, lease_until=None, error_message=SEND_INTERRUPTED, updated_at=now
+        )
+    return {"returned": returned, "unknown": unknown}
+
+
+class Resolution:
+    MARK_SENT = "mark_sent"
+    SEND_AGAIN = "send_again"
+    CHOICES = (MARK_SENT, SEND_AGAIN)
+
+
+def execution_resolve(*, execution: CampaignStepExecution, actor: Actor, resolution: str) -> CampaignStepExecution:
+    """A person's decision on an `unknown` row: it was sent (complete it and move on), or send it again."""
+    now = timezone.now()
+    with actor.atomic():
+        locked = _locked(execution.pk)
+        if locked is None or locked.status != ExecutionStatus.UNKNOWN:
+            raise Conflict(
+                f"Only an execution whose send is unknown can be resolved; this one is {execution.status}.",
+                code="not_unknown",
+            )
+        locked.result_data = {
+            **locked.result_data,
+            "resolved": {"as": resolution, "by": actor.user.pk if actor.user else None, "at": now.isoformat()},
+        }
+        if resolution == Resolution.MARK_SENT:
+            _finish(locked, status=ExecutionStatus.COMPLETED, now=now)
+        else:
+            locked.status = ExecutionStatus.PENDING
+            locked.scheduled_at = now
+            locked.attempts += 1
+            locked.error_message = ""
+            locked.save(
+                update_fields=["status", "scheduled_at", "attempts", "error_message", "result_data", "updated_at"]
+            )
+    locked.refresh_from_db()
+    return locked
