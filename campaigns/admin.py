@@ -390,12 +390,8 @@ class CampaignStepExecutionAdmin(TenantScopedAdmin):
     search_fields = ["enrollment__contact__email", "enrollment__campaign__name", "provider_message_id"]
     actions = ["mark_sent", "send_again"]
 
-    def get_queryset(self, request: HttpRequest) -> QuerySet:
-        unknown_first = Case(When(status=ExecutionStatus.UNKNOWN, then=0), default=1)
-        return super().get_queryset(request).annotate(unknown_first=unknown_first)
-
     def get_ordering(self, request: HttpRequest) -> list[Any]:
-        return ["unknown_first", "-scheduled_at", "-id"]
+        return [Case(When(status=ExecutionStatus.UNKNOWN, then=0), default=1).asc(), "-scheduled_at", "-id"]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[Any]:
         return [field.name for field in CampaignStepExecution._meta.fields]

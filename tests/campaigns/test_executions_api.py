@@ -1,6 +1,8 @@
 """The send ledger over the API: read by members, filtered, `unknown` rows resolved by managers."""
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from campaigns.models import CampaignStepExecution
 from campaigns.services import campaign_enroll
@@ -79,3 +81,19 @@ def test_members_may_not_resolve_and_nobody_creates_rows(rows, member_user, mana
     assert denied.status_code == 403
     assert created.status_code == 405
     assert CampaignStepExecution.objects.get(pk=unknown.pk).status == "unknown"
+
+
+def test_a_page_of_50_rows_costs_what_a_page_of_5_does(actor, tenant, owner):
+    campaign = build(actor)
+    client = client_for(owner)
+
+    def queries() -> tuple[int, int]:
+        with CaptureQueriesContext(connection) as captured:
+            response = client.get(URL, {"page_size": 200})
+        return response.json()["count"], len(captured.captured_queries)
+
+    campaign_enroll(campaign=campaign, actor=actor, contacts=ContactFactory.create_batch(5, tenant=tenant))
+    few = queries()
+    campaign_enroll(campaign=campaign, actor=actor, contacts=ContactFactory.create_batch(45, tenant=tenant))
+
+    assert (few, queries()) == ((5, 3), (50, 3))  # the tenant, the count, the page
