@@ -132,6 +132,7 @@ EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10, minimum=1)
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Ridgeline <no-reply@localhost>")
+EMAIL_FILE_PATH = os.environ.get("EMAIL_FILE_PATH", "")  # the file backend's folder (one file per connection)
 
 # Membership invitations: the emailed link (`{token}` is replaced by the signed token) and
 # how long it works. A newer invitation to the same membership replaces the link.
