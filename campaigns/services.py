@@ -17,7 +17,9 @@ from django.db.models.functions import Now
 from django.utils import timezone
 
 from campaigns.content import (
+    CONTACTS,
     MergeContext,
+    consent_refusal,
     contact_zone,
     render,
     tenant_zone,
@@ -25,6 +27,7 @@ from campaigns.content import (
     validate_step_config,
     validate_variants,
 )
+from campaigns.engine import executions_catch_up
 from campaigns.models import (
     IN_FLIGHT,
     MESSAGE_STEPS,
@@ -60,7 +63,6 @@ from crm.records import (
     record_soft_delete,
 )
 
-CONTACTS = "contacts"  # the filters app's entity type for contact trees
 DRY_RUN_SHOWN = 20
 
 
@@ -166,13 +168,15 @@ def campaign_pause(*, campaign: Campaign, actor: Actor) -> Campaign:
 
 
 def campaign_resume(*, campaign: Campaign, actor: Actor) -> Campaign:
-    """Active again; what fell due meanwhile follows the campaign's catch-up policy (part 2's engine)."""
+    """Active again; what fell due meanwhile follows the campaign's catch-up policy (in this transaction)."""
     with actor.atomic():
         campaign = _lock_campaign(campaign)
         if campaign.status != CampaignStatus.PAUSED:
             raise Conflict(f"Only a paused campaign can resume; this one is {campaign.status}.", code="not_paused")
         campaign.status = CampaignStatus.ACTIVE
-        return record_save(campaign, actor=actor, update_fields=["status", "updated_at"])
+        campaign = record_save(campaign, actor=actor, update_fields=["status", "updated_at"])
+        executions_catch_up(campaign=campaign, now=timezone.now())
+        return campaign
 
 
 def campaign_archive(*, campaign: Campaign, actor: Actor) -> Campaign:
@@ -814,15 +818,6 @@ class EnrollResult:
     @property
     def count(self) -> int:
         return len(self.entered)
-
-
-def consent_refusal(contact: Contact, channel: str | None) -> bool:
-    """True when the contact may not receive `channel` (a message step type)."""
-    if channel == StepType.SEND_EMAIL:
-        return not contact.email or contact.email_opt_out or contact.email_invalid
-    if channel == StepType.SEND_SMS:
-        return not (contact.mobile_phone or contact.phone) or not contact.sms_opt_in or contact.sms_opt_out
-    return False
 
 
 def _first_step(version: CampaignVersion) -> CampaignStep | None:

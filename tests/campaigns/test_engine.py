@@ -304,7 +304,7 @@ def test_a_step_after_an_exit_is_skipped_with_the_exit_reason(actor, tenant):
 
 
 def test_pause_stops_sending_at_once_and_resume_sends(actor, tenant, django_capture_on_commit_callbacks):
-    campaign = build(actor, steps=[EMAIL])
+    campaign = build(actor, steps=[EMAIL], catch_up_policy="send_now")
     campaign_enroll(campaign=campaign, actor=actor, contacts=ContactFactory.create_batch(2, tenant=tenant))
     [claimed] = claim_due(batch_size=1, enqueue=list)
 
@@ -340,3 +340,35 @@ def test_field_and_tag_steps_write_through_the_services_as_the_campaign(
     assert ledger(campaign) == [(contact.pk, order, 1, "completed", None) for order in (1, 2, 3)]
     enrollment = CampaignEnrollment.objects.get(contact=contact)
     assert (enrollment.status, enrollment.exit_reason, enrollment.steps_completed) == ("exited", "exit_step", 3)
+
+
+def test_resume_skips_what_fell_due_while_paused_and_moves_on(actor, tenant, django_capture_on_commit_callbacks):
+    campaign = build(actor, steps=[EMAIL, TASK], catch_up_policy="skip_overdue")
+    contacts = ContactFactory.create_batch(2, tenant=tenant)
+    campaign_enroll(campaign=campaign, actor=actor, contacts=contacts)
+    campaign_pause(campaign=campaign, actor=actor)
+
+    campaign_resume(campaign=campaign, actor=actor)
+    drain(django_capture_on_commit_callbacks)
+
+    assert ledger(campaign) == [
+        row
+        for contact in contacts
+        for row in [(contact.pk, 1, 1, "skipped", "paused"), (contact.pk, 2, 1, "completed", None)]
+    ]
+    assert mail.outbox == []
+
+
+def test_resume_spreads_what_fell_due_over_the_catch_up_hours(actor, tenant):
+    campaign = build(actor, steps=[EMAIL], catch_up_policy="spread_over_hours", catch_up_hours=2)
+    campaign_enroll(campaign=campaign, actor=actor, contacts=ContactFactory.create_batch(4, tenant=tenant))
+    campaign_pause(campaign=campaign, actor=actor)
+    before = timezone.now()
+
+    campaign_resume(campaign=campaign, actor=actor)
+
+    due = list(CampaignStepExecution.objects.order_by("scheduled_at").values_list("scheduled_at", flat=True))
+    start = due[0]
+    assert before <= start <= timezone.now()
+    assert [moment - start for moment in due] == [dt.timedelta(minutes=30 * index) for index in range(4)]
+    assert len(claim_due(batch_size=10, enqueue=list)) == 1  # only the first is due now
