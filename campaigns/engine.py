@@ -102,13 +102,21 @@ def claim_due(*, batch_size: int, enqueue: Callable[[list[int]], Any], now: date
     return ids
 
 
-def executions_claim(*, enqueue: Callable[[list[int]], Any], batch_size: int, max_batches: int) -> int:
-    """Claim batch after batch (each its own transaction and task) until nothing is due; how many rows."""
+def executions_claim(*, enqueue: Callable[[list[int]], Any], batch_size: int, max_outstanding: int) -> int:
+    """Claim batch after batch (each its own transaction and task) until nothing is due or
+    `max_outstanding` rows are claimed and not yet run; how many rows this call claimed.
+
+    The cap is back-pressure: rows claimed faster than the workers run them would wait in the
+    broker past their lease, to be returned by the reaper and claimed again for nothing.
+    """
+    room = max_outstanding - CampaignStepExecution.objects.filter(status=ExecutionStatus.RUNNING).count()
     claimed = 0
-    for _ in range(max_batches):
-        ids = claim_due(batch_size=batch_size, enqueue=enqueue)
+    while room > 0:
+        wanted = min(batch_size, room)
+        ids = claim_due(batch_size=wanted, enqueue=enqueue)
         claimed += len(ids)
-        if len(ids) < batch_size:
+        room -= len(ids)
+        if len(ids) < wanted:
             break
     return claimed
 

@@ -33,7 +33,7 @@ def campaign_executions_claim_task() -> int:
     return executions_claim(
         enqueue=_enqueue,
         batch_size=settings.CAMPAIGN_CLAIM_BATCH_SIZE,
-        max_batches=settings.CAMPAIGN_CLAIM_MAX_BATCHES,
+        max_outstanding=settings.CAMPAIGN_CLAIM_MAX_OUTSTANDING,
     )
 
 

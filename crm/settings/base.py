@@ -338,10 +338,11 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
 }
 
 # Campaign engine: each claim takes at most CAMPAIGN_CLAIM_BATCH_SIZE due executions into one
-# task, up to CAMPAIGN_CLAIM_MAX_BATCHES per beat tick. A claim's lease outlasts the task's hard
-# time limit, so a live task never loses its rows to the reaper.
+# task; beat's claim stops while CAMPAIGN_CLAIM_MAX_OUTSTANDING rows are claimed and not yet run
+# (size it to what the workers run well within a lease). A claim's lease outlasts the task's
+# hard time limit, so a live task never loses its rows to the reaper.
 CAMPAIGN_CLAIM_BATCH_SIZE = env_int("CAMPAIGN_CLAIM_BATCH_SIZE", 100, minimum=1)
-CAMPAIGN_CLAIM_MAX_BATCHES = env_int("CAMPAIGN_CLAIM_MAX_BATCHES", 50, minimum=1)
+CAMPAIGN_CLAIM_MAX_OUTSTANDING = env_int("CAMPAIGN_CLAIM_MAX_OUTSTANDING", 2_000, minimum=1)
 CAMPAIGN_EXECUTION_LEASE_SECONDS = env_int(
     "CAMPAIGN_EXECUTION_LEASE_SECONDS", CELERY_TASK_TIME_LIMIT + 60, minimum=CELERY_TASK_TIME_LIMIT + 1
 )

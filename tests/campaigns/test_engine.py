@@ -8,7 +8,15 @@ from django.core import mail
 from django.db import IntegrityError, connections, transaction
 from django.utils import timezone
 
-from campaigns.engine import claim_due, execution_resolve, execution_run, executions_reap, executions_run, lease
+from campaigns.engine import (
+    claim_due,
+    execution_resolve,
+    execution_run,
+    executions_claim,
+    executions_reap,
+    executions_run,
+    lease,
+)
 from campaigns.models import CampaignEnrollment, CampaignStepExecution
 from campaigns.services import campaign_archive, campaign_enroll, campaign_pause, campaign_resume
 from contacts.models import Contact
@@ -372,3 +380,16 @@ def test_resume_spreads_what_fell_due_over_the_catch_up_hours(actor, tenant):
     assert before <= start <= timezone.now()
     assert [moment - start for moment in due] == [dt.timedelta(minutes=30 * index) for index in range(4)]
     assert len(claim_due(batch_size=10, enqueue=list)) == 1  # only the first is due now
+
+
+def test_claiming_stops_at_the_outstanding_cap(actor, tenant):
+    campaign = build(actor)
+    campaign_enroll(campaign=campaign, actor=actor, contacts=ContactFactory.create_batch(7, tenant=tenant))
+    batches: list[list[int]] = []
+
+    first = executions_claim(enqueue=batches.append, batch_size=2, max_outstanding=5)
+    second = executions_claim(enqueue=batches.append, batch_size=2, max_outstanding=5)
+
+    assert (first, second) == (5, 0)  # 2 + 2 + 1, then nothing until some are run
+    assert CampaignStepExecution.objects.filter(status="running").count() == 5
+    assert CampaignStepExecution.objects.filter(status="pending").count() == 2

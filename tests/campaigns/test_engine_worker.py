@@ -135,7 +135,7 @@ def test_workers_killed_twice_mid_run_send_each_message_exactly_once(actor, tena
     try:
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline and completed(campaign) < total:
-            executions_claim(enqueue=campaign_executions_run_task.delay, batch_size=20, max_batches=5)
+            executions_claim(enqueue=campaign_executions_run_task.delay, batch_size=20, max_outstanding=100)
             time.sleep(0.2)
             if kills and completed(campaign) >= kills[0]:
                 kills.pop(0)
