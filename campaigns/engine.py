@@ -42,7 +42,8 @@ from campaigns.models import (
     SkipReason,
     StepType,
 )
-from campaigns.schedule import execution_due
+from campaigns.schedule import business_hours_next, execution_due
+from contacts.models import Contact
 from contacts.services import contact_update
 from crm.actor import Actor, Source
 from crm.errors import ApplicationError, Conflict
@@ -260,6 +261,59 @@ def _skip_reason(execution: CampaignStepExecution) -> tuple[str | None, str] | N
     return None
 
 
+# Messages a contact got (or is being sent) count towards the caps from when they started.
+SENT_OR_SENDING = (ExecutionStatus.COMPLETED, ExecutionStatus.SENDING, ExecutionStatus.UNKNOWN)
+CAP_WINDOWS = (("max_messages_per_day", timedelta(days=1)), ("max_messages_per_week", timedelta(weeks=1)))
+
+
+def _deferral(execution: CampaignStepExecution, now: datetime) -> tuple[str, datetime] | None:
+    """Whether a message must wait, and until when: outside the campaign's business hours (to the
+    next opening), or over its frequency cap (until the oldest message in the window leaves it).
+
+    The caps count the contact's messages from every campaign of the tenant, over rolling
+    windows. Precondition: inside a transaction; the contact row is locked here, so two
+    campaigns' messages to one contact are counted one after the other.
+    """
+    enrollment, campaign = execution.enrollment, execution.enrollment.campaign
+    if campaign.respect_business_hours:
+        zone = contact_zone(campaign.tenant, enrollment.contact)
+        opening = business_hours_next(now, campaign.business_hours, zone)
+        if opening > now:
+            return SkipReason.QUIET_HOURS_MOVED, opening
+    caps = [(getattr(campaign, name), window) for name, window in CAP_WINDOWS if getattr(campaign, name)]
+    if not caps:
+        return None
+    Contact.objects.select_for_update().filter(pk=enrollment.contact_id).values_list("pk", flat=True).first()
+    for cap, window in caps:
+        started = list(
+            CampaignStepExecution.objects.filter(
+                enrollment__contact_id=enrollment.contact_id,
+                step__step_type__in=MESSAGE_STEPS,
+                status__in=SENT_OR_SENDING,
+                started_at__gt=now - window,
+            )
+            .exclude(pk=execution.pk)
+            .order_by("-started_at")
+            .values_list("started_at", flat=True)[:cap]
+        )
+        if len(started) >= cap:
+            # The cap-th most recent message leaving the window makes room for one more.
+            return SkipReason.FREQUENCY_CAP, started[cap - 1] + window
+    return None
+
+
+def _defer(execution: CampaignStepExecution, reason: str, until: datetime, *, now: datetime) -> None:
+    """Back to `pending`, due at `until`, the move noted (`skip_reason` and `result_data.moved`).
+
+    Precondition: the caller holds the row's lock."""
+    moves = [*execution.result_data.get("moved", []), {"reason": reason, "to": until.isoformat()}]
+    execution.result_data = {**execution.result_data, "moved": moves}
+    execution.status, execution.lease_until = ExecutionStatus.PENDING, None
+    execution.scheduled_at, execution.skip_reason = until, reason
+    execution.save(update_fields=["status", "lease_until", "scheduled_at", "skip_reason", "result_data", "updated_at"])
+    CampaignEnrollment.objects.filter(pk=execution.enrollment_id).update(next_step_scheduled_at=until, updated_at=now)
+
+
 def _run_local(execution: CampaignStepExecution, now: datetime) -> dict[str, Any]:
     """Run a step that only writes to our database; what it did, for `result_data`.
 
@@ -372,6 +426,10 @@ def execution_run(*, execution_id: int, now: datetime | None = None) -> str:
                 )
             return ExecutionStatus.SKIPPED
         step_type = execution.step.step_type
+        deferred = _deferral(execution, now) if step_type in MESSAGE_STEPS else None
+        if deferred is not None:
+            _defer(execution, *deferred, now=now)
+            return ExecutionStatus.PENDING
         if step_type == StepType.SEND_SMS:
             execution.save(update_fields=["started_at", "updated_at"])
             _finish(execution, status=ExecutionStatus.SKIPPED, now=now, error=NO_SMS_PROVIDER)

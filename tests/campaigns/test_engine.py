@@ -2,12 +2,14 @@
 
 import datetime as dt
 import threading
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.core import mail
 from django.db import IntegrityError, connections, transaction
 from django.utils import timezone
 
+from campaigns.content import WEEKDAYS
 from campaigns.engine import (
     claim_due,
     execution_resolve,
@@ -393,3 +395,45 @@ def test_claiming_stops_at_the_outstanding_cap(actor, tenant):
     assert (first, second) == (5, 0)  # 2 + 2 + 1, then nothing until some are run
     assert CampaignStepExecution.objects.filter(status="running").count() == 5
     assert CampaignStepExecution.objects.filter(status="pending").count() == 2
+
+
+def test_outside_business_hours_a_message_moves_to_the_next_opening(actor, tenant):
+    today = timezone.now().astimezone(ZoneInfo(tenant.timezone)).date()
+    tomorrow = WEEKDAYS[(today.weekday() + 1) % 7]
+    campaign = build(
+        actor,
+        steps=[EMAIL],
+        respect_business_hours=True,
+        business_hours={tomorrow: {"start": "09:00", "end": "17:00"}},
+    )
+    contact = ContactFactory(tenant=tenant)
+    campaign_enroll(campaign=campaign, actor=actor, contacts=[contact])
+    opening = CampaignStepExecution.objects.get().scheduled_at
+    CampaignStepExecution.objects.update(scheduled_at=timezone.now())  # due now, as if the hours changed since
+    [row_id] = claim_due(batch_size=10, enqueue=list)
+
+    assert execution_run(execution_id=row_id) == "pending"
+
+    row = CampaignStepExecution.objects.get()
+    assert (row.status, row.skip_reason, row.scheduled_at) == ("pending", "quiet_hours_moved", opening)
+    assert opening.astimezone(ZoneInfo(tenant.timezone)).replace(tzinfo=None) == dt.datetime.combine(
+        today + dt.timedelta(days=1), dt.time(9)
+    )
+    assert mail.outbox == []
+
+
+def test_the_frequency_cap_counts_every_campaign_and_reschedules(actor, tenant, django_capture_on_commit_callbacks):
+    first = build(actor, name="First", steps=[EMAIL], max_messages_per_day=1)
+    second = build(actor, name="Second", steps=[EMAIL], max_messages_per_day=1)
+    contact = ContactFactory(tenant=tenant)
+    campaign_enroll(campaign=first, actor=actor, contacts=[contact])
+    campaign_enroll(campaign=second, actor=actor, contacts=[contact])
+
+    drain(django_capture_on_commit_callbacks)
+
+    assert len(mail.outbox) == 1
+    sent = CampaignStepExecution.objects.get(status="completed")
+    waiting = CampaignStepExecution.objects.get(status="pending")
+    assert (waiting.skip_reason, waiting.scheduled_at) == ("frequency_cap", sent.started_at + dt.timedelta(days=1))
+    assert waiting.result_data["moved"] == [{"reason": "frequency_cap", "to": waiting.scheduled_at.isoformat()}]
+    assert CampaignEnrollment.objects.get(pk=waiting.enrollment_id).next_step_scheduled_at == waiting.scheduled_at
