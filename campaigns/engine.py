@@ -314,6 +314,39 @@ def _defer(execution: CampaignStepExecution, reason: str, until: datetime, *, no
     CampaignEnrollment.objects.filter(pk=execution.enrollment_id).update(next_step_scheduled_at=until, updated_at=now)
 
 
+def _notify(execution: CampaignStepExecution) -> list[int]:
+    """An in-app notification (a note activity, subtype `notification`) for the named user, the
+    contact's owner, or every active member holding the role; the users notified."""
+    enrollment, config = execution.enrollment, execution.step.step_config
+    contact = enrollment.contact
+    members = Membership.objects.select_related("user").filter(
+        tenant_id=execution.tenant_id, status=MembershipStatus.ACTIVE
+    )
+    users: list[User]
+    if "role" in config:
+        users = [membership.user for membership in members.filter(role=config["role"]).order_by("user_id")]
+    elif config["user"] == "owner":
+        owner = contact.assigned_to
+        users = [owner] if owner is not None else []
+    else:
+        users = [membership.user for membership in members.filter(user_id=config["user"])]
+    for user in users:
+        context = MergeContext(
+            tenant=enrollment.campaign.tenant, contact=contact, project=enrollment.project, user=user
+        )
+        activity_create(
+            actor=_campaign_actor(execution, user),
+            contact=contact,
+            project=enrollment.project,
+            type=ActivityType.NOTE,
+            subtype="notification",
+            subject=f"Campaign: {enrollment.campaign.name}"[:255],
+            content=render(config["message"], context),
+            external_id=f"campaign-execution:{execution.pk}",
+        )
+    return [user.pk for user in users]
+
+
 def _run_local(execution: CampaignStepExecution, now: datetime) -> dict[str, Any]:
     """Run a step that only writes to our database; what it did, for `result_data`.
 
@@ -346,6 +379,8 @@ def _run_local(execution: CampaignStepExecution, now: datetime) -> dict[str, Any
             external_id=f"campaign-execution:{execution.pk}",
         )
         return {"activity": activity.pk, "assigned_to": assignee.pk if assignee else None}
+    if step.step_type == StepType.NOTIFY:
+        return {"notified": _notify(execution)}
     if step.step_type == StepType.UPDATE_FIELD:
         entity = config.get("entity", "contact")
         model, _allowed = UPDATABLE_FIELDS[entity]
@@ -434,7 +469,7 @@ def execution_run(*, execution_id: int, now: datetime | None = None) -> str:
             execution.save(update_fields=["started_at", "updated_at"])
             _finish(execution, status=ExecutionStatus.SKIPPED, now=now, error=NO_SMS_PROVIDER)
             return ExecutionStatus.SKIPPED
-        if step_type in (StepType.NOTIFY, StepType.WEBHOOK):
+        if step_type == StepType.WEBHOOK:
             execution.save(update_fields=["started_at", "updated_at"])
             _finish(execution, status=ExecutionStatus.SKIPPED, now=now, error=NOT_IN_ENGINE.format(step_type=step_type))
             return ExecutionStatus.SKIPPED

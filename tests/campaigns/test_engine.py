@@ -437,3 +437,28 @@ def test_the_frequency_cap_counts_every_campaign_and_reschedules(actor, tenant, 
     assert (waiting.skip_reason, waiting.scheduled_at) == ("frequency_cap", sent.started_at + dt.timedelta(days=1))
     assert waiting.result_data["moved"] == [{"reason": "frequency_cap", "to": waiting.scheduled_at.isoformat()}]
     assert CampaignEnrollment.objects.get(pk=waiting.enrollment_id).next_step_scheduled_at == waiting.scheduled_at
+
+
+@pytest.mark.parametrize(
+    ("config", "who"),
+    [
+        ({"role": "manager", "message": "Call {{ contact.first_name }}"}, ["manager"]),
+        ({"user": "owner", "message": "Call {{ contact.first_name }}"}, ["member_user"]),
+    ],
+    ids=["role", "owner"],
+)
+def test_notify_leaves_a_notification_for_each_user(
+    config, who, request, actor, tenant, member_user, django_capture_on_commit_callbacks
+):
+    campaign = build(actor, steps=[{"step_type": "notify", "step_config": config}])
+    contact = ContactFactory(tenant=tenant, first_name="Ada", assigned_to=member_user)
+    campaign_enroll(campaign=campaign, actor=actor, contacts=[contact])
+
+    drain(django_capture_on_commit_callbacks)
+
+    users = [request.getfixturevalue(name).pk for name in who]
+    notes = Activity.objects.filter(subtype="notification")
+    assert list(notes.values_list("type", "contact_id", "performed_by_id", "content")) == [
+        ("note", contact.pk, user, "Call Ada") for user in users
+    ]
+    assert CampaignStepExecution.objects.get().result_data == {"notified": users}
