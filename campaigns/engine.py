@@ -322,14 +322,14 @@ def _notify(execution: CampaignStepExecution) -> list[int]:
     members = Membership.objects.select_related("user").filter(
         tenant_id=execution.tenant_id, status=MembershipStatus.ACTIVE
     )
-    users: list[User]
     if "role" in config:
-        users = [membership.user for membership in members.filter(role=config["role"]).order_by("user_id")]
+        chosen = members.filter(role=config["role"]).order_by("user_id")
     elif config["user"] == "owner":
-        owner = contact.assigned_to
-        users = [owner] if owner is not None else []
+        owner = contact.assigned_to_id
+        chosen = members.filter(user_id=owner) if owner is not None else members.none()
     else:
-        users = [membership.user for membership in members.filter(user_id=config["user"])]
+        chosen = members.filter(user_id=config["user"])
+    users = [membership.user for membership in chosen if membership.user is not None]
     for user in users:
         context = MergeContext(
             tenant=enrollment.campaign.tenant, contact=contact, project=enrollment.project, user=user
