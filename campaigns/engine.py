@@ -43,6 +43,7 @@ from campaigns.models import (
     StepType,
 )
 from campaigns.schedule import business_hours_next, execution_due
+from campaigns.webhooks import Delivery, webhook_post
 from contacts.models import Contact
 from contacts.services import contact_update
 from crm.actor import Actor, Source
@@ -51,7 +52,6 @@ from crm.models import ActivityType, Membership, MembershipStatus, User
 from crm.services import activity_create, project_update
 
 NO_SMS_PROVIDER = "No SMS provider is configured: the SMS was not sent."
-NOT_IN_ENGINE = "This version of the engine does not run {step_type} steps: the step was passed over."
 SEND_INTERRUPTED = "The worker stopped while the channel was sending: it is unknown whether the message went out."
 
 # Why an enrollment left, as the skip reason of the steps it did not reach.
@@ -418,6 +418,27 @@ def _send_email(execution: CampaignStepExecution) -> str:
     return message_id
 
 
+def _call_webhook(execution: CampaignStepExecution) -> Delivery:
+    enrollment, config = execution.enrollment, execution.step.step_config
+    contact = enrollment.contact
+    payload = {
+        "event": "campaign.step",
+        "campaign": {"id": enrollment.campaign_id, "name": enrollment.campaign.name},
+        "enrollment": enrollment.pk,
+        "execution": execution.pk,
+        "contact": {
+            "id": contact.pk,
+            "first_name": contact.first_name,
+            "last_name": contact.last_name,
+            "email": contact.email,
+            "phone": contact.phone,
+        },
+        "project": enrollment.project_id,
+        "data": config.get("payload", {}),
+    }
+    return webhook_post(url=config["url"], payload=payload, delivery_id=f"campaign-execution-{execution.pk}")
+
+
 def execution_run(*, execution_id: int, now: datetime | None = None) -> str:
     """Run one claimed row; what became of it (its status, or `not_ours` when the claim was lost).
 
@@ -469,11 +490,7 @@ def execution_run(*, execution_id: int, now: datetime | None = None) -> str:
             execution.save(update_fields=["started_at", "updated_at"])
             _finish(execution, status=ExecutionStatus.SKIPPED, now=now, error=NO_SMS_PROVIDER)
             return ExecutionStatus.SKIPPED
-        if step_type == StepType.WEBHOOK:
-            execution.save(update_fields=["started_at", "updated_at"])
-            _finish(execution, status=ExecutionStatus.SKIPPED, now=now, error=NOT_IN_ENGINE.format(step_type=step_type))
-            return ExecutionStatus.SKIPPED
-        if step_type != StepType.SEND_EMAIL:
+        if step_type not in (StepType.SEND_EMAIL, StepType.WEBHOOK):
             execution.save(update_fields=["started_at", "updated_at"])
             try:
                 with transaction.atomic():
@@ -487,6 +504,15 @@ def execution_run(*, execution_id: int, now: datetime | None = None) -> str:
         execution.lease_until = now + lease()
         execution.save(update_fields=["status", "started_at", "lease_until", "updated_at"])
     # Committed as `sending`: a crash from here on leaves the row for the reaper to call `unknown`.
+    if execution.step.step_type == StepType.WEBHOOK:
+        delivery = _call_webhook(execution)
+        return execution_sent(
+            execution_id=execution_id,
+            provider_message_id="",
+            error=delivery.error,
+            retry=delivery.transient,
+            result={"status": delivery.status},
+        )
     try:
         message_id, error = _send_email(execution), ""
     except OSError as exc:  # smtplib's errors and connection failures
@@ -494,20 +520,48 @@ def execution_run(*, execution_id: int, now: datetime | None = None) -> str:
     return execution_sent(execution_id=execution_id, provider_message_id=message_id, error=error)
 
 
-def execution_sent(*, execution_id: int, provider_message_id: str, error: str = "") -> str:
-    """Record what the channel answered for a row this worker was sending (or a person resolved)."""
+def execution_sent(
+    *,
+    execution_id: int,
+    provider_message_id: str,
+    error: str = "",
+    retry: bool = False,
+    result: dict[str, Any] | None = None,
+) -> str:
+    """Record what the channel answered for a row this worker was sending (or a person resolved).
+
+    A transient failure (`retry`) goes back to `pending` after 1, 2, 4, ... minutes until the
+    webhook's attempts are spent; any other failure is final (`failed`, the enrollment moves on).
+    """
     now = timezone.now()
     with transaction.atomic():
         execution = _locked(execution_id)
         # `unknown`: the reaper gave up on this send meanwhile, but it did end; record how.
         if execution is None or execution.status not in (ExecutionStatus.SENDING, ExecutionStatus.UNKNOWN):
             return "not_ours"
+        if error and retry and execution.attempts + 1 < settings.CAMPAIGN_WEBHOOK_MAX_ATTEMPTS:
+            execution.status, execution.lease_until = ExecutionStatus.PENDING, None
+            execution.scheduled_at = now + timedelta(minutes=2**execution.attempts)
+            execution.attempts += 1
+            execution.error_message = error
+            execution.result_data = {**execution.result_data, **(result or {})}
+            execution.save(
+                update_fields=[
+                    "status",
+                    "lease_until",
+                    "scheduled_at",
+                    "attempts",
+                    "error_message",
+                    "result_data",
+                    "updated_at",
+                ]
+            )
+            return ExecutionStatus.PENDING
         if error:
-            _finish(execution, status=ExecutionStatus.FAILED, now=now, error=error)
+            _finish(execution, status=ExecutionStatus.FAILED, now=now, error=error, result=result)
             return ExecutionStatus.FAILED
         execution.provider_message_id = provider_message_id
-        execution.save(update_fields=["provider_message_id", "updated_at"])
-        _finish(execution, status=ExecutionStatus.COMPLETED, now=now)
+        _finish(execution, status=ExecutionStatus.COMPLETED, now=now, result=result)
     return ExecutionStatus.COMPLETED
 
 

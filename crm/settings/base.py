@@ -346,6 +346,12 @@ CAMPAIGN_CLAIM_MAX_OUTSTANDING = env_int("CAMPAIGN_CLAIM_MAX_OUTSTANDING", 2_000
 CAMPAIGN_EXECUTION_LEASE_SECONDS = env_int(
     "CAMPAIGN_EXECUTION_LEASE_SECONDS", CELERY_TASK_TIME_LIMIT + 60, minimum=CELERY_TASK_TIME_LIMIT + 1
 )
+# The webhook step: the HMAC key of its signature, its timeout, its retries (on no answer, 429
+# and 5xx, 1, 2, 4, ... minutes apart), and whether non-public addresses may be called.
+CAMPAIGN_WEBHOOK_SECRET = os.environ.get("CAMPAIGN_WEBHOOK_SECRET", "")
+CAMPAIGN_WEBHOOK_TIMEOUT_SECONDS = env_int("CAMPAIGN_WEBHOOK_TIMEOUT_SECONDS", 10, minimum=1)
+CAMPAIGN_WEBHOOK_MAX_ATTEMPTS = env_int("CAMPAIGN_WEBHOOK_MAX_ATTEMPTS", 5, minimum=1)
+CAMPAIGN_WEBHOOK_ALLOW_PRIVATE = env_bool("CAMPAIGN_WEBHOOK_ALLOW_PRIVATE", False)
 CAMPAIGN_EMAIL_DOMAIN = os.environ.get("CAMPAIGN_EMAIL_DOMAIN", "ridgeline.localhost")  # the Message-ID's domain
 
 # AI chat (ai_chat): any OpenAI-compatible chat-completions server (OpenAI, Azure OpenAI, vLLM,
