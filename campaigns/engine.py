@@ -199,6 +199,7 @@ def _finish(
             "skip_reason",
             "error_message",
             "result_data",
+            "provider_message_id",
             "lease_until",
             "completed_at",
             "updated_at",
