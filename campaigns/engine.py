@@ -24,7 +24,7 @@ from django.conf import settings
 from django.core.mail import EmailMessage
 from django.core.mail.message import make_msgid
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from campaigns.content import CONTACTS, UPDATABLE_FIELDS, MergeContext, consent_refusal, contact_zone, render
@@ -617,6 +617,31 @@ def executions_catch_up(*, campaign: Campaign, now: datetime) -> dict[str, int]:
         execution.updated_at = now
     CampaignStepExecution.objects.bulk_update(rows, ["scheduled_at", "updated_at"])
     return {"spread": len(rows)}
+
+
+# Leaving ------------------------------------------------------------------------------------
+
+
+def executions_cancel(*, enrollments: "QuerySet[CampaignEnrollment]", now: datetime) -> int:
+    """The pending executions of those of `enrollments` that exited: skipped, with the exit's
+    reason (goal, exclusion, archive, deleted contact) or none (staff took them out, an exit step).
+    A claimed row is left to its worker, which finds the enrollment gone and skips it the same way.
+
+    Precondition: inside the transaction that made them exit.
+    """
+    cancelled = 0
+    for exit_reason in ExitReason:
+        cancelled += CampaignStepExecution.objects.filter(
+            status=ExecutionStatus.PENDING,
+            enrollment__in=enrollments.filter(status=EnrollmentStatus.EXITED, exit_reason=exit_reason),
+        ).update(
+            status=ExecutionStatus.SKIPPED,
+            skip_reason=EXIT_SKIPS.get(exit_reason),
+            error_message=f"The enrollment exited ({exit_reason.label}).",
+            completed_at=now,
+            updated_at=now,
+        )
+    return cancelled
 
 
 # The reaper and people resolving `unknown` -------------------------------------------------

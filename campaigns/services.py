@@ -27,7 +27,7 @@ from campaigns.content import (
     validate_step_config,
     validate_variants,
 )
-from campaigns.engine import executions_catch_up
+from campaigns.engine import executions_cancel, executions_catch_up
 from campaigns.models import (
     IN_FLIGHT,
     MESSAGE_STEPS,
@@ -1019,19 +1019,23 @@ def enrollment_exit(
                 "updated_at",
             ]
         )
+        executions_cancel(enrollments=CampaignEnrollment.objects.filter(pk=enrollment.pk), now=enrollment.exited_at)
     return enrollment
 
 
 def campaign_unenroll(*, campaign: Campaign, actor: Actor, contacts: list[Contact]) -> int:
     """Take these contacts out of the campaign (their enrollments in flight); returns how many left."""
     with actor.atomic():
-        return CampaignEnrollment.objects.filter(campaign=campaign, contact__in=contacts, status__in=IN_FLIGHT).update(
+        theirs = CampaignEnrollment.objects.filter(campaign=campaign, contact__in=contacts)
+        left = theirs.filter(status__in=IN_FLIGHT).update(
             status=EnrollmentStatus.EXITED,
             exit_reason=ExitReason.UNENROLLED,
             exited_at=Now(),
             next_step_scheduled_at=None,
             updated_at=Now(),
         )
+        executions_cancel(enrollments=theirs, now=timezone.now())
+        return left
 
 
 def enrollment_delete(*, enrollment: CampaignEnrollment, actor: Actor) -> None:
@@ -1097,4 +1101,5 @@ def campaign_enrollments_check_exits(*, campaign: Campaign) -> dict[str, int]:
                 next_step_scheduled_at=None,
                 updated_at=now,
             )
+        executions_cancel(enrollments=CampaignEnrollment.objects.filter(campaign=campaign), now=now)
     return {str(key): value for key, value in exited.items()}

@@ -20,7 +20,14 @@ from campaigns.engine import (
     lease,
 )
 from campaigns.models import CampaignEnrollment, CampaignStepExecution
-from campaigns.services import campaign_archive, campaign_enroll, campaign_pause, campaign_resume
+from campaigns.services import (
+    campaign_archive,
+    campaign_enroll,
+    campaign_pause,
+    campaign_resume,
+    campaign_unenroll,
+    enrollment_exit,
+)
 from contacts.models import Contact
 from crm.errors import Conflict
 from crm.models import Activity
@@ -462,3 +469,21 @@ def test_notify_leaves_a_notification_for_each_user(
         ("note", contact.pk, user, "Call Ada") for user in users
     ]
     assert CampaignStepExecution.objects.get().result_data == {"notified": users}
+
+
+def test_leaving_cancels_the_pending_steps_with_the_exit_reason(actor, tenant):
+    campaign = build(actor, steps=[{**TASK, "delay_value": 1}])
+    staff_out, goal_met, staying = ContactFactory.create_batch(3, tenant=tenant)
+    enrollments = campaign_enroll(campaign=campaign, actor=actor, contacts=[staff_out, goal_met, staying]).enrollments
+
+    campaign_unenroll(campaign=campaign, actor=actor, contacts=[staff_out])
+    enrollment_exit(enrollment=enrollments[1], actor=actor, reason="goal")
+
+    assert ledger(campaign) == [
+        (staff_out.pk, 1, 1, "skipped", None),
+        (goal_met.pk, 1, 1, "skipped", "goal_met"),
+        (staying.pk, 1, 1, "pending", None),
+    ]
+    assert CampaignStepExecution.objects.get(enrollment__contact=staff_out).error_message == (
+        "The enrollment exited (Taken out by staff)."
+    )
