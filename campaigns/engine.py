@@ -24,17 +24,19 @@ from django.conf import settings
 from django.core.mail import EmailMessage
 from django.core.mail.message import make_msgid
 from django.db import transaction
-from django.db.models import F, QuerySet
+from django.db.models import Exists, F, OuterRef, QuerySet
 from django.utils import timezone
 
 from campaigns.content import CONTACTS, UPDATABLE_FIELDS, MergeContext, consent_refusal, contact_zone, render
 from campaigns.models import (
+    IN_FLIGHT,
     MESSAGE_STEPS,
     Campaign,
     CampaignEnrollment,
     CampaignStatus,
     CampaignStep,
     CampaignStepExecution,
+    CampaignTrigger,
     CatchUpPolicy,
     EnrollmentStatus,
     ExecutionStatus,
@@ -48,7 +50,7 @@ from contacts.models import Contact
 from contacts.services import contact_update
 from crm.actor import Actor, Source
 from crm.errors import ApplicationError, Conflict
-from crm.models import ActivityType, Membership, MembershipStatus, User
+from crm.models import Activity, ActivityType, Membership, MembershipStatus, Project, ProjectStatus, User
 from crm.services import activity_create, project_update
 
 NO_SMS_PROVIDER = "No SMS provider is configured: the SMS was not sent."
@@ -60,6 +62,12 @@ EXIT_SKIPS = {
     ExitReason.EXCLUDED: SkipReason.EXCLUDED,
     ExitReason.ARCHIVED: SkipReason.ARCHIVED,
     ExitReason.CONTACT_DELETED: SkipReason.CONTACT_DELETED,
+}
+# A step skipped for these reasons ends the enrollment, with this exit reason.
+SKIP_EXITS = {
+    SkipReason.GOAL_MET: ExitReason.GOAL,
+    SkipReason.EXCLUDED: ExitReason.EXCLUDED,
+    SkipReason.CONTACT_DELETED: ExitReason.CONTACT_DELETED,
 }
 STEP_COUNTERS = {
     StepType.SEND_EMAIL: "emails_sent",
@@ -247,6 +255,50 @@ def _finish(
     CampaignEnrollment.objects.filter(pk=enrollment.pk).update(**changes)
 
 
+def goal_met_enrollments(campaign: Campaign) -> QuerySet[CampaignEnrollment]:
+    """Enrollments in flight whose contact met the campaign's goal since entering."""
+    in_flight = CampaignEnrollment.objects.filter(campaign=campaign, status__in=IN_FLIGHT)
+    met: QuerySet[Any]
+    if campaign.goal_type == "appointments":
+        met = Activity.objects.filter(
+            contact_id=OuterRef("contact_id"), type=ActivityType.MEETING, created_at__gte=OuterRef("enrolled_at")
+        )
+    elif campaign.goal_type == "deals":
+        from substatus.models import SubstatusHistory
+
+        met = SubstatusHistory.objects.filter(
+            entity="project",
+            to_status=ProjectStatus.APPROVED,
+            changed_at__gte=OuterRef("enrolled_at"),
+            record_id__in=Project.objects.filter(contact_id=OuterRef(OuterRef("contact_id"))).values("pk"),
+        )
+    else:  # reviews are clicks on a tracked link, which the engine does not track yet
+        return in_flight.none()
+    return in_flight.filter(Exists(met))
+
+
+def _excluded(execution: CampaignStepExecution) -> bool:
+    """Whether the contact now matches an exclusion of a trigger of the enrollment's version."""
+    from filters.services import filter_matches
+
+    enrollment = execution.enrollment
+    triggers = CampaignTrigger.objects.filter(
+        campaign_id=enrollment.campaign_id,
+        version_id=enrollment.version_id,
+        is_active=True,
+        exclusion_conditions__isnull=False,
+    ).exclude(exclusion_conditions={})
+    return any(
+        filter_matches(
+            actor=_campaign_actor(execution),
+            entity_type=CONTACTS,
+            tree=trigger.exclusion_conditions,
+            record=enrollment.contact,
+        )
+        for trigger in triggers
+    )
+
+
 def _skip_reason(execution: CampaignStepExecution) -> tuple[str | None, str] | None:
     """Why the row must not run now (skip reason, message), or None to run it."""
     enrollment, campaign, contact = execution.enrollment, execution.enrollment.campaign, execution.enrollment.contact
@@ -257,6 +309,10 @@ def _skip_reason(execution: CampaignStepExecution) -> tuple[str | None, str] | N
         return SkipReason.ARCHIVED, "The campaign is archived."
     if contact.is_deleted:
         return SkipReason.CONTACT_DELETED, "The contact was deleted."
+    if goal_met_enrollments(campaign).filter(pk=enrollment.pk).exists():
+        return SkipReason.GOAL_MET, "The contact met the campaign's goal."
+    if _excluded(execution):
+        return SkipReason.EXCLUDED, "The contact now matches an exclusion."
     if execution.step.step_type in MESSAGE_STEPS and consent_refusal(contact, execution.step.step_type):
         return SkipReason.NO_CONSENT, "The contact has no consent (or no address) for this channel."
     return None
@@ -466,18 +522,20 @@ def execution_run(*, execution_id: int, now: datetime | None = None) -> str:
         skip = _skip_reason(execution)
         if skip is not None:
             reason, message = skip
-            ended = reason in (SkipReason.ARCHIVED, SkipReason.CONTACT_DELETED) or (
-                execution.enrollment.status != EnrollmentStatus.ACTIVE
-            )
+            active = execution.enrollment.status == EnrollmentStatus.ACTIVE
+            leaves = SKIP_EXITS.get(SkipReason(reason)) if active and reason else None
+            ended = not active or reason == SkipReason.ARCHIVED or leaves is not None
             execution.save(update_fields=["started_at", "updated_at"])
             _finish(
                 execution, status=ExecutionStatus.SKIPPED, now=now, skip_reason=reason, error=message, advance=not ended
             )
-            if reason == SkipReason.CONTACT_DELETED and execution.enrollment.status == EnrollmentStatus.ACTIVE:
+            if leaves is not None:
                 CampaignEnrollment.objects.filter(pk=execution.enrollment_id).update(
                     status=EnrollmentStatus.EXITED,
-                    exit_reason=ExitReason.CONTACT_DELETED,
+                    exit_reason=leaves,
                     exited_at=now,
+                    goal_achieved=leaves == ExitReason.GOAL,
+                    goal_achieved_at=now if leaves == ExitReason.GOAL else None,
                     next_step_scheduled_at=None,
                     updated_at=now,
                 )

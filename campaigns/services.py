@@ -27,7 +27,7 @@ from campaigns.content import (
     validate_step_config,
     validate_variants,
 )
-from campaigns.engine import executions_cancel, executions_catch_up
+from campaigns.engine import executions_cancel, executions_catch_up, goal_met_enrollments
 from campaigns.models import (
     IN_FLIGHT,
     MESSAGE_STEPS,
@@ -1047,30 +1047,6 @@ def enrollment_delete(*, enrollment: CampaignEnrollment, actor: Actor) -> None:
 # Exits: exclusions and goals ---------------------------------------------------------------
 
 
-def _goal_met(campaign: Campaign) -> QuerySet[CampaignEnrollment]:
-    """Enrollments in flight whose contact met the campaign's goal since entering."""
-    from django.db.models import Exists, OuterRef
-
-    in_flight = CampaignEnrollment.objects.filter(campaign=campaign, status__in=IN_FLIGHT)
-    met: QuerySet[Any]
-    if campaign.goal_type == "appointments":
-        met = Activity.objects.filter(
-            contact_id=OuterRef("contact_id"), type=ActivityType.MEETING, created_at__gte=OuterRef("enrolled_at")
-        )
-    elif campaign.goal_type == "deals":
-        from substatus.models import SubstatusHistory
-
-        met = SubstatusHistory.objects.filter(
-            entity="project",
-            to_status=ProjectStatus.APPROVED,
-            changed_at__gte=OuterRef("enrolled_at"),
-            record_id__in=Project.objects.filter(contact_id=OuterRef(OuterRef("contact_id"))).values("pk"),
-        )
-    else:  # reviews are clicks on a tracked link: part 2's engine records them
-        return in_flight.none()
-    return in_flight.filter(Exists(met))
-
-
 def campaign_enrollments_check_exits(*, campaign: Campaign) -> dict[str, int]:
     """Exit enrollments in flight that met the goal (`goal`) or now match an exclusion (`excluded`)."""
     actor = Actor(tenant=campaign.tenant, user=None, source="task")
@@ -1078,7 +1054,7 @@ def campaign_enrollments_check_exits(*, campaign: Campaign) -> dict[str, int]:
     with actor.atomic():
         campaign = _lock_campaign(campaign)
         now = timezone.now()
-        exited[ExitReason.GOAL] = _goal_met(campaign).update(
+        exited[ExitReason.GOAL] = goal_met_enrollments(campaign).update(
             status=EnrollmentStatus.EXITED,
             exit_reason=ExitReason.GOAL,
             exited_at=now,

@@ -33,7 +33,7 @@ from crm.errors import Conflict
 from crm.models import Activity
 from substatus.models import SubstatusHistory
 from tests.campaigns.conftest import EMAIL, SMS, TASK, build
-from tests.factories import ContactFactory
+from tests.factories import ActivityFactory, ContactFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -487,3 +487,39 @@ def test_leaving_cancels_the_pending_steps_with_the_exit_reason(actor, tenant):
     assert CampaignStepExecution.objects.get(enrollment__contact=staff_out).error_message == (
         "The enrollment exited (Taken out by staff)."
     )
+
+
+def test_a_contact_who_met_the_goal_leaves_at_send_time(actor, tenant, django_capture_on_commit_callbacks):
+    campaign = build(actor, steps=[EMAIL, TASK], goal_type="appointments")
+    contact = ContactFactory(tenant=tenant)
+    campaign_enroll(campaign=campaign, actor=actor, contacts=[contact])
+    ActivityFactory(tenant=tenant, contact=contact, type="meeting")
+
+    drain(django_capture_on_commit_callbacks)
+
+    assert ledger(campaign) == [(contact.pk, 1, 1, "skipped", "goal_met")]
+    enrollment = CampaignEnrollment.objects.get(contact=contact)
+    assert (enrollment.status, enrollment.exit_reason, enrollment.goal_achieved) == ("exited", "goal", True)
+    assert mail.outbox == []
+
+
+def test_a_contact_who_now_matches_an_exclusion_leaves_at_send_time(actor, tenant, django_capture_on_commit_callbacks):
+    lost = {"field": "stage", "op": "in", "value": ["lost"]}
+    campaign = build(
+        actor,
+        steps=[EMAIL, TASK],
+        triggers=[{"trigger_type": "manual", "trigger_config": {}, "exclusion_conditions": lost}],
+    )
+    staying, leaving = ContactFactory.create_batch(2, tenant=tenant)
+    campaign_enroll(campaign=campaign, actor=actor, contacts=[staying, leaving])
+    Contact.objects.filter(pk=leaving.pk).update(stage="lost")
+
+    drain(django_capture_on_commit_callbacks)
+
+    assert ledger(campaign) == [
+        (staying.pk, 1, 1, "completed", None),
+        (staying.pk, 2, 1, "completed", None),
+        (leaving.pk, 1, 1, "skipped", "excluded"),
+    ]
+    assert CampaignEnrollment.objects.get(contact=leaving).exit_reason == "excluded"
+    assert [message.to for message in mail.outbox] == [[staying.email]]
