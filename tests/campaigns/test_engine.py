@@ -24,9 +24,11 @@ from campaigns.services import (
     campaign_archive,
     campaign_enroll,
     campaign_pause,
+    campaign_publish,
     campaign_resume,
     campaign_unenroll,
     enrollment_exit,
+    step_create,
 )
 from contacts.models import Contact
 from crm.errors import Conflict
@@ -523,3 +525,16 @@ def test_a_contact_who_now_matches_an_exclusion_leaves_at_send_time(actor, tenan
     ]
     assert CampaignEnrollment.objects.get(contact=leaving).exit_reason == "excluded"
     assert [message.to for message in mail.outbox] == [[staying.email]]
+
+
+def test_publishing_with_a_step_mapping_moves_the_pending_executions(actor, tenant):
+    campaign = build(actor, steps=[{**TASK, "delay_value": 1}])
+    [old_step] = campaign.active_version.steps.all()
+    contact = ContactFactory(tenant=tenant)
+    campaign_enroll(campaign=campaign, actor=actor, contacts=[contact])
+    new_step = step_create(actor=actor, campaign=campaign, step_order=2, **TASK)
+
+    campaign_publish(campaign=campaign, actor=actor, step_mapping={old_step.pk: new_step.pk})
+
+    row = CampaignStepExecution.objects.get()
+    assert (row.step_id, row.status) == (new_step.pk, "pending")
