@@ -4,19 +4,22 @@ ones read-only), enrollments, and the templates with "create a campaign from it"
 from typing import Any
 
 from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.db.models import Case, QuerySet, When
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
+from campaigns.engine import Resolution, execution_resolve
 from campaigns.models import (
     Campaign,
     CampaignEnrollment,
     CampaignStep,
+    CampaignStepExecution,
     CampaignTemplate,
     CampaignTrigger,
     CampaignVersion,
+    ExecutionStatus,
     VersionStatus,
 )
 from campaigns.services import (
@@ -373,3 +376,53 @@ class CampaignTemplateAdmin(TenantScopedAdmin):
                 self.message_user(request, f"{template}: {exc.message}", messages.ERROR)
             else:
                 self.message_user(request, f"Draft campaign “{campaign}” created from “{template}”.", messages.SUCCESS)
+
+
+@admin.register(CampaignStepExecution)
+class CampaignStepExecutionAdmin(TenantScopedAdmin):
+    """The send ledger, read-only; `unknown` sends first, for a person to resolve (mark sent / send again)."""
+
+    view_role = Role.MEMBER
+    change_role = Role.MANAGER
+    list_display = ["enrollment", "step", "status", "skip_reason", "scheduled_at", "completed_at", "attempts"]
+    list_filter = ["status", "skip_reason", "enrollment__campaign"]
+    list_select_related = ["enrollment__contact", "enrollment__campaign", "step"]
+    search_fields = ["enrollment__contact__email", "enrollment__campaign__name", "provider_message_id"]
+    actions = ["mark_sent", "send_again"]
+
+    def get_ordering(self, request: HttpRequest) -> list[Any]:
+        return [Case(When(status=ExecutionStatus.UNKNOWN, then=0), default=1).asc(), "-scheduled_at", "-id"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[Any]:
+        return [field.name for field in CampaignStepExecution._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # the engine writes the ledger
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def _resolve(self, request: HttpRequest, queryset: QuerySet, resolution: str) -> None:
+        count = 0
+        for execution in queryset.select_related("tenant"):
+            if not admin_may(request, execution.tenant_id, Role.MANAGER):
+                self.message_user(request, f"{execution}: needs the manager role.", messages.ERROR)
+                continue
+            try:
+                execution_resolve(
+                    execution=execution, actor=admin_actor(request, execution.tenant), resolution=resolution
+                )
+            except ApplicationError as exc:
+                self.message_user(request, f"{execution}: {exc.message}", messages.ERROR)
+            else:
+                count += 1
+        if count:
+            self.message_user(request, f"{count} resolved.", messages.SUCCESS)
+
+    @admin.action(description="Resolve unknown sends: it went out (mark sent)")
+    def mark_sent(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._resolve(request, queryset, Resolution.MARK_SENT)
+
+    @admin.action(description="Resolve unknown sends: send again")
+    def send_again(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._resolve(request, queryset, Resolution.SEND_AGAIN)

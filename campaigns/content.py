@@ -23,6 +23,17 @@ from crm.errors import ApplicationError
 from crm.models import Project, Role, Tenant, User
 from crm.services import PROJECT_WRITABLE_FIELDS
 
+CONTACTS = "contacts"  # the filters app's entity type for contact trees
+
+
+def consent_refusal(contact: Contact, channel: str | None) -> bool:
+    """True when the contact may not receive `channel` (a message step type)."""
+    if channel == StepType.SEND_EMAIL:
+        return not contact.email or contact.email_opt_out or contact.email_invalid
+    if channel == StepType.SEND_SMS:
+        return not (contact.mobile_phone or contact.phone) or not contact.sms_opt_in or contact.sms_opt_out
+    return False
+
 
 @dataclass(frozen=True)
 class MergeContext:

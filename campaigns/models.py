@@ -471,3 +471,96 @@ class CampaignEnrollment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.contact} in {self.campaign} ({self.status})"
+
+
+class ExecutionStatus(models.TextChoices):
+    PENDING = "pending"
+    RUNNING = "running", "Running (claimed by a worker)"
+    SENDING = "sending", "Sending (handed to the channel)"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    UNKNOWN = "unknown", "Unknown (the worker died while sending: a person decides)"
+
+
+class SkipReason(models.TextChoices):
+    QUIET_HOURS_MOVED = "quiet_hours_moved"
+    FREQUENCY_CAP = "frequency_cap"
+    NO_CONSENT = "no_consent"
+    SUPPRESSED = "suppressed"
+    GOAL_MET = "goal_met"
+    EXCLUDED = "excluded"
+    PAUSED = "paused"
+    ARCHIVED = "archived"
+    CONTACT_DELETED = "contact_deleted"
+
+
+class CampaignStepExecution(models.Model):
+    """One visit of an enrollment to a step: the schedule (PostgreSQL holds it) and the send ledger.
+
+    (enrollment, step, visit) is the idempotency key: the database refuses a second row for it,
+    so a step is run at most once per visit however many workers race or crash.
+    """
+
+    Status = ExecutionStatus
+    SkipReason = SkipReason
+
+    tenant = models.ForeignKey("crm.Tenant", on_delete=models.PROTECT, related_name="+")
+    enrollment = models.ForeignKey(CampaignEnrollment, on_delete=models.CASCADE, related_name="executions")
+    step = models.ForeignKey(CampaignStep, on_delete=models.CASCADE, related_name="executions")
+    visit = models.PositiveIntegerField(default=1, db_default=1)
+    variant = models.CharField(max_length=50, blank=True, default="", db_default="")
+    status = models.CharField(
+        max_length=20,
+        choices=ExecutionStatus.choices,
+        default=ExecutionStatus.PENDING,
+        db_default=ExecutionStatus.PENDING,
+    )
+    scheduled_at = models.DateTimeField()
+    attempts = models.PositiveIntegerField(default=0, db_default=0)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    result_data = models.JSONField(default=dict, db_default={}, blank=True)
+    error_message = models.TextField(blank=True, default="", db_default="")
+    skip_reason = models.CharField(  # noqa: DJ001
+        max_length=20, choices=SkipReason.choices, null=True, blank=True
+    )
+    provider_message_id = models.CharField(max_length=255, blank=True, default="", db_default="")
+    opened_at = models.DateTimeField(null=True, blank=True)
+    clicked_at = models.DateTimeField(null=True, blank=True)
+    replied_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=now, db_default=Now(), editable=False)
+    updated_at = models.DateTimeField(auto_now=True, db_default=Now())
+
+    class Meta:
+        db_table = "campaign_step_executions"
+        ordering = ["-scheduled_at", "-id"]
+        constraints = [
+            choices_check("status", ExecutionStatus, "campaign_step_executions_status_valid"),
+            choices_check("skip_reason", SkipReason, "campaign_step_executions_skip_reason_valid"),
+            models.UniqueConstraint(
+                fields=["enrollment", "step", "visit"],
+                name="campaign_step_executions_once",
+                violation_error_message="This step already has an execution for this visit.",
+            ),
+            models.CheckConstraint(condition=Q(visit__gte=1), name="campaign_step_executions_visit_positive"),
+            models.CheckConstraint(
+                condition=~Q(status__in=[ExecutionStatus.RUNNING, ExecutionStatus.SENDING])
+                | Q(lease_until__isnull=False),
+                name="campaign_step_executions_leased",
+                violation_error_message="A claimed execution needs a lease.",
+            ),
+        ]
+        indexes = [
+            # The claim query: due pending rows, oldest first (a small index: only pending rows).
+            models.Index(fields=["scheduled_at"], condition=Q(status="pending"), name="executions_due_idx"),
+            # The reaper: claims and sends whose lease ran out.
+            models.Index(
+                fields=["lease_until"], condition=Q(status__in=["running", "sending"]), name="executions_lease_idx"
+            ),
+            models.Index(fields=["tenant", "status", "skip_reason"], name="executions_ledger_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.step} for enrollment {self.enrollment_id} (visit {self.visit}): {self.status}"

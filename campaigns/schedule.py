@@ -10,7 +10,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from campaigns.content import WEEKDAYS
-from campaigns.models import CampaignStep, DelayUnit, StepType
+from campaigns.models import MESSAGE_STEPS, Campaign, CampaignStep, DelayUnit, StepType
 
 UNITS = {DelayUnit.HOURS: timedelta(hours=1), DelayUnit.DAYS: timedelta(days=1), DelayUnit.WEEKS: timedelta(weeks=1)}
 
@@ -63,3 +63,12 @@ def business_hours_next(at: datetime, hours: dict[str, dict[str, str]], zone: Zo
         if moment < opens:
             return opens
     return at
+
+
+def execution_due(step: CampaignStep, after: datetime, *, campaign: Campaign, zone: ZoneInfo) -> datetime:
+    """When the engine runs `step` for someone who reached it at `after`: its delay or wait, and
+    for a message in a campaign that respects business hours, the next opening from then."""
+    due = step_due(step, after, zone)
+    if campaign.respect_business_hours and step.step_type in MESSAGE_STEPS:
+        return business_hours_next(due, campaign.business_hours, zone)
+    return due

@@ -6,6 +6,7 @@ from campaigns.models import (
     Campaign,
     CampaignEnrollment,
     CampaignStep,
+    CampaignStepExecution,
     CampaignTemplate,
     CampaignTrigger,
     CampaignVersion,
@@ -92,6 +93,22 @@ class CampaignEnrollmentSerializer(TenantModelSerializer):
         model = CampaignEnrollment
         exclude = ["tenant"]
         read_only_fields = [field.name for field in CampaignEnrollment._meta.fields if field.name != "tenant"]
+
+
+class CampaignStepExecutionSerializer(TenantModelSerializer):
+    campaign = serializers.IntegerField(read_only=True, help_text="The enrollment's campaign.")
+
+    class Meta:
+        model = CampaignStepExecution
+        exclude = ["tenant"]
+        read_only_fields = [field.name for field in CampaignStepExecution._meta.fields if field.name != "tenant"]
+
+
+class ResolveSerializer(serializers.Serializer):
+    resolution = serializers.ChoiceField(
+        choices=["mark_sent", "send_again"],
+        help_text="mark_sent: it went out (the enrollment moves on); send_again: send it once more.",
+    )
 
 
 class FromTemplateSerializer(serializers.Serializer):

@@ -17,13 +17,17 @@ from django.db.models.functions import Now
 from django.utils import timezone
 
 from campaigns.content import (
+    CONTACTS,
     MergeContext,
+    consent_refusal,
+    contact_zone,
     render,
     tenant_zone,
     validate_business_hours,
     validate_step_config,
     validate_variants,
 )
+from campaigns.engine import executions_cancel, executions_catch_up, goal_met_enrollments
 from campaigns.models import (
     IN_FLIGHT,
     MESSAGE_STEPS,
@@ -31,16 +35,20 @@ from campaigns.models import (
     CampaignEnrollment,
     CampaignStatus,
     CampaignStep,
+    CampaignStepExecution,
     CampaignTemplate,
     CampaignTrigger,
     CampaignVersion,
     EnrollmentSource,
     EnrollmentStatus,
+    ExecutionStatus,
     ExitReason,
+    SkipReason,
     StepType,
     TriggerType,
     VersionStatus,
 )
+from campaigns.schedule import execution_due
 from contacts.models import Contact, ContactStage
 from crm.actor import Actor
 from crm.constraints import constraint_violation
@@ -55,7 +63,6 @@ from crm.records import (
     record_soft_delete,
 )
 
-CONTACTS = "contacts"  # the filters app's entity type for contact trees
 DRY_RUN_SHOWN = 20
 
 
@@ -161,13 +168,15 @@ def campaign_pause(*, campaign: Campaign, actor: Actor) -> Campaign:
 
 
 def campaign_resume(*, campaign: Campaign, actor: Actor) -> Campaign:
-    """Active again; what fell due meanwhile follows the campaign's catch-up policy (part 2's engine)."""
+    """Active again; what fell due meanwhile follows the campaign's catch-up policy (in this transaction)."""
     with actor.atomic():
         campaign = _lock_campaign(campaign)
         if campaign.status != CampaignStatus.PAUSED:
             raise Conflict(f"Only a paused campaign can resume; this one is {campaign.status}.", code="not_paused")
         campaign.status = CampaignStatus.ACTIVE
-        return record_save(campaign, actor=actor, update_fields=["status", "updated_at"])
+        campaign = record_save(campaign, actor=actor, update_fields=["status", "updated_at"])
+        executions_catch_up(campaign=campaign, now=timezone.now())
+        return campaign
 
 
 def campaign_archive(*, campaign: Campaign, actor: Actor) -> Campaign:
@@ -181,6 +190,16 @@ def campaign_archive(*, campaign: Campaign, actor: Actor) -> Campaign:
             exit_reason=ExitReason.ARCHIVED,
             exited_at=Now(),
             next_step_scheduled_at=None,
+            updated_at=Now(),
+        )
+        # What was still to run is cancelled; a claimed row's worker finds it no longer its own.
+        CampaignStepExecution.objects.filter(
+            enrollment__campaign=campaign, status__in=[ExecutionStatus.PENDING, ExecutionStatus.RUNNING]
+        ).update(
+            status=ExecutionStatus.SKIPPED,
+            skip_reason=SkipReason.ARCHIVED,
+            lease_until=None,
+            completed_at=Now(),
             updated_at=Now(),
         )
         campaign.status = CampaignStatus.ARCHIVED
@@ -604,6 +623,12 @@ def campaign_publish(
             moved += CampaignEnrollment.objects.filter(
                 campaign=campaign, status__in=IN_FLIGHT, current_step_id=old
             ).update(version=draft, current_step_id=new, current_step_order=orders[new], updated_at=Now())
+            CampaignStepExecution.objects.filter(
+                enrollment__campaign=campaign,
+                enrollment__status__in=IN_FLIGHT,
+                step_id=old,
+                status=ExecutionStatus.PENDING,
+            ).update(step_id=new, updated_at=Now())
         campaign.active_version = draft
         if campaign.status == CampaignStatus.DRAFT:
             campaign.status = CampaignStatus.ACTIVE
@@ -795,15 +820,6 @@ class EnrollResult:
         return len(self.entered)
 
 
-def consent_refusal(contact: Contact, channel: str | None) -> bool:
-    """True when the contact may not receive `channel` (a message step type)."""
-    if channel == StepType.SEND_EMAIL:
-        return not contact.email or contact.email_opt_out or contact.email_invalid
-    if channel == StepType.SEND_SMS:
-        return not (contact.mobile_phone or contact.phone) or not contact.sms_opt_in or contact.sms_opt_out
-    return False
-
-
 def _first_step(version: CampaignVersion) -> CampaignStep | None:
     return CampaignStep.objects.filter(version=version).order_by("step_order").first()
 
@@ -935,7 +951,11 @@ def campaign_enroll(
         if dry_run or not entered:
             return result
         first = _first_step(version)
-        delay = _delay(first) if first else timedelta(0)
+        due = {
+            contact.pk: execution_due(first, now, campaign=campaign, zone=contact_zone(campaign.tenant, contact))
+            for contact in entered
+            if first is not None
+        }
         rows = [
             CampaignEnrollment(
                 tenant=campaign.tenant,
@@ -951,7 +971,7 @@ def campaign_enroll(
                 enrolled_at=now,
                 current_step=first,
                 current_step_order=first.step_order if first else None,
-                next_step_scheduled_at=now + delay if first else None,
+                next_step_scheduled_at=due.get(contact.pk),
             )
             for contact in entered
         ]
@@ -959,12 +979,18 @@ def campaign_enroll(
             result.enrollments = CampaignEnrollment.objects.bulk_create(rows)
         except IntegrityError as exc:
             raise constraint_violation(exc) from exc
+        if first is not None:
+            # The first step's execution, in the enrollment's transaction: the engine's schedule.
+            CampaignStepExecution.objects.bulk_create(
+                CampaignStepExecution(
+                    tenant=campaign.tenant,
+                    enrollment=enrollment,
+                    step=first,
+                    scheduled_at=due[enrollment.contact_id],
+                )
+                for enrollment in result.enrollments
+            )
     return result
-
-
-def _delay(step: CampaignStep) -> timedelta:
-    unit = {"hours": timedelta(hours=1), "days": timedelta(days=1), "weeks": timedelta(weeks=1)}[step.delay_unit]
-    return unit * step.delay_value
 
 
 def enrollment_exit(
@@ -993,19 +1019,23 @@ def enrollment_exit(
                 "updated_at",
             ]
         )
+        executions_cancel(enrollments=CampaignEnrollment.objects.filter(pk=enrollment.pk), now=enrollment.exited_at)
     return enrollment
 
 
 def campaign_unenroll(*, campaign: Campaign, actor: Actor, contacts: list[Contact]) -> int:
     """Take these contacts out of the campaign (their enrollments in flight); returns how many left."""
     with actor.atomic():
-        return CampaignEnrollment.objects.filter(campaign=campaign, contact__in=contacts, status__in=IN_FLIGHT).update(
+        theirs = CampaignEnrollment.objects.filter(campaign=campaign, contact__in=contacts)
+        left = theirs.filter(status__in=IN_FLIGHT).update(
             status=EnrollmentStatus.EXITED,
             exit_reason=ExitReason.UNENROLLED,
             exited_at=Now(),
             next_step_scheduled_at=None,
             updated_at=Now(),
         )
+        executions_cancel(enrollments=theirs, now=timezone.now())
+        return left
 
 
 def enrollment_delete(*, enrollment: CampaignEnrollment, actor: Actor) -> None:
@@ -1017,30 +1047,6 @@ def enrollment_delete(*, enrollment: CampaignEnrollment, actor: Actor) -> None:
 # Exits: exclusions and goals ---------------------------------------------------------------
 
 
-def _goal_met(campaign: Campaign) -> QuerySet[CampaignEnrollment]:
-    """Enrollments in flight whose contact met the campaign's goal since entering."""
-    from django.db.models import Exists, OuterRef
-
-    in_flight = CampaignEnrollment.objects.filter(campaign=campaign, status__in=IN_FLIGHT)
-    met: QuerySet[Any]
-    if campaign.goal_type == "appointments":
-        met = Activity.objects.filter(
-            contact_id=OuterRef("contact_id"), type=ActivityType.MEETING, created_at__gte=OuterRef("enrolled_at")
-        )
-    elif campaign.goal_type == "deals":
-        from substatus.models import SubstatusHistory
-
-        met = SubstatusHistory.objects.filter(
-            entity="project",
-            to_status=ProjectStatus.APPROVED,
-            changed_at__gte=OuterRef("enrolled_at"),
-            record_id__in=Project.objects.filter(contact_id=OuterRef(OuterRef("contact_id"))).values("pk"),
-        )
-    else:  # reviews are clicks on a tracked link: part 2's engine records them
-        return in_flight.none()
-    return in_flight.filter(Exists(met))
-
-
 def campaign_enrollments_check_exits(*, campaign: Campaign) -> dict[str, int]:
     """Exit enrollments in flight that met the goal (`goal`) or now match an exclusion (`excluded`)."""
     actor = Actor(tenant=campaign.tenant, user=None, source="task")
@@ -1048,7 +1054,7 @@ def campaign_enrollments_check_exits(*, campaign: Campaign) -> dict[str, int]:
     with actor.atomic():
         campaign = _lock_campaign(campaign)
         now = timezone.now()
-        exited[ExitReason.GOAL] = _goal_met(campaign).update(
+        exited[ExitReason.GOAL] = goal_met_enrollments(campaign).update(
             status=EnrollmentStatus.EXITED,
             exit_reason=ExitReason.GOAL,
             exited_at=now,
@@ -1071,4 +1077,5 @@ def campaign_enrollments_check_exits(*, campaign: Campaign) -> dict[str, int]:
                 next_step_scheduled_at=None,
                 updated_at=now,
             )
+        executions_cancel(enrollments=CampaignEnrollment.objects.filter(campaign=campaign), now=now)
     return {str(key): value for key, value in exited.items()}

@@ -1,33 +1,38 @@
 from typing import Any
 
 import django_filters
-from django.db.models import Q, QuerySet
+from django.db.models import F, Q, QuerySet
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import status
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import MethodNotAllowed, ValidationError
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from campaigns.engine import execution_resolve
 from campaigns.models import (
     Campaign,
     CampaignEnrollment,
     CampaignStep,
+    CampaignStepExecution,
     CampaignTemplate,
     CampaignTrigger,
     CampaignVersion,
     EnrollmentSource,
     EnrollmentStatus,
+    ExecutionStatus,
     ExitReason,
+    SkipReason,
     VersionStatus,
 )
 from campaigns.selectors import campaign_simulate, template_preview
 from campaigns.serializers import (
     CampaignEnrollmentSerializer,
     CampaignSerializer,
+    CampaignStepExecutionSerializer,
     CampaignStepSerializer,
     CampaignTemplateSerializer,
     CampaignTriggerSerializer,
@@ -37,6 +42,7 @@ from campaigns.serializers import (
     FromTemplateSerializer,
     PreviewSerializer,
     PublishSerializer,
+    ResolveSerializer,
     SimulateSerializer,
     UnenrollSerializer,
 )
@@ -348,6 +354,48 @@ class CampaignEnrollmentViewSet(TenantScopedViewSet):
 
     def perform_destroy(self, instance: CampaignEnrollment) -> None:
         enrollment_delete(enrollment=instance, actor=self.request.actor)
+
+
+class ExecutionFilterSet(django_filters.FilterSet):
+    campaign = IdFilter(field_name="enrollment__campaign")
+    enrollment = IdFilter()
+    step = IdFilter()
+    status = django_filters.MultipleChoiceFilter(choices=ExecutionStatus.choices)
+    skip_reason = django_filters.MultipleChoiceFilter(choices=SkipReason.choices)
+
+    class Meta:
+        model = CampaignStepExecution
+        fields: list[str] = []
+
+
+@extend_schema_view(create=extend_schema(exclude=True))  # POST is for resolve/ only: the engine writes rows
+class CampaignStepExecutionViewSet(TenantScopedViewSet):
+    """The send ledger: every step run (or due) for every enrollment; managers resolve `unknown` sends."""
+
+    serializer_class = CampaignStepExecutionSerializer
+    filterset_class = ExecutionFilterSet
+    http_method_names = ["get", "head", "options", "post"]
+    ordering_fields = ["scheduled_at", "completed_at", "status"]
+    ordering = ["-scheduled_at", "-id"]
+
+    def required_role(self, request: Request) -> Role:
+        return Role.MEMBER if request.method in SAFE_METHODS else Role.MANAGER
+
+    def get_tenant_queryset(self) -> QuerySet:
+        return CampaignStepExecution.objects.annotate(campaign=F("enrollment__campaign_id"))
+
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        raise MethodNotAllowed("POST")
+
+    @extend_schema(request=ResolveSerializer, responses={200: CampaignStepExecutionSerializer, 409: CONFLICT_RESPONSE})
+    @action(detail=True, methods=["post"])
+    def resolve(self, request: TenantRequest, pk: str | None = None) -> Response:
+        """Decide an `unknown` send: it went out (`mark_sent`), or send it again (`send_again`)."""
+        execution = self.get_object()
+        payload = ResolveSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        execution_resolve(execution=execution, actor=request.actor, resolution=payload.validated_data["resolution"])
+        return Response(self.get_serializer(self.get_queryset().get(pk=execution.pk)).data)
 
 
 @extend_schema_view(

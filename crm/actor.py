@@ -22,6 +22,7 @@ class Source:
     API = "api"
     ADMIN = "admin"
     TASK = "task"
+    CAMPAIGN = "campaign"  # a campaign step (update_field, manage_tags)
     MIGRATION = "migration"
     SQL = "sql"
 

@@ -8,6 +8,7 @@ from rest_framework.routers import DefaultRouter
 from ai_chat.views import AuditConversationViewSet, ConversationViewSet, UsageView
 from campaigns.views import (
     CampaignEnrollmentViewSet,
+    CampaignStepExecutionViewSet,
     CampaignStepViewSet,
     CampaignTemplateViewSet,
     CampaignTriggerViewSet,
@@ -59,6 +60,7 @@ router.register(r"campaigns/(?P<campaign_pk>[0-9]{1,18})/steps", CampaignStepVie
 router.register(r"campaigns/(?P<campaign_pk>[0-9]{1,18})/triggers", CampaignTriggerViewSet, basename="campaign-trigger")
 router.register(r"campaigns/(?P<campaign_pk>[0-9]{1,18})/versions", CampaignVersionViewSet, basename="campaign-version")
 router.register("campaign-enrollments", CampaignEnrollmentViewSet, basename="campaign-enrollment")
+router.register("campaign-executions", CampaignStepExecutionViewSet, basename="campaign-execution")
 router.register("campaign-templates", CampaignTemplateViewSet, basename="campaign-template")
 router.register("filter-configs", FilterConfigViewSet, basename="filter-config")
 router.register("saved-filters", SavedFilterViewSet, basename="saved-filter")

@@ -144,6 +144,7 @@ class HistorySource(models.TextChoices):
     API = Source.API, "API"
     ADMIN = Source.ADMIN
     TASK = Source.TASK
+    CAMPAIGN = Source.CAMPAIGN
     MIGRATION = Source.MIGRATION
     SQL = Source.SQL, "SQL"
 

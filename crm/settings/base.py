@@ -132,6 +132,7 @@ EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10, minimum=1)
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Ridgeline <no-reply@localhost>")
+EMAIL_FILE_PATH = os.environ.get("EMAIL_FILE_PATH", "")  # the file backend's folder (one file per connection)
 
 # Membership invitations: the emailed link (`{token}` is replaced by the signed token) and
 # how long it works. A newer invitation to the same membership replaces the link.
@@ -331,10 +332,29 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "auth-tokens-purge-expired": {"task": "crm.tasks.auth_tokens_purge_expired_task", "schedule": 24 * 60 * 60},
     "campaign-triggers-scan": {"task": "campaigns.tasks.campaign_triggers_scan_task", "schedule": 60},
     "campaigns-check-exits": {"task": "campaigns.tasks.campaigns_check_exits_task", "schedule": 5 * 60},
+    "campaign-executions-claim": {"task": "campaigns.tasks.campaign_executions_claim_task", "schedule": 5},
+    "campaign-executions-reap": {"task": "campaigns.tasks.campaign_executions_reap_task", "schedule": 60},
     "ai-conversations-retention": {"task": "ai_chat.tasks.conversations_retention_task", "schedule": 24 * 60 * 60},
     "filter-usage-flush": {"task": "filters.tasks.filter_usage_flush_task", "schedule": 10},
     "filter-usage-prune": {"task": "filters.tasks.filter_usage_prune_task", "schedule": 24 * 60 * 60},
 }
+
+# Campaign engine: each claim takes at most CAMPAIGN_CLAIM_BATCH_SIZE due executions into one
+# task; beat's claim stops while CAMPAIGN_CLAIM_MAX_OUTSTANDING rows are claimed and not yet run
+# (size it to what the workers run well within a lease). A claim's lease outlasts the task's
+# hard time limit, so a live task never loses its rows to the reaper.
+CAMPAIGN_CLAIM_BATCH_SIZE = env_int("CAMPAIGN_CLAIM_BATCH_SIZE", 100, minimum=1)
+CAMPAIGN_CLAIM_MAX_OUTSTANDING = env_int("CAMPAIGN_CLAIM_MAX_OUTSTANDING", 2_000, minimum=1)
+CAMPAIGN_EXECUTION_LEASE_SECONDS = env_int(
+    "CAMPAIGN_EXECUTION_LEASE_SECONDS", CELERY_TASK_TIME_LIMIT + 60, minimum=CELERY_TASK_TIME_LIMIT + 1
+)
+# The webhook step: the HMAC key of its signature, its timeout, its retries (on no answer, 429
+# and 5xx, 1, 2, 4, ... minutes apart), and whether non-public addresses may be called.
+CAMPAIGN_WEBHOOK_SECRET = os.environ.get("CAMPAIGN_WEBHOOK_SECRET", "")
+CAMPAIGN_WEBHOOK_TIMEOUT_SECONDS = env_int("CAMPAIGN_WEBHOOK_TIMEOUT_SECONDS", 10, minimum=1)
+CAMPAIGN_WEBHOOK_MAX_ATTEMPTS = env_int("CAMPAIGN_WEBHOOK_MAX_ATTEMPTS", 5, minimum=1)
+CAMPAIGN_WEBHOOK_ALLOW_PRIVATE = env_bool("CAMPAIGN_WEBHOOK_ALLOW_PRIVATE", False)
+CAMPAIGN_EMAIL_DOMAIN = os.environ.get("CAMPAIGN_EMAIL_DOMAIN", "ridgeline.localhost")  # the Message-ID's domain
 
 # AI chat (ai_chat): any OpenAI-compatible chat-completions server (OpenAI, Azure OpenAI, vLLM,
 # Ollama, LM Studio, a LiteLLM proxy) when AI_BASE_URL is set; otherwise the offline assistant

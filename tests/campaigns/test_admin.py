@@ -1,11 +1,18 @@
 """The staff pages: campaigns saved through the services, steps edited inline on the draft
 version only, enrollments listed and taken out, a campaign created from a template."""
 
-from campaigns.models import Campaign, CampaignEnrollment, CampaignStep, CampaignTemplate, CampaignVersion
+from campaigns.models import (
+    Campaign,
+    CampaignEnrollment,
+    CampaignStep,
+    CampaignStepExecution,
+    CampaignTemplate,
+    CampaignVersion,
+)
 from campaigns.services import campaign_enroll
 from crm.models import Role
 from tests.admin import admin_url, form_errors, post_page, staff_client
-from tests.campaigns.conftest import build
+from tests.campaigns.conftest import EMAIL, TASK, build
 from tests.factories import ContactFactory
 
 
@@ -136,3 +143,40 @@ def test_default_templates_are_read_only_in_the_admin(tenant, default_templates)
 
     assert page.status_code == 200
     assert page.context["has_change_permission"] is False
+
+
+def test_the_ledger_lists_unknown_sends_first_and_resolves_them(actor, tenant):
+    campaign = build(actor, steps=[EMAIL, TASK])
+    campaign_enroll(campaign=campaign, actor=actor, contacts=ContactFactory.create_batch(3, tenant=tenant))
+    first, unknown, last = CampaignStepExecution.objects.order_by("pk")
+    CampaignStepExecution.objects.filter(pk=unknown.pk).update(status="unknown")
+    client, user = staff_client(tenant, Role.MANAGER)
+
+    listed = client.get(admin_url("changelist", CampaignStepExecution)).context["cl"].result_list
+    response = client.post(
+        admin_url("changelist", CampaignStepExecution),
+        {"action": "mark_sent", "_selected_action": [unknown.pk, first.pk]},
+    )
+
+    assert [row.pk for row in listed] == [unknown.pk, last.pk, first.pk]
+    assert response.status_code == 302
+    assert dict(CampaignStepExecution.objects.filter(step__step_order=1).values_list("pk", "status")) == {
+        first.pk: "pending",  # not unknown: refused, unchanged
+        unknown.pk: "completed",
+        last.pk: "pending",
+    }
+    assert CampaignStepExecution.objects.get(pk=unknown.pk).result_data["resolved"]["by"] == user.pk
+
+
+def test_the_ledger_is_read_only(actor, tenant):
+    campaign = build(actor)
+    campaign_enroll(campaign=campaign, actor=actor, contacts=[ContactFactory(tenant=tenant)])
+    row = CampaignStepExecution.objects.get()
+    client, _ = staff_client(tenant, Role.OWNER)
+
+    page = client.get(admin_url("change", CampaignStepExecution, row.pk))
+
+    assert page.status_code == 200
+    assert page.context["has_add_permission"] is False
+    assert page.context["has_delete_permission"] is False
+    assert client.get(admin_url("add", CampaignStepExecution)).status_code == 403

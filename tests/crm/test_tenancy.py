@@ -428,6 +428,7 @@ def campaign_rows(tenant):
         "enrollment": enrollment.enrollments[0].pk,
         "template": template.pk,
         "contact": enrollment.enrollments[0].contact_id,
+        "execution": enrollment.enrollments[0].executions.get().pk,
     }
 
 
@@ -451,6 +452,8 @@ CAMPAIGN_CALLS: list[tuple[str, str, dict | None]] = [
     ("post", "campaigns/{campaign}/simulate/", {}),
     ("get", "campaign-enrollments/{enrollment}/", None),
     ("delete", "campaign-enrollments/{enrollment}/", None),
+    ("get", "campaign-executions/{execution}/", None),
+    ("post", "campaign-executions/{execution}/resolve/", {"resolution": "mark_sent"}),
     ("get", "campaign-templates/{template}/", None),
     ("patch", "campaign-templates/{template}/", {"name": "Mine"}),
     ("delete", "campaign-templates/{template}/", None),
@@ -476,8 +479,10 @@ def test_campaign_lists_never_show_another_tenants_rows(tenant, other_tenant, ow
 
     enrollments = client.get("/api/v1/campaign-enrollments/").json()["results"]
     templates = client.get("/api/v1/campaign-templates/").json()["results"]
+    executions = client.get("/api/v1/campaign-executions/").json()["results"]
 
     assert [row["id"] for row in enrollments] == [mine["enrollment"]]
+    assert [row["id"] for row in executions] == [mine["execution"]]
     assert [row["id"] for row in templates if not row["is_default"]] == [mine["template"]]
 
 
