@@ -1,3 +1,4 @@
+from collections.abc import Mapping
 from typing import Any
 
 from rest_framework import serializers
@@ -116,18 +117,35 @@ class FromTemplateSerializer(serializers.Serializer):
     name = serializers.CharField(required=False, allow_blank=True, max_length=255)
 
 
+BIGINT_MAX = 2**63 - 1  # a step id is a bigint
+
+
+class StepMappingField(serializers.DictField):
+    """Old step id -> new step id. Its errors are on `step_mapping` itself, naming the key: a
+    client's keys are not field names (DictField would answer `step_mapping.<key>`)."""
+
+    child = serializers.IntegerField(min_value=1, max_value=BIGINT_MAX)
+
+    # Keys become ints (step ids), which DRF's annotation (str keys) does not foresee.
+    def run_child_validation(self, data: Mapping[str, Any]) -> dict[Any, Any]:
+        mapping: dict[int, int] = {}
+        for old, new in data.items():
+            key = str(old)
+            if not (key.isascii() and key.isdigit() and 1 <= int(key) <= BIGINT_MAX):
+                raise serializers.ValidationError(f"Keys are step ids; got {key!r}.", code="invalid")
+            try:
+                mapping[int(key)] = self.child.run_validation(new)
+            except serializers.ValidationError as error:
+                detail = error.detail[0] if isinstance(error.detail, list) else error.detail
+                raise serializers.ValidationError(f"Step {old}: {detail}", code="invalid") from None
+        return mapping
+
+
 class PublishSerializer(serializers.Serializer):
-    step_mapping = serializers.DictField(
-        child=serializers.IntegerField(min_value=1),
+    step_mapping = StepMappingField(
         required=False,
         help_text="Old step id -> step id of the version being published: enrollments there move over.",
     )
-
-    def validate_step_mapping(self, value: dict[str, int]) -> dict[int, int]:
-        try:
-            return {int(old): new for old, new in value.items()}
-        except ValueError:
-            raise serializers.ValidationError("Keys are step ids.") from None
 
 
 class EnrollSerializer(serializers.Serializer):

@@ -82,6 +82,29 @@ def test_a_campaign_is_built_published_and_enrolled_through_the_api(tenant, mana
     assert client.get(f"{URL}{campaign['id']}/").json()["total_enrolled"] == 1
 
 
+@pytest.mark.parametrize(
+    ("mapping", "detail"),
+    [
+        ({"x1": 2}, "Keys are step ids; got 'x1'."),
+        ({"": 2}, "Keys are step ids; got ''."),
+        ({"\u00b2": 2}, "Keys are step ids; got '\u00b2'."),
+        ({str(2**63): 2}, f"Keys are step ids; got '{2**63}'."),
+        ({"3": 2**63}, "Step 3: Ensure this value is less than or equal to 9223372036854775807."),
+        ({"3": -5}, "Step 3: Ensure this value is greater than or equal to 1."),
+        ({"3": "two"}, "Step 3: A valid integer is required."),
+    ],
+)
+def test_a_bad_step_mapping_is_400_on_step_mapping(manager, mapping, detail):
+    client = client_for(manager)
+    campaign = client.post(URL, {"name": "Mapped"}, format="json").json()
+    before = tables()
+
+    response = client.post(f"{URL}{campaign['id']}/publish/", {"step_mapping": mapping}, format="json")
+
+    assert_error(response, 400, code="invalid", detail=detail, attr="step_mapping", type="validation_error")
+    assert tables() == before
+
+
 def test_publishing_an_invalid_graph_is_400_naming_the_step(manager):
     client = client_for(manager)
     campaign = client.post(URL, {"name": "Branchy"}, format="json").json()
