@@ -1,8 +1,10 @@
 """History may say a change came from a campaign step (`campaign`).
 
-The check is swapped without a blocking scan: added NOT VALID (a brief lock), then validated in
-its own transaction (VALIDATE lets writes go on). Backwards, the old check comes back NOT VALID,
-so history rows written by campaigns are kept as they are.
+The check is swapped without a blocking scan: added NOT VALID here (a brief lock), validated by
+0007 in a transaction of its own (VALIDATE lets writes go on). Backwards, the old check comes
+back NOT VALID, so history rows written by campaigns are kept as they are. No BEGIN/COMMIT of
+its own: a migration run inside an outer transaction (the demo's legacy rehearsal) must not
+commit it.
 """
 
 from django.db import migrations, models
@@ -13,18 +15,15 @@ NAME = "substatus_history_source_valid"
 
 
 def swap(values: list[str]) -> list[str]:
-    """Drop the check and add it back over `values`, NOT VALID, in one transaction."""
+    """Drop the check and add it back over `values`, NOT VALID (the migration's transaction)."""
     listed = ", ".join(f"'{value}'" for value in values)
     return [
-        "BEGIN",
         f"ALTER TABLE substatus_history DROP CONSTRAINT {NAME}",
         f"ALTER TABLE substatus_history ADD CONSTRAINT {NAME} CHECK (source IN ({listed})) NOT VALID",
-        "COMMIT",
     ]
 
 
 class Migration(migrations.Migration):
-    atomic = False
     dependencies = [("substatus", "0005_stays")]
 
     operations = [
@@ -51,11 +50,6 @@ class Migration(migrations.Migration):
                     constraint=models.CheckConstraint(condition=models.Q(source__in=NEW), name=NAME),
                 ),
             ],
-            database_operations=[
-                migrations.RunSQL(swap(NEW), reverse_sql=swap(OLD)),
-                migrations.RunSQL(
-                    f"ALTER TABLE substatus_history VALIDATE CONSTRAINT {NAME}", reverse_sql=migrations.RunSQL.noop
-                ),
-            ],
+            database_operations=[migrations.RunSQL(swap(NEW), reverse_sql=swap(OLD))],
         )
     ]
