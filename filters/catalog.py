@@ -35,10 +35,17 @@ def _options(*values: tuple[str, str, str | None]) -> list[dict[str, Any]]:
     return [{"value": value, "label": label, "color": color} for value, label, color in values]
 
 
-def _labelled(choices: type[models.TextChoices], colors: dict[str, str] | None = None) -> list[dict[str, Any]]:
-    return [{"value": value, "label": label, "color": (colors or {}).get(value)} for value, label in choices.choices]
+def _labelled(
+    choices: type[models.TextChoices], colors: dict[str, str] | None = None, leave_out: tuple[str, ...] = ()
+) -> list[dict[str, Any]]:
+    return [
+        {"value": value, "label": label, "color": (colors or {}).get(value)}
+        for value, label in choices.choices
+        if value not in leave_out
+    ]
 
 
+NOTICES = (ActivityType.NOTICE.value,)
 C, P, A = EntityType.CONTACTS, EntityType.PROJECTS, EntityType.ACTIVITIES
 
 STAGE_OPTIONS = _options(
@@ -117,7 +124,9 @@ DEFAULT_CATALOG: list[DefaultField] = [
     DefaultField(C, "insurance_carrier", "Insurance carrier", FieldType.TEXT, "contains", []),
     *_project_fields(P),
     *_project_fields(EntityType.PIPELINE),
-    DefaultField(A, "type", "Type", FieldType.MULTI_SELECT, "in", _labelled(ActivityType), True),
+    # A notice is one member's own (crm 0014), not a type the team filters by: the defaults that
+    # filters 0002's SQL gives every tenant list the seven others.
+    DefaultField(A, "type", "Type", FieldType.MULTI_SELECT, "in", _labelled(ActivityType, leave_out=NOTICES), True),
     DefaultField(A, "created_at", "Date", FieldType.DATE_RANGE, "between", []),
     DefaultField(A, "performed_by", "Performed by", FieldType.USER_SELECT, "equals", []),
 ]
