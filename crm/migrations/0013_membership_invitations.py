@@ -14,15 +14,16 @@ import django.db.models.functions.text
 from typing import Any
 
 from django.conf import settings
+from django.core.management.base import CommandError
 from django.db import migrations, models
 
 
-class InvitationsWithoutUser(Exception):
+class InvitationsWithoutUser(CommandError):
     pass
 
 
-def refuse_invitations_without_user(apps: Any, schema_editor: Any) -> None:
-    with schema_editor.connection.cursor() as cursor:
+def check_no_invitations_without_user(connection: Any) -> None:
+    with connection.cursor() as cursor:
         cursor.execute("SELECT id, tenant_id, invited_email FROM tenant_users WHERE user_id IS NULL ORDER BY id")
         pending = cursor.fetchall()
     if pending:
@@ -34,7 +35,13 @@ def refuse_invitations_without_user(apps: Any, schema_editor: Any) -> None:
         )
 
 
+def refuse_invitations_without_user(apps: Any, schema_editor: Any) -> None:
+    check_no_invitations_without_user(schema_editor.connection)
+
+
 class Migration(migrations.Migration):
+    # `migrate` runs it before its plan reverses any later migration (crm/migrating.py).
+    reverse_preflight = staticmethod(check_no_invitations_without_user)
     dependencies = [("crm", "0012_sub_contractor")]
 
     operations = [

@@ -16,17 +16,18 @@ from typing import Any
 import django.db.models.deletion
 from django.conf import settings
 from django.contrib.postgres.operations import AddConstraintNotValid
+from django.core.management.base import CommandError
 from django.db import migrations, models
 
 import crm.models
 
 
-class NoticesExist(Exception):
+class NoticesExist(CommandError):
     pass
 
 
-def refuse_notices(apps: Any, schema_editor: Any) -> None:
-    with schema_editor.connection.cursor() as cursor:
+def check_no_notices(connection: Any) -> None:
+    with connection.cursor() as cursor:
         cursor.execute("SELECT id, tenant_id, recipient_id FROM activities WHERE type = 'notice' ORDER BY id")
         notices = cursor.fetchall()
     if notices:
@@ -38,7 +39,13 @@ def refuse_notices(apps: Any, schema_editor: Any) -> None:
         )
 
 
+def refuse_notices(apps: Any, schema_editor: Any) -> None:
+    check_no_notices(schema_editor.connection)
+
+
 class Migration(migrations.Migration):
+    # `migrate` runs it before its plan reverses any later migration (crm/migrating.py).
+    reverse_preflight = staticmethod(check_no_notices)
     # Not CONCURRENTLY: the demo and the tests run migrations inside a transaction.
     lint_exemptions = {
         "blocking-scan": (

@@ -6,6 +6,7 @@ import pytest
 from django.core.management import call_command
 from django.db import DEFAULT_DB_ALIAS, connection
 from django.db.migrations.executor import MigrationExecutor
+from django.db.migrations.recorder import MigrationRecorder
 
 from contacts.models import Contact
 from crm.actor import Actor
@@ -84,6 +85,11 @@ def test_activity_notices_forwards_keep_activities_and_backwards_refuse_while_no
             actor=Actor(tenant=tenant, user=member_user), recipient=member_user, subject="Viewed", content="Why"
         )
 
+        # `migrate` refuses before its plan undoes anything: crm 0015 is still applied.
+        with pytest.raises(refused, match=r"1 notice\(s\) exist"):
+            call_command("migrate", "crm", "0013_membership_invitations", verbosity=0)
+        applied = MigrationRecorder(connection).migration_qs.filter(app="crm")
+        assert applied.filter(name="0015_activity_notices_validate").exists()
         with pytest.raises(refused, match=rf"(?s)1 notice\(s\) exist.*activity {notice.pk} \(tenant {tenant.pk}\)"):
             migrate_to("crm", "0013_membership_invitations")
         call_command("migrate", verbosity=0)
