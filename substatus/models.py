@@ -278,6 +278,9 @@ class SubstatusStay(models.Model):
     left_at = models.DateTimeField(null=True, blank=True)
     seconds = models.FloatField(null=True, blank=True)
     next_status = models.CharField(max_length=20, null=True, blank=True)  # noqa: DJ001
+    bucket = models.IntegerField(
+        null=True, blank=True, help_text="substatus_stay_bucket(seconds) of a finished stay: see SubstatusStayBucket."
+    )
 
     class Meta:
         db_table = "substatus_stays"
@@ -287,6 +290,13 @@ class SubstatusStay(models.Model):
         indexes = [
             models.Index(fields=["tenant", "entity", "entered_at"], name="substatus_stays_time_idx"),
             models.Index(fields=["tenant", "entity", "record_id"], name="substatus_stays_record_idx"),
+            # The analytics' exact percentiles read one bucket of one group (substatus.selectors).
+            models.Index(
+                fields=["tenant", "entity", "whole_status", "status", "substatus", "bucket"],
+                include=["seconds", "entered_at", "record_id"],
+                condition=Q(left_at__isnull=False),
+                name="substatus_stays_bucket_idx",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -305,3 +315,97 @@ class SubstatusStaysWatermark(models.Model):
 
     def __str__(self) -> str:
         return f"substatus stays up to history row {self.history_id}"
+
+
+# The finished stays (`left_at` set) counted per UTC day and per UTC month of their entry, so
+# that a window of whole days reads about a row per group, month (or day at its ends) and
+# next status (or duration bucket) instead of every stay; kept by `substatus_stays_refresh` in
+# the transaction that changes `substatus_stays`. Stays still running are not counted here:
+# their time runs until "now".
+class SubstatusStayCount(models.Model):
+    """Finished stays of a group entered in a period: how many, and their time summed in microseconds."""
+
+    tenant = models.ForeignKey(
+        "crm.Tenant", on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
+    )
+    entity = models.CharField(max_length=20, choices=Entity.choices)
+    whole_status = models.BooleanField()
+    status = models.CharField(max_length=20)
+    substatus = models.ForeignKey(
+        SubstatusConfig,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    monthly = models.BooleanField(help_text="`period` is the first day of a UTC month (else a UTC day).")
+    period = models.DateField()
+    next_status = models.CharField(max_length=20, null=True, blank=True)  # noqa: DJ001
+    entries = models.BigIntegerField()
+    micros = models.DecimalField(max_digits=38, decimal_places=0, help_text="sum((seconds * 1e6)::bigint)")
+
+    class Meta:
+        db_table = "substatus_stay_counts"
+        constraints = [
+            models.UniqueConstraint(
+                fields=[
+                    "tenant",
+                    "entity",
+                    "monthly",
+                    "period",
+                    "whole_status",
+                    "status",
+                    "substatus",
+                    "next_status",
+                ],
+                nulls_distinct=False,
+                name="substatus_stay_counts_cell_unique",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.entity} {self.status} {self.period}: {self.entries}"
+
+
+class SubstatusStayBucket(models.Model):
+    """Finished stays of a group entered in a period whose time falls in a duration bucket.
+
+    `bucket` is `substatus_stay_bucket(seconds)` (SQL, migration 0008): 0 below a second, then
+    sixteen buckets per doubling. The analytics add the buckets of a window up to find the one
+    bucket that holds each percentile's stay, then read that bucket's stays only.
+    """
+
+    tenant = models.ForeignKey(
+        "crm.Tenant", on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
+    )
+    entity = models.CharField(max_length=20, choices=Entity.choices)
+    whole_status = models.BooleanField()
+    status = models.CharField(max_length=20)
+    substatus = models.ForeignKey(
+        SubstatusConfig,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    monthly = models.BooleanField(help_text="`period` is the first day of a UTC month (else a UTC day).")
+    period = models.DateField()
+    bucket = models.IntegerField()
+    entries = models.BigIntegerField()
+
+    class Meta:
+        db_table = "substatus_stay_buckets"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "entity", "monthly", "period", "whole_status", "status", "substatus", "bucket"],
+                nulls_distinct=False,
+                name="substatus_stay_buckets_cell_unique",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.entity} {self.status} {self.period} bucket {self.bucket}: {self.entries}"

@@ -31,13 +31,30 @@ def substatus_history_for_record(*, tenant_id: int, entity: str, record_id: int)
 # of an entry in the window is never earlier than the entry.
 #
 # The stays of records whose history is all rolled up (up to the watermark, by
-# substatus_stays_refresh) are read from `substatus_stays`; the records with newer history
-# rows ("fresh": none but the last minutes' when beat runs, all before the first roll-up) are
-# computed from the history as above. Stays still running at the watermark are timed here.
-# The average is exact (whole microseconds, summed in any order): both sources give the same
-# figures to the bit.
+# substatus_stays_refresh) are read from `substatus_stays` and its counts; the records with
+# newer history rows ("fresh": none but the last minutes' when beat runs, all before the first
+# roll-up) are computed from the history as above.
+#
+# Finished stays entered in the window's whole UTC days are read from their counts
+# (substatus_stay_counts and substatus_stay_buckets: the whole months of those days, then the
+# days around them), so a two-year window reads about 24 months and 60 days of counts per group
+# instead of every stay. The rest is read stay by stay ("raw"): the fresh records' stays, the
+# stays still running (their time runs until now, and a deleted record's has none), and the
+# finished stays entered in the hours before the first and after the last whole UTC day.
+# The fresh records' finished stays inside the whole days are taken back out of the counts
+# ("recounted": the history counts them again).
+#
+# The figures are those of plain aggregates over every stay, to the bit:
+# - the average is exact: whole microseconds summed (a sum in any order) and divided as avg()
+#   divides, in numeric;
+# - a percentile is computed as percentile_cont does (ranks floor and ceil of p * (n - 1) among
+#   the n timed stays sorted by time, interpolated in double precision). The counts per
+#   duration bucket (sixteen per doubling, substatus_stay_bucket) name the bucket holding each
+#   rank and how many times come before it; the rank is then found among that bucket's stays
+#   only (substatus_stays_bucket_idx, and the raw stays of the bucket). Counting distinct
+#   times instead would not shrink anything: times are microseconds apart.
 _STATS_SQL = """
-WITH fresh AS (
+WITH fresh AS MATERIALIZED (
     SELECT DISTINCT history.record_id
     FROM substatus_history AS history
     WHERE history.id > (SELECT COALESCE(max(history_id), 0) FROM substatus_stays_watermark)
@@ -61,7 +78,7 @@ status_entries AS (
     WHERE from_status IS DISTINCT FROM to_status
     WINDOW by_record AS (PARTITION BY record_id ORDER BY changed_at, id)
 ),
-stays AS (
+raw AS MATERIALIZED (
     SELECT false AS whole_status, changes.to_status AS status, changes.to_substatus_id AS substatus_id,
            changes.next_status,
            date_part('epoch', COALESCE(changes.next_changed_at, CASE WHEN live.id IS NOT NULL THEN %(now)s END)
@@ -83,8 +100,9 @@ stays AS (
     UNION ALL
     SELECT stay.whole_status, stay.status, stay.substatus_id, stay.next_status, stay.seconds
     FROM substatus_stays AS stay
-    WHERE stay.tenant_id = %(tenant)s AND stay.entity = %(entity)s
-      AND stay.entered_at >= %(start)s AND stay.entered_at < %(end)s AND stay.left_at IS NOT NULL
+    WHERE stay.tenant_id = %(tenant)s AND stay.entity = %(entity)s AND stay.left_at IS NOT NULL
+      AND (stay.entered_at >= %(start)s AND stay.entered_at < %(first_day)s
+           OR stay.entered_at >= %(last_day)s AND stay.entered_at < %(end)s)
       AND stay.record_id NOT IN (SELECT record_id FROM fresh)
     UNION ALL
     SELECT stay.whole_status, stay.status, stay.substatus_id, NULL,
@@ -94,18 +112,155 @@ stays AS (
     WHERE stay.tenant_id = %(tenant)s AND stay.entity = %(entity)s
       AND stay.entered_at >= %(start)s AND stay.entered_at < %(end)s AND stay.left_at IS NULL
       AND stay.record_id NOT IN (SELECT record_id FROM fresh)
+),
+recounted AS MATERIALIZED (
+    SELECT stay.whole_status, stay.status, stay.substatus_id, stay.next_status, stay.seconds, stay.bucket
+    FROM substatus_stays AS stay
+    WHERE stay.tenant_id = %(tenant)s AND stay.entity = %(entity)s AND stay.left_at IS NOT NULL
+      AND stay.entered_at >= %(first_day)s AND stay.entered_at < %(last_day)s
+      AND stay.record_id IN (SELECT record_id FROM fresh)
+),
+counted AS (
+    SELECT cell.whole_status, cell.status, cell.substatus_id, cell.next_status, cell.entries,
+           cell.entries AS timed, cell.micros
+    FROM substatus_stay_counts AS cell
+    WHERE cell.tenant_id = %(tenant)s AND cell.entity = %(entity)s AND {cells}
+    UNION ALL
+    SELECT whole_status, status, substatus_id, next_status, 1, (seconds IS NOT NULL)::integer,
+           (seconds * 1000000)::bigint
+    FROM raw
+    UNION ALL
+    SELECT whole_status, status, substatus_id, next_status, -1, -1, -(seconds * 1000000)::bigint
+    FROM recounted
+),
+totals AS MATERIALIZED (
+    SELECT whole_status, status, substatus_id, COALESCE(substatus_id, 0) AS sid, sum(entries)::bigint AS entries,
+           sum(timed)::bigint AS timed, sum(micros) AS micros, {moves}
+    FROM counted
+    GROUP BY whole_status, status, substatus_id
+    HAVING sum(entries) <> 0
+),
+bucketed AS (
+    SELECT whole_status, status, COALESCE(substatus_id, 0) AS sid, bucket, sum(entries) AS entries
+    FROM (
+        SELECT cell.whole_status, cell.status, cell.substatus_id, cell.bucket, cell.entries
+        FROM substatus_stay_buckets AS cell
+        WHERE cell.tenant_id = %(tenant)s AND cell.entity = %(entity)s AND {cells}
+        UNION ALL
+        SELECT whole_status, status, substatus_id, substatus_stay_bucket(seconds), 1 FROM raw WHERE seconds IS NOT NULL
+        UNION ALL
+        SELECT whole_status, status, substatus_id, bucket, -1 FROM recounted
+    ) AS cells
+    GROUP BY whole_status, status, COALESCE(substatus_id, 0), bucket
+    HAVING sum(entries) <> 0
+),
+spans AS (
+    SELECT whole_status, status, sid, bucket, entries,
+           sum(entries) OVER (PARTITION BY whole_status, status, sid ORDER BY bucket) - entries AS below
+    FROM bucketed
+),
+ranks AS (
+    SELECT totals.whole_status, totals.status, totals.sid, fraction.percentile,
+           position.at - floor(position.at) AS proportion, rank.which, rank.rank
+    FROM totals
+    CROSS JOIN (VALUES (0.5::double precision), (0.9::double precision)) AS fraction (percentile)
+    CROSS JOIN LATERAL (SELECT fraction.percentile * (totals.timed - 1)::double precision AS at) AS position
+    CROSS JOIN LATERAL (VALUES (1, floor(position.at)::bigint), (2, ceil(position.at)::bigint)) AS rank (which, rank)
+    WHERE totals.timed > 0
+),
+picked AS MATERIALIZED (
+    SELECT ranks.*, spans.bucket, ranks.rank - spans.below AS skipped
+    FROM ranks
+    JOIN spans
+      ON spans.whole_status = ranks.whole_status AND spans.status = ranks.status AND spans.sid = ranks.sid
+     AND spans.below <= ranks.rank AND ranks.rank < spans.below + spans.entries
+),
+raw_picked AS MATERIALIZED (
+    SELECT raw.whole_status, raw.status, COALESCE(raw.substatus_id, 0) AS sid,
+           substatus_stay_bucket(raw.seconds) AS bucket, raw.seconds
+    FROM raw
+    WHERE (raw.whole_status, raw.status, COALESCE(raw.substatus_id, 0), substatus_stay_bucket(raw.seconds))
+          IN (SELECT whole_status, status, sid, bucket FROM picked)
+),
+valued AS MATERIALIZED (
+    SELECT picked.*, (
+        SELECT candidate.seconds
+        FROM (
+            SELECT stay.seconds
+            FROM substatus_stays AS stay
+            WHERE stay.tenant_id = %(tenant)s AND stay.entity = %(entity)s
+              AND stay.whole_status = picked.whole_status AND stay.status = picked.status
+              AND (stay.substatus_id = picked.sid OR picked.sid = 0 AND stay.substatus_id IS NULL)
+              AND stay.bucket = picked.bucket AND stay.left_at IS NOT NULL
+              AND stay.entered_at >= %(first_day)s AND stay.entered_at < %(last_day)s
+              AND stay.record_id NOT IN (SELECT record_id FROM fresh)
+            UNION ALL
+            SELECT raw_picked.seconds
+            FROM raw_picked
+            WHERE raw_picked.whole_status = picked.whole_status AND raw_picked.status = picked.status
+              AND raw_picked.sid = picked.sid AND raw_picked.bucket = picked.bucket
+        ) AS candidate
+        ORDER BY candidate.seconds OFFSET picked.skipped LIMIT 1
+    ) AS seconds
+    FROM picked
+),
+percentiles AS (
+    SELECT first.whole_status, first.status, first.sid, first.percentile,
+           round((CASE WHEN second.rank > first.rank
+                       THEN first.seconds + (second.seconds - first.seconds) * first.proportion
+                       ELSE first.seconds END)::numeric, 3)::double precision AS seconds
+    FROM valued AS first
+    JOIN valued AS second
+      ON second.whole_status = first.whole_status AND second.status = first.status AND second.sid = first.sid
+     AND second.percentile = first.percentile AND second.which = 2
+    WHERE first.which = 1
 )
--- Grouped in bytes (a group needs no collation: sorting over a million stays by it costs).
-SELECT whole_status, status, substatus_id, count(*) AS entries,
-       round(avg((seconds * 1000000)::bigint) / 1000000, 3)::double precision AS avg_seconds,
-       round((percentile_cont(0.5) WITHIN GROUP (ORDER BY seconds))::numeric, 3)::double precision
-           AS median_seconds,
-       round((percentile_cont(0.9) WITHIN GROUP (ORDER BY seconds))::numeric, 3)::double precision
-           AS p90_seconds,
-       {moves}
-FROM (SELECT whole_status, status COLLATE "C" AS status, substatus_id, next_status, seconds FROM stays) AS stays
-GROUP BY whole_status, status, substatus_id
+SELECT totals.whole_status, totals.status, totals.substatus_id, totals.entries,
+       round(totals.micros / NULLIF(totals.timed, 0) / 1000000, 3)::double precision AS avg_seconds,
+       median.seconds AS median_seconds, p90.seconds AS p90_seconds, {moved}
+FROM totals
+LEFT JOIN percentiles AS median
+       ON median.whole_status = totals.whole_status AND median.status = totals.status AND median.sid = totals.sid
+      AND median.percentile = 0.5
+LEFT JOIN percentiles AS p90
+       ON p90.whole_status = totals.whole_status AND p90.status = totals.status AND p90.sid = totals.sid
+      AND p90.percentile = 0.9
 """
+
+# The day and month counts of the whole UTC days from `cells_from` to `cells_to`: whole months
+# from `months_from` to `months_to`, days for the rest.
+_CELLS = """(
+    NOT cell.monthly AND (cell.period >= %(cells_from)s AND cell.period < %(months_from)s
+                          OR cell.period >= %(months_to)s AND cell.period < %(cells_to)s)
+    OR cell.monthly AND cell.period >= %(months_from)s AND cell.period < %(months_to)s
+)"""
+
+
+def _whole_utc_days(first: dt.datetime, after_last: dt.datetime) -> dict[str, Any]:
+    """The whole UTC days (and the whole UTC months among them) from `first` to `after_last`, as
+    parameters of _STATS_SQL; none (everything read stay by stay) for a window shorter than that."""
+    first_day = dt.datetime.combine(first.astimezone(dt.UTC).date(), dt.time.min, tzinfo=dt.UTC)
+    if first_day < first:
+        first_day += dt.timedelta(days=1)
+    last_day = dt.datetime.combine(after_last.astimezone(dt.UTC).date(), dt.time.min, tzinfo=dt.UTC)
+    if last_day <= first_day:
+        first_day = last_day = after_last
+    cells_from, cells_to = first_day.date(), last_day.date()
+    months_from = (
+        cells_from if cells_from.day == 1 else (cells_from.replace(day=1) + dt.timedelta(days=32)).replace(day=1)
+    )
+    months_to = cells_to.replace(day=1)
+    if months_from >= months_to:
+        months_from = months_to = cells_to
+    return {
+        "first_day": first_day,
+        "last_day": last_day,
+        "cells_from": cells_from,
+        "cells_to": cells_to,
+        "months_from": months_from,
+        "months_to": months_to,
+    }
+
 
 # The tenant's substatuses of the entity with how many live records are in each now, and
 # the live records without a substatus (no config: NULL id).
@@ -194,9 +349,14 @@ def substatus_analytics(
             }
             group["current"] += records
         nexts = STATUSES[entity].values
-        moves = ", ".join(f"count(*) FILTER (WHERE next_status = %(next_{index})s)" for index in range(len(nexts)))
+        moves = ", ".join(
+            f"sum(entries) FILTER (WHERE next_status = %(next_{index})s)::bigint AS moved_{index}"
+            for index in range(len(nexts))
+        )
+        moved = ", ".join(f"COALESCE(totals.moved_{index}, 0)" for index in range(len(nexts)))
         params.update({f"next_{index}": status for index, status in enumerate(nexts)})
-        cursor.execute(_STATS_SQL.format(table=table, moves=moves), params)
+        params.update(_whole_utc_days(first, after_last))
+        cursor.execute(_STATS_SQL.format(table=table, moves=moves, moved=moved, cells=_CELLS), params)
         for whole_status, status, pk, entries, average, median, p90, *moved in cursor.fetchall():
             if whole_status:
                 target = statuses[status]

@@ -227,15 +227,30 @@ def _auto_transition_rule(rule: SubstatusConfig, *, now: datetime, batch_size: i
 # rows up to the new one (a row may be back-dated among older ones). The same stays as
 # substatus.selectors._STATS_SQL computes from the history: each row is an entry into its
 # substatus lasting until the record's next row; each row changing the status is an entry into
-# the status lasting until the next such row.
+# the status lasting until the next such row. The finished stays removed (-1) and written (+1)
+# are noted in substatus_stays_delta, then added to their day's and month's counts.
 _STAYS_TOUCHED_SQL = """
 CREATE TEMPORARY TABLE substatus_stays_touched AS
 SELECT DISTINCT tenant_id, entity, record_id FROM substatus_history WHERE id > %(after)s AND id <= %(upto)s
 """
 
+_STAYS_DELTA_SQL = """
+CREATE TEMPORARY TABLE substatus_stays_delta (
+    sign integer, tenant_id bigint, entity varchar(20), whole_status boolean, status varchar(20),
+    substatus_id bigint, next_status varchar(20), entered_at timestamptz, bucket integer, micros bigint
+)
+"""
+
 _STAYS_DELETE_SQL = """
-DELETE FROM substatus_stays AS stay USING substatus_stays_touched AS touched
-WHERE stay.tenant_id = touched.tenant_id AND stay.entity = touched.entity AND stay.record_id = touched.record_id
+WITH gone AS (
+    DELETE FROM substatus_stays AS stay USING substatus_stays_touched AS touched
+    WHERE stay.tenant_id = touched.tenant_id AND stay.entity = touched.entity AND stay.record_id = touched.record_id
+    RETURNING stay.*
+)
+INSERT INTO substatus_stays_delta
+SELECT -1, tenant_id, entity, whole_status, status, substatus_id, next_status, entered_at, bucket,
+       (seconds * 1000000)::bigint
+FROM gone WHERE left_at IS NOT NULL
 """
 
 _STAYS_INSERT_SQL = """
@@ -260,16 +275,64 @@ status_entries AS (
     FROM changes
     WHERE from_status IS DISTINCT FROM to_status
     WINDOW by_record AS (PARTITION BY tenant_id, entity, record_id ORDER BY changed_at, id)
+),
+stays AS (
+    SELECT tenant_id, entity, record_id, id, false AS whole_status, to_status, to_substatus_id, changed_at,
+           next_changed_at, date_part('epoch', next_changed_at - changed_at) AS seconds, next_status
+    FROM changes
+    UNION ALL
+    SELECT tenant_id, entity, record_id, id, true, to_status, NULL, changed_at, next_changed_at,
+           date_part('epoch', next_changed_at - changed_at), next_status
+    FROM status_entries
+),
+written AS (
+    INSERT INTO substatus_stays (tenant_id, entity, record_id, history_id, whole_status, status, substatus_id,
+                                 entered_at, left_at, seconds, next_status, bucket)
+    SELECT *, substatus_stay_bucket(seconds) FROM stays
+    RETURNING *
 )
-INSERT INTO substatus_stays (tenant_id, entity, record_id, history_id, whole_status, status, substatus_id,
-                             entered_at, left_at, seconds, next_status)
-SELECT tenant_id, entity, record_id, id, false, to_status, to_substatus_id, changed_at, next_changed_at,
-       date_part('epoch', next_changed_at - changed_at), next_status
-FROM changes
-UNION ALL
-SELECT tenant_id, entity, record_id, id, true, to_status, NULL, changed_at, next_changed_at,
-       date_part('epoch', next_changed_at - changed_at), next_status
-FROM status_entries
+INSERT INTO substatus_stays_delta
+SELECT 1, tenant_id, entity, whole_status, status, substatus_id, next_status, entered_at, bucket,
+       (seconds * 1000000)::bigint
+FROM written WHERE left_at IS NOT NULL
+"""
+
+# Each stay counts in its UTC day and in its UTC month (substatus.models.SubstatusStayCount).
+_STAYS_PERIODS = """
+CROSS JOIN LATERAL (
+    VALUES (false, (delta.entered_at AT TIME ZONE 'UTC')::date),
+           (true, date_trunc('month', delta.entered_at AT TIME ZONE 'UTC')::date)
+) AS period (monthly, period)
+"""
+
+_STAYS_COUNT_SQL = f"""
+INSERT INTO substatus_stay_counts AS cell (tenant_id, entity, monthly, period, whole_status, status, substatus_id,
+                                           next_status, entries, micros)
+SELECT delta.tenant_id, delta.entity, period.monthly, period.period, delta.whole_status, delta.status,
+       delta.substatus_id, delta.next_status, sum(delta.sign), sum(delta.sign * delta.micros)
+FROM substatus_stays_delta AS delta
+{_STAYS_PERIODS}
+GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
+ON CONFLICT (tenant_id, entity, monthly, period, whole_status, status, substatus_id, next_status)
+DO UPDATE SET entries = cell.entries + excluded.entries, micros = cell.micros + excluded.micros
+"""  # noqa: S608 (constants only)
+
+_STAYS_BUCKET_SQL = f"""
+INSERT INTO substatus_stay_buckets AS cell (tenant_id, entity, monthly, period, whole_status, status, substatus_id,
+                                            bucket, entries)
+SELECT delta.tenant_id, delta.entity, period.monthly, period.period, delta.whole_status, delta.status,
+       delta.substatus_id, delta.bucket, sum(delta.sign)
+FROM substatus_stays_delta AS delta
+{_STAYS_PERIODS}
+GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
+ON CONFLICT (tenant_id, entity, monthly, period, whole_status, status, substatus_id, bucket)
+DO UPDATE SET entries = cell.entries + excluded.entries
+"""  # noqa: S608 (constants only)
+
+# A stay recomputed alike leaves a count at zero: a cell with no stay is no row.
+_STAYS_EMPTY_SQL = """
+DELETE FROM substatus_stay_counts WHERE entries = 0;
+DELETE FROM substatus_stay_buckets WHERE entries = 0
 """
 
 
@@ -294,7 +357,8 @@ def _history_committed_up_to(*, attempts: int, pause: float) -> int | None:
 
 
 def substatus_stays_refresh(*, attempts: int = 50, pause: float = 0.1) -> int | None:
-    """Roll the history up into `substatus_stays`, from the watermark to the newest committed row.
+    """Roll the history up into `substatus_stays` and its day and month counts, from the watermark to the
+    newest committed row.
 
     Incremental and idempotent: only the records with new history rows are recomputed (all their
     stays, so a back-dated row lands where it belongs), and the watermark moves in the same
@@ -312,11 +376,19 @@ def substatus_stays_refresh(*, attempts: int = 50, pause: float = 0.1) -> int | 
         if after >= upto:
             return 0
         cursor.execute("SET LOCAL work_mem = '64MB'")
+        if after == 0:  # nothing is rolled up (a first run, or a watermark removed to roll up again)
+            cursor.execute(
+                "DELETE FROM substatus_stays; DELETE FROM substatus_stay_counts; DELETE FROM substatus_stay_buckets"
+            )
         params = {"after": after, "upto": upto}
         cursor.execute(_STAYS_TOUCHED_SQL, params)
         touched = cursor.rowcount
+        cursor.execute(_STAYS_DELTA_SQL)
         cursor.execute(_STAYS_DELETE_SQL, params)
         cursor.execute(_STAYS_INSERT_SQL, params)
-        cursor.execute("DROP TABLE substatus_stays_touched")
+        cursor.execute(_STAYS_COUNT_SQL)
+        cursor.execute(_STAYS_BUCKET_SQL)
+        cursor.execute(_STAYS_EMPTY_SQL)
+        cursor.execute("DROP TABLE substatus_stays_touched, substatus_stays_delta")
         SubstatusStaysWatermark.objects.filter(pk=1).update(history_id=upto, refreshed_at=timezone.now())
     return touched
