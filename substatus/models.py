@@ -290,6 +290,13 @@ class SubstatusStay(models.Model):
         indexes = [
             models.Index(fields=["tenant", "entity", "entered_at"], name="substatus_stays_time_idx"),
             models.Index(fields=["tenant", "entity", "record_id"], name="substatus_stays_record_idx"),
+            # The stays still running of a status in a range of entry instants (substatus.selectors).
+            models.Index(
+                fields=["tenant", "entity", "whole_status", "status", "entered_at"],
+                include=["substatus", "record_id"],
+                condition=Q(left_at__isnull=True),
+                name="substatus_stays_open_idx",
+            ),
             # The analytics' exact percentiles read one bucket of one group (substatus.selectors).
             models.Index(
                 fields=["tenant", "entity", "whole_status", "status", "substatus", "bucket"],
@@ -409,3 +416,63 @@ class SubstatusStayBucket(models.Model):
 
     def __str__(self) -> str:
         return f"{self.entity} {self.status} {self.period} bucket {self.bucket}: {self.entries}"
+
+
+class SubstatusOpenStayCount(models.Model):
+    """Stays still running at the watermark, counted per group and UTC hour of their entry.
+
+    Their time runs until "now", so they are counted by entry: `micros` sums their entry instants
+    (microseconds since the epoch), and an hour's stays fall in the duration buckets between
+    those of its first and last instant. Counted whatever becomes of their record: the analytics
+    take the stays of deleted or purged records (no time) back out.
+    """
+
+    tenant = models.ForeignKey(
+        "crm.Tenant", on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
+    )
+    entity = models.CharField(max_length=20, choices=Entity.choices)
+    whole_status = models.BooleanField()
+    status = models.CharField(max_length=20)
+    substatus = models.ForeignKey(
+        SubstatusConfig,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    hour = models.DateTimeField()
+    entries = models.BigIntegerField()
+    micros = models.DecimalField(max_digits=38, decimal_places=0, help_text="sum of the entries' epoch microseconds")
+
+    class Meta:
+        db_table = "substatus_open_stay_counts"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "entity", "hour", "whole_status", "status", "substatus"],
+                nulls_distinct=False,
+                name="substatus_open_stay_counts_cell_unique",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.entity} {self.status} {self.hour:%Y-%m-%d %H:00}: {self.entries}"
+
+
+class SubstatusPurgedRecord(models.Model):
+    """A contact or project deleted for good (kept by a trigger on `contacts` and `projects`):
+    its stays still running count without a time, as those of a deleted record."""
+
+    tenant = models.ForeignKey(
+        "crm.Tenant", on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
+    )
+    entity = models.CharField(max_length=20, choices=Entity.choices)
+    record_id = models.BigIntegerField()
+
+    class Meta:
+        db_table = "substatus_purged_records"
+        indexes = [models.Index(fields=["tenant", "entity", "record_id"], name="substatus_purged_records_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.entity} {self.record_id} (purged)"

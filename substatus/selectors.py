@@ -109,9 +109,52 @@ raw AS MATERIALIZED (
            CASE WHEN live.id IS NOT NULL THEN date_part('epoch', %(now)s - stay.entered_at) END
     FROM substatus_stays AS stay
     LEFT JOIN {table} AS live ON live.id = stay.record_id AND NOT live.is_deleted
-    WHERE stay.tenant_id = %(tenant)s AND stay.entity = %(entity)s
-      AND stay.entered_at >= %(start)s AND stay.entered_at < %(end)s AND stay.left_at IS NULL
+    WHERE stay.tenant_id = %(tenant)s AND stay.entity = %(entity)s AND stay.left_at IS NULL
+      AND (stay.entered_at >= %(start)s AND stay.entered_at < %(first_hour)s
+           OR stay.entered_at >= %(last_hour)s AND stay.entered_at < %(end)s)
       AND stay.record_id NOT IN (SELECT record_id FROM fresh)
+),
+gone AS MATERIALIZED (
+    SELECT record.id AS record_id FROM {table} AS record WHERE record.tenant_id = %(tenant)s AND record.is_deleted
+    UNION ALL
+    SELECT purged.record_id FROM substatus_purged_records AS purged
+    WHERE purged.tenant_id = %(tenant)s AND purged.entity = %(entity)s
+),
+open_cells AS MATERIALIZED (
+    SELECT cell.whole_status, cell.status, cell.substatus_id, cell.hour, cell.entries, cell.micros,
+           substatus_stay_bucket(
+               date_part('epoch', %(now)s - (cell.hour + interval '1 hour' - interval '1 microsecond'))
+           ) AS low,
+           substatus_stay_bucket(date_part('epoch', %(now)s - cell.hour)) AS high
+    FROM substatus_open_stay_counts AS cell
+    WHERE cell.tenant_id = %(tenant)s AND cell.entity = %(entity)s
+      AND cell.hour >= %(first_hour)s AND cell.hour < %(last_hour)s
+),
+open_split AS (
+    SELECT stay.whole_status, stay.status, stay.substatus_id,
+           substatus_stay_bucket(date_part('epoch', %(now)s - stay.entered_at)) AS bucket
+    FROM open_cells AS cell
+    JOIN substatus_stays AS stay
+      ON stay.tenant_id = %(tenant)s AND stay.entity = %(entity)s AND stay.whole_status = cell.whole_status
+     AND stay.status = cell.status AND stay.left_at IS NULL
+     AND stay.entered_at >= cell.hour AND stay.entered_at < cell.hour + interval '1 hour'
+     AND stay.substatus_id IS NOT DISTINCT FROM cell.substatus_id
+    WHERE cell.low <> cell.high
+),
+open_off AS MATERIALIZED (
+    SELECT stay.whole_status, stay.status, stay.substatus_id, true AS fresh,
+           date_part('epoch', %(now)s - stay.entered_at) AS seconds
+    FROM fresh
+    JOIN substatus_stays AS stay
+      ON stay.tenant_id = %(tenant)s AND stay.entity = %(entity)s AND stay.record_id = fresh.record_id
+    WHERE stay.left_at IS NULL AND stay.entered_at >= %(first_hour)s AND stay.entered_at < %(last_hour)s
+    UNION ALL
+    SELECT stay.whole_status, stay.status, stay.substatus_id, false, date_part('epoch', %(now)s - stay.entered_at)
+    FROM gone
+    JOIN substatus_stays AS stay
+      ON stay.tenant_id = %(tenant)s AND stay.entity = %(entity)s AND stay.record_id = gone.record_id
+    WHERE stay.left_at IS NULL AND stay.entered_at >= %(first_hour)s AND stay.entered_at < %(last_hour)s
+      AND gone.record_id NOT IN (SELECT record_id FROM fresh)
 ),
 recounted AS MATERIALIZED (
     SELECT stay.whole_status, stay.status, stay.substatus_id, stay.next_status, stay.seconds, stay.bucket
@@ -132,6 +175,13 @@ counted AS (
     UNION ALL
     SELECT whole_status, status, substatus_id, next_status, -1, -1, -(seconds * 1000000)::bigint
     FROM recounted
+    UNION ALL
+    SELECT whole_status, status, substatus_id, NULL, entries, entries, entries * %(now_micros)s - micros
+    FROM open_cells
+    UNION ALL
+    SELECT whole_status, status, substatus_id, NULL, CASE WHEN fresh THEN -1 ELSE 0 END, -1,
+           -(seconds * 1000000)::bigint
+    FROM open_off
 ),
 totals AS MATERIALIZED (
     SELECT whole_status, status, substatus_id, COALESCE(substatus_id, 0) AS sid, sum(entries)::bigint AS entries,
@@ -150,6 +200,12 @@ bucketed AS (
         SELECT whole_status, status, substatus_id, substatus_stay_bucket(seconds), 1 FROM raw WHERE seconds IS NOT NULL
         UNION ALL
         SELECT whole_status, status, substatus_id, bucket, -1 FROM recounted
+        UNION ALL
+        SELECT whole_status, status, substatus_id, low, entries FROM open_cells WHERE low = high
+        UNION ALL
+        SELECT whole_status, status, substatus_id, bucket, 1 FROM open_split
+        UNION ALL
+        SELECT whole_status, status, substatus_id, substatus_stay_bucket(seconds), -1 FROM open_off
     ) AS cells
     GROUP BY whole_status, status, COALESCE(substatus_id, 0), bucket
     HAVING sum(entries) <> 0
@@ -169,7 +225,11 @@ ranks AS (
     WHERE totals.timed > 0
 ),
 picked AS MATERIALIZED (
-    SELECT ranks.*, spans.bucket, ranks.rank - spans.below AS skipped
+    SELECT ranks.*, spans.bucket, ranks.rank - spans.below AS skipped,
+           -- the bucket's times, a little widened: the running stays entered from now - most to now - least
+           CASE WHEN spans.bucket > 0 THEN exp((spans.bucket - 1) / 23.083120654223414) * 0.999999 - 0.001 END
+               AS least,
+           exp(spans.bucket / 23.083120654223414) * 1.000001 + 0.001 AS most
     FROM ranks
     JOIN spans
       ON spans.whole_status = ranks.whole_status AND spans.status = ranks.status AND spans.sid = ranks.sid
@@ -194,6 +254,18 @@ valued AS MATERIALIZED (
               AND stay.bucket = picked.bucket AND stay.left_at IS NOT NULL
               AND stay.entered_at >= %(first_day)s AND stay.entered_at < %(last_day)s
               AND stay.record_id NOT IN (SELECT record_id FROM fresh)
+            UNION ALL
+            SELECT date_part('epoch', %(now)s - stay.entered_at)
+            FROM substatus_stays AS stay
+            WHERE stay.tenant_id = %(tenant)s AND stay.entity = %(entity)s
+              AND stay.whole_status = picked.whole_status AND stay.status = picked.status AND stay.left_at IS NULL
+              AND stay.entered_at >= %(first_hour)s AND stay.entered_at < %(last_hour)s
+              AND stay.entered_at > %(now)s - picked.most * interval '1 second'
+              AND (picked.least IS NULL OR stay.entered_at <= %(now)s - picked.least * interval '1 second')
+              AND (stay.substatus_id = picked.sid OR picked.sid = 0 AND stay.substatus_id IS NULL)
+              AND substatus_stay_bucket(date_part('epoch', %(now)s - stay.entered_at)) = picked.bucket
+              AND stay.record_id NOT IN (SELECT record_id FROM fresh)
+              AND stay.record_id NOT IN (SELECT record_id FROM gone)
             UNION ALL
             SELECT raw_picked.seconds
             FROM raw_picked
@@ -236,8 +308,8 @@ _CELLS = """(
 )"""
 
 
-def _whole_utc_days(first: dt.datetime, after_last: dt.datetime) -> dict[str, Any]:
-    """The whole UTC days (and the whole UTC months among them) from `first` to `after_last`, as
+def _whole_utc_periods(first: dt.datetime, after_last: dt.datetime) -> dict[str, Any]:
+    """The whole UTC hours, days (and the whole UTC months among them) from `first` to `after_last`, as
     parameters of _STATS_SQL; none (everything read stay by stay) for a window shorter than that."""
     first_day = dt.datetime.combine(first.astimezone(dt.UTC).date(), dt.time.min, tzinfo=dt.UTC)
     if first_day < first:
@@ -252,7 +324,15 @@ def _whole_utc_days(first: dt.datetime, after_last: dt.datetime) -> dict[str, An
     months_to = cells_to.replace(day=1)
     if months_from >= months_to:
         months_from = months_to = cells_to
+    first_hour = first.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
+    if first_hour < first:
+        first_hour += dt.timedelta(hours=1)
+    last_hour = after_last.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
+    if last_hour <= first_hour:
+        first_hour = last_hour = after_last
     return {
+        "first_hour": first_hour,
+        "last_hour": last_hour,
         "first_day": first_day,
         "last_day": last_day,
         "cells_from": cells_from,
@@ -298,7 +378,9 @@ def _empty_stats() -> dict[str, Any]:
     }
 
 
-# Two years: analytics read every history row of the window.
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+# Two years.
 ANALYTICS_MAX_DAYS = 731
 
 
@@ -355,7 +437,8 @@ def substatus_analytics(
         )
         moved = ", ".join(f"COALESCE(totals.moved_{index}, 0)" for index in range(len(nexts)))
         params.update({f"next_{index}": status for index, status in enumerate(nexts)})
-        params.update(_whole_utc_days(first, after_last))
+        params.update(_whole_utc_periods(first, after_last))
+        params["now_micros"] = (now - EPOCH) // dt.timedelta(microseconds=1)
         cursor.execute(_STATS_SQL.format(table=table, moves=moves, moved=moved, cells=_CELLS), params)
         for whole_status, status, pk, entries, average, median, p90, *moved in cursor.fetchall():
             if whole_status:

@@ -234,26 +234,31 @@ CREATE TEMPORARY TABLE substatus_stays_touched AS
 SELECT DISTINCT tenant_id, entity, record_id FROM substatus_history WHERE id > %(after)s AND id <= %(upto)s
 """
 
+# `micros`: a finished stay's time, or a running stay's entry instant (epoch microseconds).
 _STAYS_DELTA_SQL = """
 CREATE TEMPORARY TABLE substatus_stays_delta (
     sign integer, tenant_id bigint, entity varchar(20), whole_status boolean, status varchar(20),
-    substatus_id bigint, next_status varchar(20), entered_at timestamptz, bucket integer, micros bigint
+    substatus_id bigint, next_status varchar(20), entered_at timestamptz, finished boolean, bucket integer,
+    micros bigint
 )
 """
 
-_STAYS_DELETE_SQL = """
+_STAYS_DELTA_MICROS = """CASE WHEN left_at IS NOT NULL THEN (seconds * 1000000)::bigint
+            ELSE (extract(epoch FROM entered_at) * 1000000)::bigint END"""
+
+_STAYS_DELETE_SQL = f"""
 WITH gone AS (
     DELETE FROM substatus_stays AS stay USING substatus_stays_touched AS touched
     WHERE stay.tenant_id = touched.tenant_id AND stay.entity = touched.entity AND stay.record_id = touched.record_id
     RETURNING stay.*
 )
 INSERT INTO substatus_stays_delta
-SELECT -1, tenant_id, entity, whole_status, status, substatus_id, next_status, entered_at, bucket,
-       (seconds * 1000000)::bigint
-FROM gone WHERE left_at IS NOT NULL
-"""
+SELECT -1, tenant_id, entity, whole_status, status, substatus_id, next_status, entered_at, left_at IS NOT NULL,
+       bucket, {_STAYS_DELTA_MICROS}
+FROM gone
+"""  # noqa: S608 (constants only)
 
-_STAYS_INSERT_SQL = """
+_STAYS_INSERT_SQL = f"""
 WITH changes AS (
     SELECT history.id, history.tenant_id, history.entity, history.record_id, history.from_status,
            history.to_status, history.to_substatus_id, history.changed_at,
@@ -292,10 +297,10 @@ written AS (
     RETURNING *
 )
 INSERT INTO substatus_stays_delta
-SELECT 1, tenant_id, entity, whole_status, status, substatus_id, next_status, entered_at, bucket,
-       (seconds * 1000000)::bigint
-FROM written WHERE left_at IS NOT NULL
-"""
+SELECT 1, tenant_id, entity, whole_status, status, substatus_id, next_status, entered_at, left_at IS NOT NULL,
+       bucket, {_STAYS_DELTA_MICROS}
+FROM written
+"""  # noqa: S608 (constants only)
 
 # Each stay counts in its UTC day and in its UTC month (substatus.models.SubstatusStayCount).
 _STAYS_PERIODS = """
@@ -312,6 +317,7 @@ SELECT delta.tenant_id, delta.entity, period.monthly, period.period, delta.whole
        delta.substatus_id, delta.next_status, sum(delta.sign), sum(delta.sign * delta.micros)
 FROM substatus_stays_delta AS delta
 {_STAYS_PERIODS}
+WHERE delta.finished
 GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
 ON CONFLICT (tenant_id, entity, monthly, period, whole_status, status, substatus_id, next_status)
 DO UPDATE SET entries = cell.entries + excluded.entries, micros = cell.micros + excluded.micros
@@ -324,15 +330,30 @@ SELECT delta.tenant_id, delta.entity, period.monthly, period.period, delta.whole
        delta.substatus_id, delta.bucket, sum(delta.sign)
 FROM substatus_stays_delta AS delta
 {_STAYS_PERIODS}
+WHERE delta.finished
 GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
 ON CONFLICT (tenant_id, entity, monthly, period, whole_status, status, substatus_id, bucket)
 DO UPDATE SET entries = cell.entries + excluded.entries
 """  # noqa: S608 (constants only)
 
+# Stays still running, per UTC hour of their entry (substatus.models.SubstatusOpenStayCount).
+_STAYS_OPEN_SQL = """
+INSERT INTO substatus_open_stay_counts AS cell (tenant_id, entity, hour, whole_status, status, substatus_id,
+                                                entries, micros)
+SELECT tenant_id, entity, date_trunc('hour', entered_at, 'UTC'), whole_status, status, substatus_id, sum(sign),
+       sum(sign * micros)
+FROM substatus_stays_delta
+WHERE NOT finished
+GROUP BY 1, 2, 3, 4, 5, 6
+ON CONFLICT (tenant_id, entity, hour, whole_status, status, substatus_id)
+DO UPDATE SET entries = cell.entries + excluded.entries, micros = cell.micros + excluded.micros
+"""
+
 # A stay recomputed alike leaves a count at zero: a cell with no stay is no row.
 _STAYS_EMPTY_SQL = """
 DELETE FROM substatus_stay_counts WHERE entries = 0;
-DELETE FROM substatus_stay_buckets WHERE entries = 0
+DELETE FROM substatus_stay_buckets WHERE entries = 0;
+DELETE FROM substatus_open_stay_counts WHERE entries = 0
 """
 
 
@@ -378,7 +399,8 @@ def substatus_stays_refresh(*, attempts: int = 50, pause: float = 0.1) -> int | 
         cursor.execute("SET LOCAL work_mem = '64MB'")
         if after == 0:  # nothing is rolled up (a first run, or a watermark removed to roll up again)
             cursor.execute(
-                "DELETE FROM substatus_stays; DELETE FROM substatus_stay_counts; DELETE FROM substatus_stay_buckets"
+                "DELETE FROM substatus_stays; DELETE FROM substatus_stay_counts; DELETE FROM substatus_stay_buckets; "
+                "DELETE FROM substatus_open_stay_counts"
             )
         params = {"after": after, "upto": upto}
         cursor.execute(_STAYS_TOUCHED_SQL, params)
@@ -388,6 +410,7 @@ def substatus_stays_refresh(*, attempts: int = 50, pause: float = 0.1) -> int | 
         cursor.execute(_STAYS_INSERT_SQL, params)
         cursor.execute(_STAYS_COUNT_SQL)
         cursor.execute(_STAYS_BUCKET_SQL)
+        cursor.execute(_STAYS_OPEN_SQL)
         cursor.execute(_STAYS_EMPTY_SQL)
         cursor.execute("DROP TABLE substatus_stays_touched, substatus_stays_delta")
         SubstatusStaysWatermark.objects.filter(pk=1).update(history_id=upto, refreshed_at=timezone.now())

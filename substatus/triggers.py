@@ -441,6 +441,41 @@ TENANT_TRIGGERS = [
     ),
 ]
 
+# The analytics' duration buckets (substatus.models.SubstatusStayBucket): 0 below one second,
+# then sixteen per doubling. Non-decreasing in `seconds`, which the percentiles rely on.
+STAY_BUCKET_FUNCTION = Function(
+    name="substatus_stay_bucket",
+    arguments="seconds float8",
+    returns="integer",
+    language="sql",
+    volatility="IMMUTABLE STRICT PARALLEL SAFE",
+    body=" SELECT CASE WHEN seconds < 1 THEN 0 ELSE 1 + floor(ln(seconds) * 23.083120654223414)::integer END ",
+)
+
+# A contact or project deleted for good: its stays still running count without a time in the
+# analytics (substatus.models.SubstatusPurgedRecord).
+RECORD_PURGED_FUNCTION = Function(
+    name="substatus_record_purged",
+    body="""
+BEGIN
+    INSERT INTO substatus_purged_records (tenant_id, entity, record_id)
+    SELECT purged.tenant_id, CASE TG_TABLE_NAME WHEN 'contacts' THEN 'contact' ELSE 'project' END, purged.id
+    FROM purged;
+    RETURN NULL;
+END
+""",
+)
+
+PURGE_TRIGGERS = [
+    Trigger(
+        name=f"substatus_{table}_purged",
+        table=table,
+        definition=f"AFTER DELETE ON {table}\n    REFERENCING OLD TABLE AS purged\n    FOR EACH STATEMENT",
+        function=RECORD_PURGED_FUNCTION.name,
+    )
+    for table in ("contacts", "projects")
+]
+
 FUNCTIONS: list[Function] = [
     DEFAULT_CATALOG_FUNCTION,
     INSTALL_CATALOG_FUNCTION,
@@ -453,8 +488,16 @@ FUNCTIONS: list[Function] = [
     CONFIG_IN_HISTORY_FUNCTION,
     CONFIG_DEFAULT_REQUIRED_FUNCTION,
     HISTORY_APPEND_ONLY_FUNCTION,
+    STAY_BUCKET_FUNCTION,
+    RECORD_PURGED_FUNCTION,
 ]
-TRIGGERS: list[Trigger] = [*CONTACT_TRIGGERS, *PROJECT_TRIGGERS, *CONFIG_TRIGGERS, *TENANT_TRIGGERS]
+TRIGGERS: list[Trigger] = [
+    *CONTACT_TRIGGERS,
+    *PROJECT_TRIGGERS,
+    *CONFIG_TRIGGERS,
+    *TENANT_TRIGGERS,
+    *PURGE_TRIGGERS,
+]
 
 
 def install_sql() -> str:

@@ -1,4 +1,4 @@
-"""Fill the day and month counts of 0008 from the stays already rolled up (set-based)."""
+"""Fill the counts of 0008 from the stays already rolled up (set-based)."""
 
 from django.db import migrations
 
@@ -28,17 +28,24 @@ SELECT stay.tenant_id, stay.entity, period.monthly, period.period, stay.whole_st
 FROM substatus_stays AS stay
 {PERIODS}
 WHERE stay.left_at IS NOT NULL
-GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
+GROUP BY 1, 2, 3, 4, 5, 6, 7, 8;
+INSERT INTO substatus_open_stay_counts (tenant_id, entity, hour, whole_status, status, substatus_id, entries, micros)
+SELECT stay.tenant_id, stay.entity, date_trunc('hour', stay.entered_at, 'UTC'), stay.whole_status, stay.status,
+       stay.substatus_id, count(*), sum((extract(epoch FROM stay.entered_at) * 1000000)::bigint)
+FROM substatus_stays AS stay
+WHERE stay.left_at IS NULL
+GROUP BY 1, 2, 3, 4, 5, 6
 """
 
 EMPTY = """
 DELETE FROM substatus_stay_counts;
 DELETE FROM substatus_stay_buckets;
+DELETE FROM substatus_open_stay_counts;
 UPDATE substatus_stays SET bucket = NULL WHERE bucket IS NOT NULL
 """
 
 
 class Migration(migrations.Migration):
-    dependencies = [("substatus", "0008_stay_cells")]
+    dependencies = [("substatus", "0008_stay_counts")]
 
     operations = [migrations.RunSQL(FILL, reverse_sql=EMPTY)]
