@@ -131,14 +131,17 @@ open_cells AS MATERIALIZED (
       AND cell.hour >= %(first_hour)s AND cell.hour < %(last_hour)s
 ),
 open_split AS (
-    SELECT stay.whole_status, stay.status, stay.substatus_id,
-           substatus_stay_bucket(date_part('epoch', %(now)s - stay.entered_at)) AS bucket
+    SELECT cell.whole_status, cell.status, cell.substatus_id, split.bucket
     FROM open_cells AS cell
-    JOIN substatus_stays AS stay
-      ON stay.tenant_id = %(tenant)s AND stay.entity = %(entity)s AND stay.whole_status = cell.whole_status
-     AND stay.status = cell.status AND stay.left_at IS NULL
-     AND stay.entered_at >= cell.hour AND stay.entered_at < cell.hour + interval '1 hour'
-     AND stay.substatus_id IS NOT DISTINCT FROM cell.substatus_id
+    CROSS JOIN LATERAL (
+        SELECT substatus_stay_bucket(date_part('epoch', %(now)s - stay.entered_at)) AS bucket
+        FROM substatus_stays AS stay
+        WHERE stay.tenant_id = %(tenant)s AND stay.entity = %(entity)s AND stay.whole_status = cell.whole_status
+          AND stay.status = cell.status AND stay.left_at IS NULL
+          AND stay.entered_at >= cell.hour AND stay.entered_at < cell.hour + interval '1 hour'
+          AND stay.substatus_id IS NOT DISTINCT FROM cell.substatus_id
+        OFFSET 0  -- an index range per hour, not a join of every running stay with every split hour
+    ) AS split
     WHERE cell.low <> cell.high
 ),
 open_off AS MATERIALIZED (
@@ -227,8 +230,8 @@ ranks AS (
 picked AS MATERIALIZED (
     SELECT ranks.*, spans.bucket, ranks.rank - spans.below AS skipped,
            -- the bucket's times, a little widened: the running stays entered from now - most to now - least
-           CASE WHEN spans.bucket > 0 THEN exp((spans.bucket - 1) / 23.083120654223414) * 0.999999 - 0.001 END
-               AS least,
+           CASE WHEN spans.bucket > 0 THEN exp((spans.bucket - 1) / 23.083120654223414) * 0.999999 - 0.001
+                ELSE -1e12 END AS least,
            exp(spans.bucket / 23.083120654223414) * 1.000001 + 0.001 AS most
     FROM ranks
     JOIN spans
@@ -242,39 +245,52 @@ raw_picked AS MATERIALIZED (
     WHERE (raw.whole_status, raw.status, COALESCE(raw.substatus_id, 0), substatus_stay_bucket(raw.seconds))
           IN (SELECT whole_status, status, sid, bucket FROM picked)
 ),
-valued AS MATERIALIZED (
-    SELECT picked.*, (
-        SELECT candidate.seconds
+sorted AS MATERIALIZED (
+    SELECT needed.*, (
+        SELECT array_agg(candidate.seconds ORDER BY candidate.seconds)
         FROM (
             SELECT stay.seconds
             FROM substatus_stays AS stay
             WHERE stay.tenant_id = %(tenant)s AND stay.entity = %(entity)s
-              AND stay.whole_status = picked.whole_status AND stay.status = picked.status
-              AND (stay.substatus_id = picked.sid OR picked.sid = 0 AND stay.substatus_id IS NULL)
-              AND stay.bucket = picked.bucket AND stay.left_at IS NOT NULL
+              AND stay.whole_status = needed.whole_status AND stay.status = needed.status
+              AND stay.substatus_id = needed.sid AND stay.bucket = needed.bucket AND stay.left_at IS NOT NULL
+              AND stay.entered_at >= %(first_day)s AND stay.entered_at < %(last_day)s
+              AND stay.record_id NOT IN (SELECT record_id FROM fresh)
+            UNION ALL
+            SELECT stay.seconds
+            FROM substatus_stays AS stay
+            WHERE needed.sid = 0 AND stay.tenant_id = %(tenant)s AND stay.entity = %(entity)s
+              AND stay.whole_status = needed.whole_status AND stay.status = needed.status
+              AND stay.substatus_id IS NULL AND stay.bucket = needed.bucket AND stay.left_at IS NOT NULL
               AND stay.entered_at >= %(first_day)s AND stay.entered_at < %(last_day)s
               AND stay.record_id NOT IN (SELECT record_id FROM fresh)
             UNION ALL
             SELECT date_part('epoch', %(now)s - stay.entered_at)
             FROM substatus_stays AS stay
             WHERE stay.tenant_id = %(tenant)s AND stay.entity = %(entity)s
-              AND stay.whole_status = picked.whole_status AND stay.status = picked.status AND stay.left_at IS NULL
+              AND stay.whole_status = needed.whole_status AND stay.status = needed.status AND stay.left_at IS NULL
               AND stay.entered_at >= %(first_hour)s AND stay.entered_at < %(last_hour)s
-              AND stay.entered_at > %(now)s - picked.most * interval '1 second'
-              AND (picked.least IS NULL OR stay.entered_at <= %(now)s - picked.least * interval '1 second')
-              AND (stay.substatus_id = picked.sid OR picked.sid = 0 AND stay.substatus_id IS NULL)
-              AND substatus_stay_bucket(date_part('epoch', %(now)s - stay.entered_at)) = picked.bucket
+              AND stay.entered_at > %(now)s - needed.most * interval '1 second'
+              AND stay.entered_at <= %(now)s - needed.least * interval '1 second'
+              AND COALESCE(stay.substatus_id, 0) = needed.sid
+              AND substatus_stay_bucket(date_part('epoch', %(now)s - stay.entered_at)) = needed.bucket
               AND stay.record_id NOT IN (SELECT record_id FROM fresh)
               AND stay.record_id NOT IN (SELECT record_id FROM gone)
             UNION ALL
             SELECT raw_picked.seconds
             FROM raw_picked
-            WHERE raw_picked.whole_status = picked.whole_status AND raw_picked.status = picked.status
-              AND raw_picked.sid = picked.sid AND raw_picked.bucket = picked.bucket
+            WHERE raw_picked.whole_status = needed.whole_status AND raw_picked.status = needed.status
+              AND raw_picked.sid = needed.sid AND raw_picked.bucket = needed.bucket
         ) AS candidate
-        ORDER BY candidate.seconds OFFSET picked.skipped LIMIT 1
     ) AS seconds
+    FROM (SELECT DISTINCT whole_status, status, sid, bucket, least, most FROM picked) AS needed
+),
+valued AS MATERIALIZED (
+    SELECT picked.*, sorted.seconds[picked.skipped + 1] AS seconds
     FROM picked
+    JOIN sorted
+      ON sorted.whole_status = picked.whole_status AND sorted.status = picked.status AND sorted.sid = picked.sid
+     AND sorted.bucket = picked.bucket
 ),
 percentiles AS (
     SELECT first.whole_status, first.status, first.sid, first.percentile,
