@@ -299,8 +299,8 @@ class SubstatusStay(models.Model):
             ),
             # The analytics' exact percentiles read one bucket of one group (substatus.selectors).
             models.Index(
-                fields=["tenant", "entity", "whole_status", "status", "substatus", "bucket"],
-                include=["seconds", "entered_at", "record_id"],
+                fields=["tenant", "entity", "whole_status", "status", "substatus", "bucket", "entered_at"],
+                include=["seconds", "record_id"],
                 condition=Q(left_at__isnull=False),
                 name="substatus_stays_bucket_idx",
             ),

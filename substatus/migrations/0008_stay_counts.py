@@ -155,8 +155,8 @@ class Migration(migrations.Migration):
             model_name="substatusstay",
             index=models.Index(
                 condition=models.Q(("left_at__isnull", False)),
-                fields=["tenant", "entity", "whole_status", "status", "substatus", "bucket"],
-                include=("seconds", "entered_at", "record_id"),
+                fields=["tenant", "entity", "whole_status", "status", "substatus", "bucket", "entered_at"],
+                include=("seconds", "record_id"),
                 name="substatus_stays_bucket_idx",
             ),
         ),

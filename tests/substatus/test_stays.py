@@ -9,14 +9,22 @@ more history: new changes, a back-dated row among rolled-up ones, a new record, 
 
 import datetime as dt
 import random
+from collections import Counter
 
 import psycopg
 import pytest
 import time_machine
 from django.db import connection
 
-from crm.models import Project
-from substatus.models import SubstatusHistory, SubstatusStay, SubstatusStaysWatermark
+from crm.models import Project, Tenant
+from substatus.models import (
+    RECORD_MODELS,
+    SubstatusHistory,
+    SubstatusPurgedRecord,
+    SubstatusStay,
+    SubstatusStaysWatermark,
+)
+from substatus.selectors import analytics_window
 from substatus.services import substatus_stays_refresh
 from tests.conftest import client_for
 from tests.factories import ProjectFactory
@@ -192,3 +200,119 @@ def test_the_rollup_never_makes_a_writer_wait_and_skips_while_the_history_is_bei
 
     assert substatus_stays_refresh() > 0
     assert SubstatusStay.objects.filter(entity="project", record_id=project.pk).count() == 2
+
+
+# The figures as plain aggregates over every stay, computed from the history alone: what the
+# analytics answered before any roll-up existed (percentile_cont over every stay's time).
+REFERENCE_SQL = """
+WITH changes AS (
+    SELECT id, record_id, from_status, to_status, to_substatus_id, changed_at,
+           lead(changed_at) OVER by_record AS next_changed_at, lead(to_status) OVER by_record AS next_status
+    FROM substatus_history WHERE tenant_id = %(tenant)s AND entity = %(entity)s
+    WINDOW by_record AS (PARTITION BY record_id ORDER BY changed_at, id)
+),
+status_entries AS (
+    SELECT record_id, to_status, changed_at, lead(changed_at) OVER by_record AS next_changed_at,
+           lead(to_status) OVER by_record AS next_status
+    FROM changes WHERE from_status IS DISTINCT FROM to_status
+    WINDOW by_record AS (PARTITION BY record_id ORDER BY changed_at, id)
+),
+stays AS (
+    SELECT false AS whole_status, to_status AS status, to_substatus_id AS substatus_id, record_id, changed_at,
+           next_changed_at, next_status
+    FROM changes
+    UNION ALL
+    SELECT true, to_status, NULL, record_id, changed_at, next_changed_at, next_status FROM status_entries
+),
+timed AS (
+    SELECT stays.*, date_part('epoch', COALESCE(next_changed_at, CASE WHEN live.id IS NOT NULL THEN %(now)s END)
+                                       - changed_at) AS seconds
+    FROM stays
+    LEFT JOIN {table} AS live ON next_changed_at IS NULL AND live.id = record_id AND NOT live.is_deleted
+    WHERE changed_at >= %(start)s AND changed_at < %(end)s
+)
+SELECT whole_status, status, substatus_id, count(*),
+       round(avg((seconds * 1000000)::bigint) / 1000000, 3)::double precision,
+       round((percentile_cont(0.5) WITHIN GROUP (ORDER BY seconds))::numeric, 3)::double precision,
+       round((percentile_cont(0.9) WITHIN GROUP (ORDER BY seconds))::numeric, 3)::double precision,
+       array_agg(next_status ORDER BY next_status) FILTER (WHERE next_status IS NOT NULL)
+FROM timed
+GROUP BY whole_status, status, substatus_id
+"""
+
+
+def reference(tenant, entity: str, window: tuple[str, str], now: dt.datetime) -> set[tuple]:
+    first, after_last = analytics_window(
+        tenant=tenant, start=dt.date.fromisoformat(window[0]), end=dt.date.fromisoformat(window[1])
+    )
+    table = RECORD_MODELS[entity]._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            REFERENCE_SQL.format(table=table),
+            {"tenant": tenant.pk, "entity": entity, "start": first, "end": after_last, "now": now},
+        )
+        return {(*row[:7], tuple(sorted(Counter(row[7] or []).items()))) for row in cursor.fetchall()}
+
+
+def answered(body: dict) -> set[tuple]:
+    """The endpoint's figures in the shape of `reference`: the groups with entries."""
+    rows = set()
+    for group in body["statuses"]:
+        for whole_status, row in [(True, group), *((False, sub) for sub in group["substatuses"])]:
+            if row["entries"]:
+                moved = tuple(
+                    sorted((status, round(share * row["entries"])) for status, share in row["next_statuses"].items())
+                )
+                figures = (row["entries"], row["avg_seconds"], row["median_seconds"], row["p90_seconds"], moved)
+                rows.add((whole_status, group["status"], None if whole_status else row["id"], *figures))
+    return rows
+
+
+@pytest.mark.parametrize(
+    ("zone", "now"),
+    [
+        ("America/New_York", NOW),
+        # Half an hour and three quarters off UTC: the tenant's days start inside UTC hours.
+        ("Asia/Kolkata", NOW + dt.timedelta(minutes=34, seconds=56, microseconds=789)),
+        ("Pacific/Chatham", NOW + dt.timedelta(hours=7, minutes=13, microseconds=1)),
+    ],
+    ids=["new-york", "kolkata", "chatham"],
+)
+def test_counted_figures_equal_a_recount_of_every_stay(tenant, viewer, zone, now):
+    """Counts of whole UTC days, months and hours plus the stays around them give, for windows
+    starting and ending inside UTC days and hours, exactly the aggregates over every stay: with
+    running stays, a deleted record, one deleted and restored, one purged, and fresh history."""
+    Tenant.objects.filter(pk=tenant.pk).update(timezone=zone)
+    tenant.refresh_from_db()
+    timeline = Timeline(tenant, seed=7)
+    # Spread over two months before "now" and a year and a half back, so that month counts are read.
+    projects = [
+        timeline.project(NOW - dt.timedelta(days=540 - number * 45, hours=number * 5, minutes=number * 7))
+        for number in range(12)
+    ]
+    for number, project in enumerate(projects):
+        timeline.walk(project, 3 + number % 4)
+    Project.objects.filter(pk=projects[1]).update(is_deleted=True)
+    Project.objects.filter(pk=projects[2]).update(is_deleted=True)
+    assert substatus_stays_refresh() > 0
+    Project.objects.filter(pk=projects[2]).update(is_deleted=False)  # restored after the roll-up
+    Project.objects.filter(pk=projects[3]).update(is_deleted=True)
+    Project.objects.filter(pk=projects[3]).delete()  # purged after the roll-up
+    timeline.walk(projects[4], 2)  # fresh: newer than the watermark
+    windows = [*WINDOWS, ("2029-01-31", "2029-03-01"), ("2028-12-15", "2030-03-18")]
+
+    compared = 0
+    for phase in ("fresh history", "all rolled up"):
+        for entity in ("project", "contact"):
+            for window in windows:
+                with time_machine.travel(now, tick=False):
+                    response = client_for(viewer).get(
+                        "/api/v1/substatus/analytics/", {"entity": entity, "from": window[0], "to": window[1]}
+                    )
+                assert response.status_code == 200, response.content
+                expected = reference(tenant, entity, window, now)
+                assert answered(response.json()) == expected, (phase, entity, window)
+                compared += len(expected)
+        substatus_stays_refresh()
+    assert compared > 100  # groups with entries, compared figure by figure
+    assert SubstatusPurgedRecord.objects.filter(entity="project", record_id=projects[3]).exists()
