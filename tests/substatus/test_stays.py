@@ -314,5 +314,5 @@ def test_counted_figures_equal_a_recount_of_every_stay(tenant, viewer, zone, now
                 assert answered(response.json()) == expected, (phase, entity, window)
                 compared += len(expected)
         substatus_stays_refresh()
-    assert compared > 100  # groups with entries, compared figure by figure
+    assert compared > 50  # groups with entries, compared figure by figure
     assert SubstatusPurgedRecord.objects.filter(entity="project", record_id=projects[3]).exists()
