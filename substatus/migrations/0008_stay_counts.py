@@ -39,12 +39,6 @@ CREATE TRIGGER substatus_projects_purged
     EXECUTE FUNCTION substatus_record_purged();
 """
 
-# The analytics read a tenant's deleted records (their running stays count without a time).
-DELETED_INDEXES = """
-CREATE INDEX substatus_contacts_deleted_idx ON contacts (tenant_id) WHERE is_deleted;
-CREATE INDEX substatus_projects_deleted_idx ON projects (tenant_id) WHERE is_deleted;
-"""
-
 UNPURGED = """
 DROP TRIGGER IF EXISTS substatus_projects_purged ON projects;
 DROP TRIGGER IF EXISTS substatus_contacts_purged ON contacts;
@@ -272,8 +266,4 @@ class Migration(migrations.Migration):
             ),
         ),
         migrations.RunSQL(PURGED, reverse_sql=UNPURGED),
-        migrations.RunSQL(
-            DELETED_INDEXES,
-            reverse_sql="DROP INDEX substatus_projects_deleted_idx; DROP INDEX substatus_contacts_deleted_idx",
-        ),
     ]

@@ -15,6 +15,7 @@ import psycopg
 import pytest
 import time_machine
 from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
 
 from crm.models import Project, Tenant
 from substatus.models import (
@@ -316,3 +317,36 @@ def test_counted_figures_equal_a_recount_of_every_stay(tenant, viewer, zone, now
         substatus_stays_refresh()
     assert compared > 50  # groups with entries, compared figure by figure
     assert SubstatusPurgedRecord.objects.filter(entity="project", record_id=projects[3]).exists()
+
+
+def counts() -> dict[str, list[tuple]]:
+    tables = {
+        "substatus_stay_counts": "tenant_id, entity, monthly, period, whole_status, status, substatus_id, "
+        "next_status, entries, micros",
+        "substatus_stay_buckets": "tenant_id, entity, monthly, period, whole_status, status, substatus_id, "
+        "bucket, entries",
+        "substatus_open_stay_counts": "tenant_id, entity, hour, whole_status, status, substatus_id, entries, micros",
+    }
+    with connection.cursor() as cursor:
+        found = {}
+        for table, columns in tables.items():
+            cursor.execute(f"SELECT {columns} FROM {table} ORDER BY {columns}")  # noqa: S608 (constants)
+            found[table] = cursor.fetchall()
+        return found
+
+
+@pytest.mark.django_db(transaction=True)
+def test_migrations_fill_the_counts_from_the_stays_as_the_refresh_keeps_them(tenant):
+    timeline = Timeline(tenant, seed=3)
+    for number in range(6):
+        project = timeline.project(NOW - dt.timedelta(days=90 - number * 11, hours=number))
+        timeline.walk(project, 2 + number % 3)
+    substatus_stays_refresh()
+    kept = counts()
+    assert all(kept.values())
+
+    executor = MigrationExecutor(connection)
+    executor.migrate([("substatus", "0007_history_source_campaign_validate")])
+    MigrationExecutor(connection).migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+
+    assert counts() == kept
