@@ -254,7 +254,8 @@ class SubstatusStay(models.Model):
     history rows up to the watermark (`SubstatusStaysWatermark`), so that the analytics read one
     row per stay instead of ordering the history. A stay still running at the watermark has no
     `left_at`, `seconds` nor `next_status`. Not kept by the history triggers: their cost is
-    measured (bench/substatus.py).
+    measured (bench/substatus.py). Counted per period in SubstatusStayCount, SubstatusStayBucket
+    and SubstatusOpenStayCount in the same transaction.
     """
 
     tenant = models.ForeignKey(

@@ -38,21 +38,30 @@ def substatus_history_for_record(*, tenant_id: int, entity: str, record_id: int)
 # Finished stays entered in the window's whole UTC days are read from their counts
 # (substatus_stay_counts and substatus_stay_buckets: the whole months of those days, then the
 # days around them), so a two-year window reads about 24 months and 60 days of counts per group
-# instead of every stay. The rest is read stay by stay ("raw"): the fresh records' stays, the
-# stays still running (their time runs until now, and a deleted record's has none), and the
-# finished stays entered in the hours before the first and after the last whole UTC day.
-# The fresh records' finished stays inside the whole days are taken back out of the counts
-# ("recounted": the history counts them again).
+# instead of every stay. Stays still running entered in the window's whole UTC hours are read
+# from their hourly counts (substatus_open_stay_counts: their time is now - entry, so an hour's
+# stays fall in the duration buckets of its first and last instant; the few hours that straddle
+# a bucket boundary are read stay by stay, "open_split"). The counts hold every running stay:
+# those of deleted records (indexed, usually few) and of records deleted for good
+# (substatus_purged_records, kept by a trigger) are taken back out as having no time
+# ("open_off"). Everything else is read stay by stay ("raw"): the fresh records' stays, and the
+# stays entered in the hours before the first and after the last whole UTC day (or hour). The
+# fresh records' stays inside the counted periods are taken back out of the counts
+# ("recounted", "open_off": the history counts them again). Reading deleted records at request
+# time instead of counting them in a trigger keeps the counts and is_deleted in one snapshot.
 #
-# The figures are those of plain aggregates over every stay, to the bit:
+# The figures are those of plain aggregates over every stay, to the bit (tests/substatus/
+# test_stays.py compares them with percentile_cont over every stay):
 # - the average is exact: whole microseconds summed (a sum in any order) and divided as avg()
-#   divides, in numeric;
+#   divides, in numeric; a running stay's microseconds are now's minus its entry's, exactly;
 # - a percentile is computed as percentile_cont does (ranks floor and ceil of p * (n - 1) among
 #   the n timed stays sorted by time, interpolated in double precision). The counts per
-#   duration bucket (sixteen per doubling, substatus_stay_bucket) name the bucket holding each
-#   rank and how many times come before it; the rank is then found among that bucket's stays
-#   only (substatus_stays_bucket_idx, and the raw stays of the bucket). Counting distinct
-#   times instead would not shrink anything: times are microseconds apart.
+#   duration bucket (sixteen per doubling, substatus_stay_bucket, non-decreasing in the time)
+#   name the bucket holding each rank and how many times come before it; the rank is then found
+#   among that bucket's stays only ("sorted": substatus_stays_bucket_idx, the running stays of
+#   the bucket's entry range, and the raw stays of the bucket), about 3% of a group's stays at
+#   worst. Counting distinct times instead would not shrink anything: times are microseconds
+#   apart. Sorted arrays per day would have to be merged whole for every request.
 _STATS_SQL = """
 WITH fresh AS MATERIALIZED (
     SELECT DISTINCT history.record_id
