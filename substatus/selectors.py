@@ -40,8 +40,10 @@ def substatus_history_for_record(*, tenant_id: int, entity: str, record_id: int)
 # days around them), so a two-year window reads about 24 months and 60 days of counts per group
 # instead of every stay. Stays still running entered in the window's whole UTC hours are read
 # from their hourly counts (substatus_open_stay_counts: their time is now - entry, so an hour's
-# stays fall in the duration buckets of its first and last instant; the few hours that straddle
-# a bucket boundary are read stay by stay, "open_split"). The counts hold every running stay:
+# stays fall in the duration buckets of its first and last instant). A day whose hours all fall
+# in one bucket counts as one cell (most days past the last three weeks: buckets are wider than
+# a day there); the hours of the other days are cells of their own, and the few hours that
+# straddle a bucket boundary are read stay by stay ("open_split"). The counts hold every running stay:
 # those of deleted records (indexed, usually few) and of records deleted for good
 # (substatus_purged_records, kept by a trigger) are taken back out as having no time
 # ("open_off"). Everything else is read stay by stay ("raw"): the fresh records' stays, and the
@@ -129,15 +131,38 @@ gone AS MATERIALIZED (
     SELECT purged.record_id FROM substatus_purged_records AS purged
     WHERE purged.tenant_id = %(tenant)s AND purged.entity = %(entity)s
 ),
-open_cells AS MATERIALIZED (
-    SELECT cell.whole_status, cell.status, cell.substatus_id, cell.hour, cell.entries, cell.micros,
-           substatus_stay_bucket(
-               date_part('epoch', %(now)s - (cell.hour + interval '1 hour' - interval '1 microsecond'))
-           ) AS low,
-           substatus_stay_bucket(date_part('epoch', %(now)s - cell.hour)) AS high
+open_hours AS MATERIALIZED (
+    SELECT cell.whole_status, cell.status, cell.substatus_id, COALESCE(cell.substatus_id, 0) AS sid, cell.hour,
+           date_trunc('day', cell.hour, 'UTC') AS day, cell.entries, cell.micros
     FROM substatus_open_stay_counts AS cell
     WHERE cell.tenant_id = %(tenant)s AND cell.entity = %(entity)s
       AND cell.hour >= %(first_hour)s AND cell.hour < %(last_hour)s
+),
+open_days AS MATERIALIZED (
+    SELECT whole_status, status, substatus_id, sid, day, min(hour) AS hour, sum(entries) AS entries,
+           sum(micros) AS micros,
+           substatus_stay_bucket(
+               date_part('epoch', %(now)s - (max(hour) + interval '1 hour' - interval '1 microsecond'))
+           ) AS low,
+           substatus_stay_bucket(date_part('epoch', %(now)s - min(hour))) AS high
+    FROM open_hours
+    GROUP BY whole_status, status, substatus_id, sid, day
+),
+open_cells AS MATERIALIZED (
+    SELECT whole_status, status, substatus_id, hour, entries, micros, low, high
+    FROM open_days
+    WHERE low = high
+    UNION ALL
+    SELECT hours.whole_status, hours.status, hours.substatus_id, hours.hour, hours.entries, hours.micros,
+           substatus_stay_bucket(
+               date_part('epoch', %(now)s - (hours.hour + interval '1 hour' - interval '1 microsecond'))
+           ),
+           substatus_stay_bucket(date_part('epoch', %(now)s - hours.hour))
+    FROM open_hours AS hours
+    JOIN open_days AS days
+      ON days.whole_status = hours.whole_status AND days.status = hours.status AND days.sid = hours.sid
+     AND days.day = hours.day
+    WHERE days.low <> days.high
 ),
 open_split AS (
     SELECT cell.whole_status, cell.status, cell.substatus_id, split.bucket
