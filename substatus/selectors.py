@@ -466,8 +466,9 @@ def substatus_analytics(
     }
     with transaction.atomic(), connection.cursor() as cursor:
         # Sorting a window of history rows fits in memory; compiling the plan (JIT) would cost
-        # more than running it.
-        cursor.execute("SET LOCAL work_mem = '64MB'; SET LOCAL jit = off")
+        # more than running it. Joins of counts are hashed: a merge join sorts a year's hour
+        # counts by status text (measured on bench/substatus.py: 1 year 460 -> 330 ms).
+        cursor.execute("SET LOCAL work_mem = '64MB'; SET LOCAL jit = off; SET LOCAL enable_mergejoin = off")
         cursor.execute(_CURRENT_SQL.format(table=table, status=STATUS_FIELD[entity]), params)
         for status, pk, key, label, is_active, records in cursor.fetchall():
             group = statuses[status]
