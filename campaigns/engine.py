@@ -51,7 +51,7 @@ from contacts.services import contact_update
 from crm.actor import Actor, Source
 from crm.errors import ApplicationError, Conflict
 from crm.models import Activity, ActivityType, Membership, MembershipStatus, Project, ProjectStatus, User
-from crm.services import activity_create, project_update
+from crm.services import activity_create, notice_send, project_update
 
 NO_SMS_PROVIDER = "No SMS provider is configured: the SMS was not sent."
 SEND_INTERRUPTED = "The worker stopped while the channel was sending: it is unknown whether the message went out."
@@ -372,8 +372,9 @@ def _defer(execution: CampaignStepExecution, reason: str, until: datetime, *, no
 
 
 def _notify(execution: CampaignStepExecution) -> list[int]:
-    """An in-app notification (a note activity, subtype `notification`) for the named user, the
-    contact's owner, or every active member holding the role; the users notified."""
+    """A notice (crm's `notice_send`: on the user's own feed, seen only by them) about the
+    contact for the named user, the contact's owner, or every active member holding the
+    role; the users notified."""
     enrollment, config = execution.enrollment, execution.step.step_config
     contact = enrollment.contact
     members = Membership.objects.select_related("user").filter(
@@ -391,15 +392,13 @@ def _notify(execution: CampaignStepExecution) -> list[int]:
         context = MergeContext(
             tenant=enrollment.campaign.tenant, contact=contact, project=enrollment.project, user=user
         )
-        activity_create(
-            actor=_campaign_actor(execution, user),
+        notice_send(
+            actor=_campaign_actor(execution),
+            recipient=user,
             contact=contact,
             project=enrollment.project,
-            type=ActivityType.NOTE,
-            subtype="notification",
             subject=f"Campaign: {enrollment.campaign.name}"[:255],
             content=render(config["message"], context),
-            external_id=f"campaign-execution:{execution.pk}",
         )
     return [user.pk for user in users]
 

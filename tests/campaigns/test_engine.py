@@ -32,9 +32,10 @@ from campaigns.services import (
 )
 from contacts.models import Contact
 from crm.errors import Conflict
-from crm.models import Activity
+from crm.models import Activity, Role
 from substatus.models import SubstatusHistory
 from tests.campaigns.conftest import EMAIL, SMS, TASK, build
+from tests.conftest import member
 from tests.factories import ActivityFactory, ContactFactory
 
 pytestmark = pytest.mark.django_db
@@ -451,26 +452,30 @@ def test_the_frequency_cap_counts_every_campaign_and_reschedules(actor, tenant, 
 @pytest.mark.parametrize(
     ("config", "who"),
     [
-        ({"role": "manager", "message": "Call {{ contact.first_name }}"}, ["manager"]),
-        ({"user": "owner", "message": "Call {{ contact.first_name }}"}, ["member_user"]),
+        ({"role": "manager", "message": "Call {{ contact.first_name }}"}, ["manager", "second manager"]),
+        ({"user": "owner", "message": "Call {{ contact.first_name }}"}, ["member"]),
     ],
     ids=["role", "owner"],
 )
-def test_notify_leaves_a_notification_for_each_user(
-    config, who, request, actor, tenant, member_user, django_capture_on_commit_callbacks
+def test_notify_leaves_a_notice_that_only_each_user_sees(
+    config, who, actor, tenant, manager, member_user, admin_user, django_capture_on_commit_callbacks
 ):
+    people = {"manager": manager, "second manager": member(tenant, Role.MANAGER, "manager-2"), "member": member_user}
     campaign = build(actor, steps=[{"step_type": "notify", "step_config": config}])
     contact = ContactFactory(tenant=tenant, first_name="Ada", assigned_to=member_user)
     campaign_enroll(campaign=campaign, actor=actor, contacts=[contact])
 
     drain(django_capture_on_commit_callbacks)
 
-    users = [request.getfixturevalue(name).pk for name in who]
-    notes = Activity.objects.filter(subtype="notification")
-    assert list(notes.values_list("type", "contact_id", "performed_by_id", "content")) == [
-        ("note", contact.pk, user, "Call Ada") for user in users
+    users = [people[name] for name in who]
+    notices = Activity.objects.filter(type="notice").order_by("recipient_id")
+    assert list(notices.values_list("recipient_id", "contact_id", "created_by_id", "content")) == [
+        (user.pk, contact.pk, None, "Call Ada") for user in users
     ]
-    assert CampaignStepExecution.objects.get().result_data == {"notified": users}
+    assert CampaignStepExecution.objects.get().result_data == {"notified": [user.pk for user in users]}
+    for user in users:
+        assert list(Activity.objects.visible_to(user).filter(type="notice")) == [notices.get(recipient=user)]
+    assert not Activity.objects.visible_to(admin_user).filter(type="notice").exists()
 
 
 def test_leaving_cancels_the_pending_steps_with_the_exit_reason(actor, tenant):
