@@ -402,6 +402,8 @@ TIME_FIELDS = {
     },
 }
 STATUS_VALUES = {"contact": ContactStage.values, "project": ProjectStatus.values}
+# A notice is private to its recipient and written by Ridgeline: no campaign starts from one.
+TRIGGER_ACTIVITY_TYPES = [value for value in ActivityType.values if value != ActivityType.NOTICE]
 
 
 def _only_keys(config: Mapping[str, Any], allowed: set[str], attr: str) -> None:
@@ -444,9 +446,9 @@ def validate_trigger_config(trigger_type: str, config: Any, *, tenant_id: int) -
                 )
     elif trigger_type == TriggerType.EVENT:
         _only_keys(config, {"activity_type", "subtype"}, attr)
-        if config.get("activity_type") not in ActivityType.values:
+        if config.get("activity_type") not in TRIGGER_ACTIVITY_TYPES:
             raise ApplicationError(
-                f"{attr}.activity_type: one of {ActivityType.values}.", code="invalid_choice", attr=attr
+                f"{attr}.activity_type: one of {TRIGGER_ACTIVITY_TYPES}.", code="invalid_choice", attr=attr
             )
         if "subtype" in config and (not isinstance(config["subtype"], str) or len(config["subtype"]) > 50):
             raise ApplicationError(f"{attr}.subtype: text of at most 50 characters.", code="invalid", attr=attr)
