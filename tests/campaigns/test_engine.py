@@ -5,6 +5,7 @@ import threading
 from zoneinfo import ZoneInfo
 
 import pytest
+import time_machine
 from django.core import mail
 from django.db import IntegrityError, connections, transaction
 from django.utils import timezone
@@ -74,6 +75,38 @@ def test_enrolling_writes_the_first_execution_due_after_the_steps_delay(actor, t
     )
     assert row.scheduled_at == enrollment.enrolled_at + dt.timedelta(hours=2) == enrollment.next_step_scheduled_at
     assert claim_due(batch_size=10, enqueue=list) == []  # not due yet
+
+
+@pytest.mark.parametrize(
+    ("zone", "enrolled", "first", "second"),
+    [
+        # Saturday 10:00 before each zone's spring change; the Monday and the Monday after at 10:00.
+        ("America/Denver", "2026-03-07T10:00:00-07:00", "2026-03-09T10:00:00-06:00", "2026-03-16T10:00:00-06:00"),
+        ("Europe/Paris", "2026-03-28T10:00:00+01:00", "2026-03-30T10:00:00+02:00", "2026-04-06T10:00:00+02:00"),
+        # And before the autumn change.
+        ("America/Denver", "2026-10-31T10:00:00-06:00", "2026-11-02T10:00:00-07:00", "2026-11-09T10:00:00-07:00"),
+        ("Europe/Paris", "2026-10-24T10:00:00+02:00", "2026-10-26T10:00:00+01:00", "2026-11-02T10:00:00+01:00"),
+    ],
+)
+def test_delays_in_days_and_weeks_keep_the_contacts_wall_clock_across_dst(
+    zone, enrolled, first, second, actor, tenant, manager, django_capture_on_commit_callbacks
+):
+    campaign = build(
+        actor,
+        steps=[{**TASK, "delay_value": 2, "delay_unit": "days"}, {**TASK, "delay_value": 1, "delay_unit": "weeks"}],
+    )
+    contact = ContactFactory(tenant=tenant, timezone=zone, assigned_to=manager)
+    with time_machine.travel(dt.datetime.fromisoformat(enrolled), tick=False):
+        campaign_enroll(campaign=campaign, actor=actor, contacts=[contact])
+    with time_machine.travel(dt.datetime.fromisoformat(first), tick=False):
+        drain(django_capture_on_commit_callbacks)
+
+    scheduled = CampaignStepExecution.objects.order_by("step__step_order").values_list("scheduled_at", "status")
+    assert list(scheduled) == [
+        (dt.datetime.fromisoformat(first), "completed"),
+        (dt.datetime.fromisoformat(second), "pending"),
+    ]
+    assert CampaignEnrollment.objects.get().next_step_scheduled_at == dt.datetime.fromisoformat(second)
 
 
 def test_three_task_steps_run_once_each_and_complete_the_enrollment(
