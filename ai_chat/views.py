@@ -287,10 +287,11 @@ class AuditConversationViewSet(TenantMixin, mixins.ListModelMixin, mixins.Retrie
     @extend_schema(request=LegalHoldSerializer, responses=ConversationSerializer)
     @action(detail=True, methods=["post"], url_path="legal-hold")
     def legal_hold(self, request: Request, pk: str | None = None) -> Response:
+        conversation = self.get_object()  # another tenant's conversation is a 404 whatever the body
         body = LegalHoldSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         conversation = conversation_set_legal_hold(
-            conversation=self.get_object(), actor=self.request.actor, legal_hold=body.validated_data["legal_hold"]
+            conversation=conversation, actor=self.request.actor, legal_hold=body.validated_data["legal_hold"]
         )
         return Response(self.get_serializer(conversation).data)
 
