@@ -3,8 +3,9 @@
 each flow checked against the database.
 
 The demo is loaded once for the module and committed (the live server reads it through its own
-connections), with a second tenant's contact beside it; the module empties the database at its
-end, as pytest-django's transactional tests do, back to what the migrations leave.
+connections), with a second tenant's contact beside it. The module starts from and leaves the
+database as the migrations do (the demo's rehearsal needs a database without tenants), emptying
+it as pytest-django's transactional tests do.
 """
 
 import json
@@ -61,6 +62,7 @@ def database_emptied() -> None:
 def demo(django_db_setup, django_db_blocker) -> Iterator[Demo]:
     with django_db_blocker.unblock():
         assert connection.settings_dict["NAME"].startswith("test_"), "the module empties its database at the end"
+        database_emptied()
         try:
             with transaction.atomic(), override_settings(DEBUG=True):
                 demo_load(steps=demo_steps(), stdout=StringIO())
