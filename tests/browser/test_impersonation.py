@@ -3,16 +3,15 @@ from the admin, sees the banner, opens a contact, cannot save it, stops, and fin
 in the log with its request count."""
 
 import re
-import shutil
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from contacts.models import Contact
 from impersonation.models import ImpersonationLog
+from tests.browser.conftest import log_in
 from tests.factories import ContactFactory, MembershipFactory, UserFactory
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 PASSWORD = "correct horse battery staple"  # noqa: S105 (the factories' test password)
 
 
@@ -26,47 +25,43 @@ def people(transactional_db, tenant):
     return sam, jane, contact
 
 
-def test_an_owner_views_the_admin_as_jane_read_only_and_stops(live_server, tenant, people):
+def test_an_owner_views_the_admin_as_jane_read_only_and_stops(live_server, tenant, people, page, step):
     sam, jane, contact = people
     base = live_server.url
-    # Django refuses the ORM inside the event loop Playwright runs: read the database after it.
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        page = browser.new_page()
-        seen: list[tuple[str, str]] = []  # what reached Django (static files are served before it)
-        page.on(
-            "requestfinished",
-            lambda request: None if "/static/" in request.url else seen.append((request.method, request.url)),
-        )
-        page.goto(f"{base}/admin/login/")
-        page.fill("#id_username", "sam")
-        page.fill("#id_password", PASSWORD)
-        page.click("input[type=submit]")
-        expect(page.locator("#user-tools")).to_contain_text("Sam")
+    seen: list[tuple[str, str]] = []  # what reached Django (static files are served before it)
+    page.on(
+        "requestfinished",
+        lambda request: None if "/static/" in request.url else seen.append((request.method, request.url)),
+    )
+    log_in(page, base, "sam", PASSWORD)
+    expect(page.locator("#user-tools")).to_contain_text("Sam")
 
-        page.goto(f"{base}/admin/impersonation/impersonationlog/start/?tenant={tenant.pk}&target={jane.pk}")
-        page.fill("#id_reason", "Jane cannot find the Lopez job")
-        page.click("#impersonation-start-form input[type=submit]")
-        banner = page.locator("#impersonation-banner")
-        expect(banner).to_contain_text("Viewing as Jane Doe")
-        expect(banner).to_contain_text("read-only")
-        expect(banner).to_contain_text(re.compile(r"(29|30) min left"))
+    page.goto(f"{base}/admin/impersonation/impersonationlog/start/?tenant={tenant.pk}&target={jane.pk}")
+    page.fill("#id_reason", "Jane cannot find the Lopez job")
+    step("the start form")
+    page.click("#impersonation-start-form input[type=submit]")
+    banner = page.locator("#impersonation-banner")
+    expect(banner).to_contain_text("Viewing as Jane Doe")
+    expect(banner).to_contain_text("read-only")
+    expect(banner).to_contain_text(re.compile(r"(29|30) min left"))
+    step("viewing as Jane")
 
-        page.goto(f"{base}/admin/contacts/contact/{contact.pk}/change/")
-        expect(page.locator("#impersonation-banner")).to_contain_text("Viewing as Jane Doe")
-        page.fill("#id_first_name", "Mariana")
-        with page.expect_response(lambda response: response.request.method == "POST") as saved:
-            page.click("input[name=_save]")
-        assert saved.value.status == 403
-        expect(page.locator("body")).to_contain_text("read-only impersonation")
+    page.goto(f"{base}/admin/contacts/contact/{contact.pk}/change/")
+    expect(page.locator("#impersonation-banner")).to_contain_text("Viewing as Jane Doe")
+    page.fill("#id_first_name", "Mariana")
+    with page.expect_response(lambda response: response.request.method == "POST") as saved:
+        page.click("input[name=_save]")
+    assert saved.value.status == 403
+    expect(page.locator("body")).to_contain_text("read-only impersonation")
+    step("the save refused")
 
-        page.goto(f"{base}/admin/")
-        page.click("#impersonation-stop")
-        expect(page.locator("#impersonation-banner")).to_have_count(0)
-        row = page.locator("#result_list tbody tr").first
-        expect(row).to_contain_text("Stopped")
-        request_count = row.locator("td.field-request_count").inner_text()
-        browser.close()
+    page.goto(f"{base}/admin/")
+    page.click("#impersonation-stop")
+    expect(page.locator("#impersonation-banner")).to_have_count(0)
+    row = page.locator("#result_list tbody tr").first
+    expect(row).to_contain_text("Stopped")
+    step("stopped, the log")
+    request_count = row.locator("td.field-request_count").inner_text()
 
     posts = [
         (index, url.removeprefix(base).split("?")[0]) for index, (method, url) in enumerate(seen) if method == "POST"
