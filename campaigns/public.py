@@ -15,7 +15,8 @@ from django.urls import path, register_converter
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_standardized_errors.openapi_serializers import ErrorResponse403Serializer
 from rest_framework import serializers
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.parsers import FormParser
@@ -132,8 +133,12 @@ class TwilioInboundSmsView(APIView):
     parser_classes = [FormParser]
 
     @extend_schema(
-        request={"application/x-www-form-urlencoded": TwilioInboundSerializer},
-        responses={200: OpenApiResponse(description="Empty TwiML: <Response/>.")},
+        parameters=[OpenApiParameter("tenant_id", int, OpenApiParameter.PATH, description="The tenant's id.")],
+        request=TwilioInboundSerializer,
+        responses={
+            200: OpenApiResponse(description="Empty TwiML: <Response/>."),
+            403: OpenApiResponse(ErrorResponse403Serializer, description="X-Twilio-Signature is missing or wrong."),
+        },
     )
     def post(self, request: Request, tenant_id: int) -> HttpResponse:
         tenant = get_object_or_404(Tenant, pk=tenant_id, is_active=True)

@@ -191,9 +191,9 @@ def validate_sender(value: str) -> None:
         validate_email(address)
     except ValidationError:
         raise ValidationError(
-            "settings.email_from: %(address)s is not a valid email address.",
+            "settings.email_from: %(value)s is not a valid email address.",
             code="invalid_setting",
-            params={"address": address},
+            params={"value": value},
         ) from None
     domain = address.rsplit("@", 1)[1].lower()
     allowed = settings.TENANT_EMAIL_FROM_DOMAINS
