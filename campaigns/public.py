@@ -18,7 +18,6 @@ from django.views.decorators.http import require_http_methods
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from drf_standardized_errors.openapi_serializers import ErrorResponse403Serializer
 from rest_framework import serializers
-from rest_framework.exceptions import PermissionDenied
 from rest_framework.parsers import FormParser
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -29,6 +28,7 @@ from campaigns.models import Campaign, CampaignStepExecution, StepType
 from campaigns.sms import sms_inbound, twilio_signature_valid
 from campaigns.tracking import contact_email_unsubscribe, execution_event
 from contacts.models import Contact
+from crm.errors import Forbidden
 from crm.models import Tenant
 
 # A transparent 1x1 GIF.
@@ -141,11 +141,12 @@ class TwilioInboundSmsView(APIView):
         },
     )
     def post(self, request: Request, tenant_id: int) -> HttpResponse:
-        tenant = get_object_or_404(Tenant, pk=tenant_id, is_active=True)
         url = settings.CAMPAIGN_PUBLIC_URL + request.get_full_path()
         params = {name: request.data.getlist(name) for name in request.data}
         if not twilio_signature_valid(url=url, params=params, signature=request.headers.get("X-Twilio-Signature", "")):
-            raise PermissionDenied("X-Twilio-Signature is missing or does not match this request.")
+            raise Forbidden("X-Twilio-Signature is missing or does not match this request.", attr="X-Twilio-Signature")
+        # After the signature: a stranger learns nothing about which tenants exist.
+        tenant = get_object_or_404(Tenant, pk=tenant_id, is_active=True)
         payload = TwilioInboundSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         sms_inbound(tenant=tenant, sender=payload.validated_data["From"], body=payload.validated_data["Body"])
