@@ -27,7 +27,8 @@ def tenant_sender(tenant: Tenant) -> str:
 
 def _html(text: str) -> str:
     """The text as HTML: escaped, paragraphs kept, URLs clickable (already wrapped for tracking)."""
-    parts, last = [], 0
+    parts: list[str] = []
+    last = 0
     for match in URL_PATTERN.finditer(text):
         parts.append(escape(text[last : match.start()]))
         url = escape(match.group(0))

@@ -7,9 +7,10 @@ or row that does not exist: nothing tells a stranger which tokens or tenants are
 """
 
 from base64 import b64decode
+from typing import cast
 
 from django.conf import settings
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
 from django.shortcuts import get_object_or_404, render
 from django.urls import path, register_converter
 from django.views.decorators.cache import never_cache
@@ -142,7 +143,8 @@ class TwilioInboundSmsView(APIView):
     )
     def post(self, request: Request, tenant_id: int) -> HttpResponse:
         url = settings.CAMPAIGN_PUBLIC_URL + request.get_full_path()
-        params = {name: request.data.getlist(name) for name in request.data}
+        form = cast(QueryDict, request.data)  # FormParser's
+        params = {name: form.getlist(name) for name in form}
         if not twilio_signature_valid(url=url, params=params, signature=request.headers.get("X-Twilio-Signature", "")):
             raise Forbidden("X-Twilio-Signature is missing or does not match this request.", attr="X-Twilio-Signature")
         # After the signature: a stranger learns nothing about which tenants exist.
