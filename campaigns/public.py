@@ -1,6 +1,7 @@
 """What recipients reach without logging in: unsubscribe, the open pixel, click redirects (signed
-links, `/mail/<tenant>/...`, not part of the API schema), and Twilio's inbound-SMS webhook
-(`/api/v1/webhooks/twilio/<tenant>/sms/`, checked by its signature).
+links, `/mail/<tenant>/...`, not part of the API schema); and what providers post: Twilio's
+inbound-SMS webhook (`/api/v1/webhooks/twilio/<tenant>/sms/`) and the mail provider's bounces and
+complaints (`/api/v1/webhooks/email/<tenant>/events/`), each checked by its signature.
 
 A token that is not ours, is malformed, or belongs to another tenant is a 404, as is a tenant
 or row that does not exist: nothing tells a stranger which tokens or tenants are real.
@@ -27,9 +28,17 @@ from rest_framework.views import APIView
 from campaigns.links import BadToken, click_read, open_read, unsubscribe_read
 from campaigns.models import Campaign, CampaignStepExecution, StepType
 from campaigns.sms import sms_inbound, twilio_signature_valid
-from campaigns.tracking import contact_email_unsubscribe, execution_event
+from campaigns.tracking import (
+    BOUNCE,
+    COMPLAINT,
+    contact_email_event,
+    contact_email_unsubscribe,
+    email_event_signature_valid,
+    execution_event,
+)
 from contacts.models import Contact
-from crm.errors import Forbidden
+from crm.api.parsers import JSONParser
+from crm.errors import Forbidden, NotFound
 from crm.models import Tenant
 
 # A transparent 1x1 GIF.
@@ -110,7 +119,9 @@ urlpatterns = [
 ]
 
 
-# Twilio's inbound-SMS webhook -----------------------------------------------------------------
+# Providers' webhooks --------------------------------------------------------------------------
+
+TENANT_ID = OpenApiParameter("tenant_id", int, OpenApiParameter.PATH, description="The tenant's id.")
 
 
 class TwilioInboundSerializer(serializers.Serializer):
@@ -134,7 +145,7 @@ class TwilioInboundSmsView(APIView):
     parser_classes = [FormParser]
 
     @extend_schema(
-        parameters=[OpenApiParameter("tenant_id", int, OpenApiParameter.PATH, description="The tenant's id.")],
+        parameters=[TENANT_ID],
         request=TwilioInboundSerializer,
         responses={
             200: OpenApiResponse(description="Empty TwiML: <Response/>."),
@@ -153,3 +164,57 @@ class TwilioInboundSmsView(APIView):
         payload.is_valid(raise_exception=True)
         sms_inbound(tenant=tenant, sender=payload.validated_data["From"], body=payload.validated_data["Body"])
         return HttpResponse('<?xml version="1.0" encoding="UTF-8"?><Response/>', content_type="text/xml")
+
+
+class EmailEventSerializer(serializers.Serializer):
+    event = serializers.ChoiceField(
+        choices=[BOUNCE, COMPLAINT],
+        help_text="bounce: a permanent (hard) bounce, the address is invalid; complaint: marked as spam.",
+    )
+    message_id = serializers.CharField(
+        max_length=255, help_text="The Message-ID of the campaign email it is about, with or without <>."
+    )
+    reason = serializers.CharField(max_length=1000, required=False, allow_blank=True, default="")
+
+
+class EmailEventView(APIView):
+    """A bounce or complaint about a campaign email, from the mail provider or an adapter in front
+    of it, signed `X-Ridgeline-Signature: t=<unix time>,v1=<hex HMAC-SHA256 of "<t>." + body>` with
+    CAMPAIGN_EMAIL_EVENTS_SECRET. A bounce sets the contact's `email_invalid`, a complaint its
+    `email_opt_out`, with the date and reason; a repeat changes nothing."""
+
+    authentication_classes: list[type] = []
+    permission_classes = [AllowAny]
+    parser_classes = [JSONParser]
+
+    @extend_schema(
+        parameters=[TENANT_ID],
+        request=EmailEventSerializer,
+        responses={
+            204: OpenApiResponse(description="Recorded (or recorded before)."),
+            403: OpenApiResponse(ErrorResponse403Serializer, description="X-Ridgeline-Signature is missing or wrong."),
+        },
+    )
+    def post(self, request: Request, tenant_id: int) -> HttpResponse:
+        body = request.body  # read before the parser consumes it: the signature covers these bytes
+        if not email_event_signature_valid(body=body, header=request.headers.get("X-Ridgeline-Signature", "")):
+            raise Forbidden(
+                "X-Ridgeline-Signature is missing, expired or does not match this request.",
+                attr="X-Ridgeline-Signature",
+            )
+        payload = EmailEventSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        data = payload.validated_data
+        execution = (
+            CampaignStepExecution.objects.select_related("enrollment__contact__tenant")
+            .filter(
+                tenant_id=tenant_id,
+                step__step_type=StepType.SEND_EMAIL,
+                provider_message_id=f"<{data['message_id'].strip().strip('<>')}>",
+            )
+            .first()
+        )
+        if execution is None:
+            raise NotFound("No campaign email of this tenant has this Message-ID.", attr="message_id")
+        contact_email_event(contact=execution.enrollment.contact, event=data["event"], reason=data["reason"])
+        return HttpResponse(status=204)

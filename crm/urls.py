@@ -6,7 +6,7 @@ from drf_spectacular.views import SpectacularAPIView
 from rest_framework.routers import DefaultRouter
 
 from ai_chat.views import AuditConversationViewSet, ConversationViewSet, UsageView
-from campaigns.public import TwilioInboundSmsView
+from campaigns.public import EmailEventView, TwilioInboundSmsView
 from campaigns.views import (
     CampaignEnrollmentViewSet,
     CampaignStepExecutionViewSet,
@@ -96,6 +96,7 @@ api_v1: list[URLPattern | URLResolver] = [
     path("filters/count/", FilterCountView.as_view(), name="filters-count"),
     path("filters/usage/", FilterUsageView.as_view(), name="filters-usage"),
     path("webhooks/twilio/<tenant_id:tenant_id>/sms/", TwilioInboundSmsView.as_view(), name="twilio-inbound-sms"),
+    path("webhooks/email/<tenant_id:tenant_id>/events/", EmailEventView.as_view(), name="email-events"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", ApiDocsView.as_view(url_name="schema"), name="docs"),
     path("", include(router.urls)),

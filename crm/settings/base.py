@@ -373,6 +373,10 @@ TWILIO_API_URL = os.environ.get("TWILIO_API_URL", "https://api.twilio.com").rstr
 TWILIO_ACCOUNT_SID = os.environ.get("TWILIO_ACCOUNT_SID", "")
 TWILIO_AUTH_TOKEN = os.environ.get("TWILIO_AUTH_TOKEN", "")
 TWILIO_FROM_NUMBER = os.environ.get("TWILIO_FROM_NUMBER", "")
+# Bounces and complaints POSTed by the mail provider (or an adapter in front of it) to
+# /api/v1/webhooks/email/<tenant>/events/, signed with HMAC-SHA256 under this secret (empty: refused).
+CAMPAIGN_EMAIL_EVENTS_SECRET = os.environ.get("CAMPAIGN_EMAIL_EVENTS_SECRET", "")
+CAMPAIGN_EMAIL_EVENTS_TOLERANCE_SECONDS = env_int("CAMPAIGN_EMAIL_EVENTS_TOLERANCE_SECONDS", 300, minimum=1)
 
 # AI chat (ai_chat): any OpenAI-compatible chat-completions server (OpenAI, Azure OpenAI, vLLM,
 # Ollama, LM Studio, a LiteLLM proxy) when AI_BASE_URL is set; otherwise the offline assistant

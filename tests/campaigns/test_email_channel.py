@@ -1,6 +1,11 @@
-"""Campaign email: the tenant's sender, the unsubscribe link and headers, the unsubscribe page."""
+"""Campaign email: the tenant's sender, the unsubscribe link and headers, the unsubscribe page,
+bounces and complaints."""
 
+import hashlib
+import hmac
+import json
 import re
+import time
 
 import pytest
 from django.core import mail
@@ -211,3 +216,98 @@ def test_a_link_to_a_contact_gone_since_is_404(tenant):
     contact.delete()
 
     assert Client().post(path).status_code == 404
+
+
+# Bounces and complaints ----------------------------------------------------------------------
+
+SECRET = "email-events-secret"
+
+
+def post_event(tenant_id, payload, *, signature=None, when=None):
+    body = json.dumps(payload).encode()
+    stamp = str(int(when if when is not None else time.time()))
+    digest = hmac.new(SECRET.encode(), stamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+    return Client().post(
+        f"/api/v1/webhooks/email/{tenant_id}/events/",
+        body,
+        content_type="application/json",
+        HTTP_X_RIDGELINE_SIGNATURE=signature if signature is not None else f"t={stamp},v1={digest}",
+    )
+
+
+@pytest.fixture
+def emailed(actor, tenant, settings, django_capture_on_commit_callbacks):
+    settings.CAMPAIGN_EMAIL_EVENTS_SECRET = SECRET
+    _campaign, contact, message = send(actor, tenant, django_capture_on_commit_callbacks)
+    return contact, message.extra_headers["Message-ID"]
+
+
+def test_a_bounce_marks_the_email_invalid_once(tenant, emailed):
+    contact, message_id = emailed
+
+    first = post_event(tenant.pk, {"event": "bounce", "message_id": message_id, "reason": "550 5.1.1 unknown user"})
+    after = row(contact)
+    second = post_event(tenant.pk, {"event": "bounce", "message_id": message_id.strip("<>"), "reason": "again"})
+
+    assert (first.status_code, second.status_code) == (204, 204)
+    assert (after["email_invalid"], after["email_invalid_reason"]) == (
+        True,
+        "The mail provider reported a bounce: 550 5.1.1 unknown user",
+    )
+    assert after["email_invalid_date"] is not None
+    assert row(contact) == after
+
+
+def test_a_complaint_opts_the_contact_out(tenant, emailed):
+    contact, message_id = emailed
+
+    response = post_event(tenant.pk, {"event": "complaint", "message_id": message_id})
+
+    assert response.status_code == 204
+    contact.refresh_from_db()
+    assert (contact.email_opt_out, contact.email_invalid, contact.email_opt_out_reason) == (
+        True,
+        False,
+        "The recipient marked a campaign email as spam: no reason given",
+    )
+
+
+@pytest.mark.parametrize(
+    ("case", "status", "attr"),
+    [
+        ("bad signature", 403, "X-Ridgeline-Signature"),
+        ("no signature", 403, "X-Ridgeline-Signature"),
+        ("expired", 403, "X-Ridgeline-Signature"),
+        ("other tenant", 404, "message_id"),
+        ("unknown message", 404, "message_id"),
+        ("bad event", 400, "event"),
+        ("no message id", 400, "message_id"),
+    ],
+)
+def test_bad_email_events_are_refused_naming_the_problem_and_change_nothing(
+    tenant, other_tenant, emailed, case, status, attr
+):
+    contact, message_id = emailed
+    before = row(contact)
+    payload = {"event": "bounce", "message_id": message_id}
+    target, options = tenant.pk, {}
+    if case == "bad signature":
+        options["signature"] = "t=1,v1=" + "0" * 64
+    elif case == "no signature":
+        options["signature"] = ""
+    elif case == "expired":
+        options["when"] = time.time() - 3600
+    elif case == "other tenant":
+        target = other_tenant.pk
+    elif case == "unknown message":
+        payload["message_id"] = "<nobody@ridgeline.localhost>"
+    elif case == "bad event":
+        payload["event"] = "delivered"
+    else:
+        del payload["message_id"]
+
+    response = post_event(target, payload, **options)
+
+    assert response.status_code == status, response.content
+    assert [error["attr"] for error in response.json()["errors"]] == [attr]
+    assert row(contact) == before
