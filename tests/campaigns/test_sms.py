@@ -13,9 +13,11 @@ from django.test import Client
 from campaigns.models import CampaignEnrollment, CampaignStepExecution
 from campaigns.services import campaign_enroll
 from campaigns.sms import e164, twilio_signature
-from tests.api import row
+from crm.models import Role
+from tests.api import assert_invalid, row
 from tests.campaigns.conftest import SMS, TASK, build
 from tests.campaigns.test_engine import drain
+from tests.conftest import client_for, member
 from tests.factories import ContactFactory
 
 pytestmark = pytest.mark.django_db
@@ -337,3 +339,19 @@ def test_a_json_body_is_unsupported_not_a_crash(tenant):
     )
 
     assert response.status_code == 415
+
+
+@pytest.mark.parametrize("value", ["5550100", "+0555", "+1 555 010 0199", 15550100])
+def test_a_tenant_sms_sender_must_be_e164(tenant, value):
+    client = client_for(member(tenant, Role.ADMIN, "the-admin"), tenant)
+    before = row(tenant)
+
+    response = client.patch("/api/v1/tenant/", {"settings": {"sms_from": value}}, format="json")
+
+    detail = (
+        "settings.sms_from is text."
+        if isinstance(value, int)
+        else "settings.sms_from is a phone number in E.164 form, like +15550100."
+    )
+    assert_invalid(response, attr="settings", code="invalid_setting", detail=detail)
+    assert row(tenant) == before

@@ -1,15 +1,18 @@
 """Open pixel and click redirects: signed, tenant-scoped, counted once however often they load."""
 
 import re
+import threading
 
 import pytest
 from django.core import mail
+from django.db import connections
 from django.test import Client
 
 from campaigns.links import click_url, open_url
 from campaigns.models import CampaignEnrollment, CampaignStepExecution
 from campaigns.public import PIXEL
 from campaigns.services import campaign_enroll
+from campaigns.tracking import execution_event
 from tests.api import row
 from tests.campaigns.conftest import EMAIL, build
 from tests.campaigns.test_engine import drain
@@ -180,3 +183,30 @@ def test_only_get_reaches_the_pixel(sent, tenant):
 
     assert response.status_code == 405
     assert counters(execution) == (False, False, 0, 0)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_opens_racing_in_parallel_count_once(actor, tenant):
+    """Eight requests for the pixel at the same moment, each in its own connection and transaction."""
+    campaign = build(actor, steps=[EMAIL])
+    campaign_enroll(campaign=campaign, actor=actor, contacts=[ContactFactory(tenant=tenant)])
+    enrollment = CampaignEnrollment.objects.get(campaign=campaign)
+    execution = CampaignStepExecution.objects.get(enrollment=enrollment)
+    start = threading.Barrier(8)
+    recorded: list[bool] = []
+
+    def load() -> None:
+        try:
+            start.wait()
+            recorded.append(execution_event(execution=execution, event="opened"))
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=load) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(recorded) == [False] * 7 + [True]
+    assert counters(execution) == (True, False, 1, 0)
