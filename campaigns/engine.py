@@ -21,13 +21,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.core.mail import EmailMessage
 from django.core.mail.message import make_msgid
 from django.db import transaction
 from django.db.models import Exists, F, OuterRef, QuerySet
 from django.utils import timezone
 
 from campaigns.content import CONTACTS, UPDATABLE_FIELDS, MergeContext, consent_refusal, contact_zone, render
+from campaigns.mail import campaign_email
 from campaigns.models import (
     IN_FLIGHT,
     MESSAGE_STEPS,
@@ -45,6 +45,7 @@ from campaigns.models import (
     StepType,
 )
 from campaigns.schedule import business_hours_next, execution_due
+from campaigns.sms import sms_send
 from campaigns.webhooks import Delivery, webhook_post
 from contacts.models import Contact
 from contacts.services import contact_update
@@ -53,7 +54,6 @@ from crm.errors import ApplicationError, Conflict
 from crm.models import Activity, ActivityType, Membership, MembershipStatus, Project, ProjectStatus, User
 from crm.services import activity_create, notice_send, project_update
 
-NO_SMS_PROVIDER = "No SMS provider is configured: the SMS was not sent."
 SEND_INTERRUPTED = "The worker stopped while the channel was sending: it is unknown whether the message went out."
 
 # Why an enrollment left, as the skip reason of the steps it did not reach.
@@ -459,18 +459,9 @@ def _run_local(execution: CampaignStepExecution, now: datetime) -> dict[str, Any
 
 def _send_email(execution: CampaignStepExecution) -> str:
     """Send the step's email through Django's email backend; the Message-ID we gave it."""
-    enrollment = execution.enrollment
-    contact, config = enrollment.contact, execution.step.step_config
-    context = MergeContext(
-        tenant=enrollment.campaign.tenant, contact=contact, project=enrollment.project, user=contact.assigned_to
-    )
+    config = execution.step.step_config
     message_id = make_msgid(domain=settings.CAMPAIGN_EMAIL_DOMAIN)
-    EmailMessage(
-        subject=render(config["subject"], context),
-        body=render(config["body"], context),
-        to=[contact.email or ""],  # consent_refusal refuses a contact without an email
-        headers={"Message-ID": message_id},
-    ).send()
+    campaign_email(execution=execution, subject=config["subject"], body=config["body"], message_id=message_id).send()
     return message_id
 
 
@@ -544,11 +535,7 @@ def execution_run(*, execution_id: int, now: datetime | None = None) -> str:
         if deferred is not None:
             _defer(execution, *deferred, now=now)
             return ExecutionStatus.PENDING
-        if step_type == StepType.SEND_SMS:
-            execution.save(update_fields=["started_at", "updated_at"])
-            _finish(execution, status=ExecutionStatus.SKIPPED, now=now, error=NO_SMS_PROVIDER)
-            return ExecutionStatus.SKIPPED
-        if step_type not in (StepType.SEND_EMAIL, StepType.WEBHOOK):
+        if step_type not in (StepType.SEND_EMAIL, StepType.SEND_SMS, StepType.WEBHOOK):
             execution.save(update_fields=["started_at", "updated_at"])
             try:
                 with transaction.atomic():
@@ -571,6 +558,15 @@ def execution_run(*, execution_id: int, now: datetime | None = None) -> str:
             retry=delivery.transient,
             result={"status": delivery.status},
         )
+    if execution.step.step_type == StepType.SEND_SMS:
+        sent = sms_send(execution=execution, body=execution.step.step_config["body"])
+        return execution_sent(
+            execution_id=execution_id,
+            provider_message_id=sent.message_id,
+            error=sent.error,
+            retry=sent.transient,
+            unknown=sent.unknown,
+        )
     try:
         message_id, error = _send_email(execution), ""
     except OSError as exc:  # smtplib's errors and connection failures
@@ -584,12 +580,14 @@ def execution_sent(
     provider_message_id: str,
     error: str = "",
     retry: bool = False,
+    unknown: bool = False,
     result: dict[str, Any] | None = None,
 ) -> str:
     """Record what the channel answered for a row this worker was sending (or a person resolved).
 
     A transient failure (`retry`) goes back to `pending` after 1, 2, 4, ... minutes until the
-    webhook's attempts are spent; any other failure is final (`failed`, the enrollment moves on).
+    webhook's attempts are spent; an `unknown` outcome (the provider may have sent it) waits for a
+    person, as after a crash mid-send; any other failure is final (`failed`, the enrollment moves on).
     """
     now = timezone.now()
     with transaction.atomic():
@@ -615,6 +613,10 @@ def execution_sent(
                 ]
             )
             return ExecutionStatus.PENDING
+        if error and unknown:
+            execution.status, execution.lease_until, execution.error_message = ExecutionStatus.UNKNOWN, None, error
+            execution.save(update_fields=["status", "lease_until", "error_message", "updated_at"])
+            return ExecutionStatus.UNKNOWN
         if error:
             _finish(execution, status=ExecutionStatus.FAILED, now=now, error=error, result=result)
             return ExecutionStatus.FAILED

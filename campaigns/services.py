@@ -6,15 +6,17 @@ Locks: a service that changes who is in a campaign locks the campaign row first
 are decided one writer at a time; the database's unique constraints stay the final word.
 """
 
+import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any, TypedDict, Unpack
 
-from django.db import IntegrityError
+from django.db import IntegrityError, transaction
 from django.db.models import Max, Q, QuerySet
 from django.db.models.functions import Now
 from django.utils import timezone
+from kombu.exceptions import OperationalError
 
 from campaigns.content import (
     CONTACTS,
@@ -62,6 +64,8 @@ from crm.records import (
     record_save,
     record_soft_delete,
 )
+
+logger = logging.getLogger(__name__)
 
 DRY_RUN_SHOWN = 20
 
@@ -992,7 +996,21 @@ def campaign_enroll(
                 )
                 for enrollment in result.enrollments
             )
+            if any(due_at <= now for due_at in due.values()):
+                transaction.on_commit(_claim_due_now)
     return result
+
+
+def _claim_due_now() -> None:
+    """Ask for a claim at once rather than at beat's next tick (after the enrollment committed).
+
+    Without a broker the rows still run: beat claims them within seconds once it is back."""
+    from campaigns.tasks import campaign_executions_claim_task  # tasks import this module
+
+    try:
+        campaign_executions_claim_task.delay()
+    except OperationalError:
+        logger.warning("The broker is unreachable: due executions wait for beat's next claim.", exc_info=True)
 
 
 def enrollment_exit(

@@ -355,6 +355,28 @@ CAMPAIGN_WEBHOOK_TIMEOUT_SECONDS = env_int("CAMPAIGN_WEBHOOK_TIMEOUT_SECONDS", 1
 CAMPAIGN_WEBHOOK_MAX_ATTEMPTS = env_int("CAMPAIGN_WEBHOOK_MAX_ATTEMPTS", 5, minimum=1)
 CAMPAIGN_WEBHOOK_ALLOW_PRIVATE = env_bool("CAMPAIGN_WEBHOOK_ALLOW_PRIVATE", False)
 CAMPAIGN_EMAIL_DOMAIN = os.environ.get("CAMPAIGN_EMAIL_DOMAIN", "ridgeline.localhost")  # the Message-ID's domain
+# Where the links in campaign messages point (unsubscribe, open pixel, click redirects) and the
+# origin Twilio signs its webhook requests with: the site's public origin, without a path.
+CAMPAIGN_PUBLIC_URL = os.environ.get("CAMPAIGN_PUBLIC_URL", "http://localhost:8000").rstrip("/")
+# The domains a tenant's sender (`tenants.settings["email_from"]`) may use; empty: any domain
+# (the mail provider must still be allowed to send for it: SPF, DKIM).
+TENANT_EMAIL_FROM_DOMAINS = [domain.lower() for domain in env_list("TENANT_EMAIL_FROM_DOMAINS", [])]
+# SMS: `console` (prints, the default) or `twilio` (its REST API at TWILIO_API_URL). The sender is
+# the tenant's `settings["sms_from"]`, else TWILIO_FROM_NUMBER. Numbers without a country code
+# get SMS_DEFAULT_COUNTRY_CODE.
+SMS_PROVIDER = os.environ.get("SMS_PROVIDER", "console")
+if SMS_PROVIDER not in ("console", "twilio"):
+    raise ImproperlyConfigured(f"SMS_PROVIDER={SMS_PROVIDER!r}: use console or twilio.")
+SMS_TIMEOUT_SECONDS = env_int("SMS_TIMEOUT_SECONDS", 10, minimum=1)
+SMS_DEFAULT_COUNTRY_CODE = os.environ.get("SMS_DEFAULT_COUNTRY_CODE", "1")
+TWILIO_API_URL = os.environ.get("TWILIO_API_URL", "https://api.twilio.com").rstrip("/")
+TWILIO_ACCOUNT_SID = os.environ.get("TWILIO_ACCOUNT_SID", "")
+TWILIO_AUTH_TOKEN = os.environ.get("TWILIO_AUTH_TOKEN", "")
+TWILIO_FROM_NUMBER = os.environ.get("TWILIO_FROM_NUMBER", "")
+# Bounces and complaints POSTed by the mail provider (or an adapter in front of it) to
+# /api/v1/webhooks/email/<tenant>/events/, signed with HMAC-SHA256 under this secret (empty: refused).
+CAMPAIGN_EMAIL_EVENTS_SECRET = os.environ.get("CAMPAIGN_EMAIL_EVENTS_SECRET", "")
+CAMPAIGN_EMAIL_EVENTS_TOLERANCE_SECONDS = env_int("CAMPAIGN_EMAIL_EVENTS_TOLERANCE_SECONDS", 300, minimum=1)
 
 # AI chat (ai_chat): any OpenAI-compatible chat-completions server (OpenAI, Azure OpenAI, vLLM,
 # Ollama, LM Studio, a LiteLLM proxy) when AI_BASE_URL is set; otherwise the offline assistant

@@ -9,7 +9,7 @@ import os
 from django.core.exceptions import ImproperlyConfigured
 
 from crm.settings.base import *  # noqa: F403
-from crm.settings.base import DEVELOPMENT_SECRET_KEY, env_bool, env_int, env_list
+from crm.settings.base import DEVELOPMENT_SECRET_KEY, SMS_PROVIDER, env_bool, env_int, env_list
 
 
 def required(name: str) -> str:
@@ -54,6 +54,9 @@ CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", True)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+if SMS_PROVIDER == "twilio":
+    TWILIO_ACCOUNT_SID = required("TWILIO_ACCOUNT_SID")
+    TWILIO_AUTH_TOKEN = required("TWILIO_AUTH_TOKEN")
 
 # The OpenAPI schema and Swagger UI need a signed-in user unless API_DOCS_PUBLIC=true.
 API_DOCS_PUBLIC = env_bool("API_DOCS_PUBLIC", False)

@@ -11,7 +11,9 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # A separate Redis database and queue, so a running `make run` worker never takes a
 # test's task (and never writes it into the demo database).
 CELERY_BROKER_URL = os.environ.get("TEST_CELERY_BROKER_URL", REDIS_URL.rsplit("/", 1)[0] + "/15")
-CELERY_TASK_DEFAULT_QUEUE = f"ridgeline-test-{os.getpid()}"
+# A worker process a test starts is told the test's queue (RIDGELINE_TEST_QUEUE), so that the
+# tasks it sends itself (a claim enqueuing its runs) land where it consumes.
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("RIDGELINE_TEST_QUEUE") or f"ridgeline-test-{os.getpid()}"
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
