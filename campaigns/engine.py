@@ -27,6 +27,7 @@ from django.db import transaction
 from django.db.models import Exists, F, OuterRef, QuerySet
 from django.utils import timezone
 
+from campaigns.ab import variant_content, variant_for
 from campaigns.content import CONTACTS, UPDATABLE_FIELDS, MergeContext, consent_refusal, contact_zone, render
 from campaigns.models import (
     IN_FLIGHT,
@@ -461,7 +462,7 @@ def _run_local(execution: CampaignStepExecution, now: datetime) -> dict[str, Any
 def _send_email(execution: CampaignStepExecution) -> str:
     """Send the step's email through Django's email backend; the Message-ID we gave it."""
     enrollment = execution.enrollment
-    contact, config = enrollment.contact, execution.step.step_config
+    contact, config = enrollment.contact, variant_content(execution.step, execution.variant)
     context = MergeContext(
         tenant=enrollment.campaign.tenant, contact=contact, project=enrollment.project, user=contact.assigned_to
     )
@@ -559,9 +560,10 @@ def execution_run(*, execution_id: int, now: datetime | None = None) -> str:
                 return ExecutionStatus.FAILED
             _finish(execution, status=ExecutionStatus.COMPLETED, now=now, result=result)
             return ExecutionStatus.COMPLETED
+        execution.variant = variant_for(execution)  # kept from a first attempt: a retry never re-rolls
         execution.status = ExecutionStatus.SENDING
         execution.lease_until = now + lease()
-        execution.save(update_fields=["status", "started_at", "lease_until", "updated_at"])
+        execution.save(update_fields=["variant", "status", "started_at", "lease_until", "updated_at"])
     # Committed as `sending`: a crash from here on leaves the row for the reaper to call `unknown`.
     if execution.step.step_type == StepType.WEBHOOK:
         delivery = _call_webhook(execution)

@@ -334,6 +334,8 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "campaigns-check-exits": {"task": "campaigns.tasks.campaigns_check_exits_task", "schedule": 5 * 60},
     "campaign-executions-claim": {"task": "campaigns.tasks.campaign_executions_claim_task", "schedule": 5},
     "campaign-executions-reap": {"task": "campaigns.tasks.campaign_executions_reap_task", "schedule": 60},
+    "campaign-ab-tests-decide": {"task": "campaigns.tasks.campaign_ab_tests_decide_task", "schedule": 60},
+    "campaign-analytics-refresh": {"task": "campaigns.tasks.campaign_analytics_refresh_task", "schedule": 5 * 60},
     "ai-conversations-retention": {"task": "ai_chat.tasks.conversations_retention_task", "schedule": 24 * 60 * 60},
     "filter-usage-flush": {"task": "filters.tasks.filter_usage_flush_task", "schedule": 10},
     "filter-usage-prune": {"task": "filters.tasks.filter_usage_prune_task", "schedule": 24 * 60 * 60},
@@ -355,6 +357,13 @@ CAMPAIGN_WEBHOOK_TIMEOUT_SECONDS = env_int("CAMPAIGN_WEBHOOK_TIMEOUT_SECONDS", 1
 CAMPAIGN_WEBHOOK_MAX_ATTEMPTS = env_int("CAMPAIGN_WEBHOOK_MAX_ATTEMPTS", 5, minimum=1)
 CAMPAIGN_WEBHOOK_ALLOW_PRIVATE = env_bool("CAMPAIGN_WEBHOOK_ALLOW_PRIVATE", False)
 CAMPAIGN_EMAIL_DOMAIN = os.environ.get("CAMPAIGN_EMAIL_DOMAIN", "ridgeline.localhost")  # the Message-ID's domain
+# A/B tests: before its end (size or window), a test declares a winner only with at least this
+# many sends of each of the two variants compared (the z-test's normal approximation needs them).
+CAMPAIGN_AB_MIN_TRIALS = env_int("CAMPAIGN_AB_MIN_TRIALS", 30, minimum=1)
+# Analytics: revenue is the approved_value of the contact's projects approved within this many
+# days after enrolment; the refresh counts at most this many changed rows per batch.
+CAMPAIGN_ATTRIBUTION_WINDOW_DAYS = env_int("CAMPAIGN_ATTRIBUTION_WINDOW_DAYS", 90, minimum=1)
+CAMPAIGN_ANALYTICS_BATCH_SIZE = env_int("CAMPAIGN_ANALYTICS_BATCH_SIZE", 5_000, minimum=1)
 
 # AI chat (ai_chat): any OpenAI-compatible chat-completions server (OpenAI, Azure OpenAI, vLLM,
 # Ollama, LM Studio, a LiteLLM proxy) when AI_BASE_URL is set; otherwise the offline assistant
