@@ -1,10 +1,12 @@
 from collections.abc import Mapping
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from campaigns.models import (
     Campaign,
+    CampaignAbDecision,
     CampaignEnrollment,
     CampaignStep,
     CampaignStepExecution,
@@ -48,6 +50,13 @@ class CampaignVersionSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class CampaignAbDecisionSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = CampaignAbDecision
+        fields = ["metric", "winner", "reason", "z_score", "p_value", "figures", "decided_at"]
+        read_only_fields = fields
+
+
 class CampaignStepSerializer(TenantModelSerializer):
     parent_step = TenantPrimaryKeyRelatedField(CampaignStep, allow_null=True, required=False)
     true_path_step = TenantPrimaryKeyRelatedField(CampaignStep, allow_null=True, required=False)
@@ -56,11 +65,20 @@ class CampaignStepSerializer(TenantModelSerializer):
         required=False, allow_null=True, validators=[json_field_validator("conditions", dict)]
     )
 
+    ab_decision = serializers.SerializerMethodField(
+        help_text="How the step's A/B test ended (null: still testing, or no test)."
+    )
+
     class Meta:
         model = CampaignStep
         exclude = ["tenant", "campaign"]
         read_only_fields = ["version", "total_executed", "total_succeeded", "total_failed", "created_at", "updated_at"]
         extra_kwargs = {"step_order": {"required": False}}
+
+    @extend_schema_field(CampaignAbDecisionSerializer(allow_null=True))
+    def get_ab_decision(self, step: CampaignStep) -> dict[str, Any] | None:
+        decision = getattr(step, "ab_decision", None)
+        return CampaignAbDecisionSerializer(decision).data if decision is not None else None
 
 
 class CampaignTriggerSerializer(TenantModelSerializer):

@@ -278,7 +278,7 @@ class CampaignStepViewSet(CampaignChildViewSet):
     serializer_class = CampaignStepSerializer
 
     def get_tenant_queryset(self) -> QuerySet:
-        return CampaignStep.objects.select_related("version").order_by("step_order")
+        return CampaignStep.objects.select_related("version", "ab_decision").order_by("step_order")
 
     def perform_create(self, serializer: Any) -> None:
         serializer.instance = step_create(
