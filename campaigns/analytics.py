@@ -408,3 +408,69 @@ def campaign_analytics_refresh(*, now: datetime | None = None, batch_size: int |
         if read < size:
             break
     return counted
+
+
+# Reading -------------------------------------------------------------------------------------------
+
+FUNNEL_FIELDS = [
+    "executions_completed",
+    "executions_failed",
+    "executions_skipped",
+    "skipped_by_reason",
+    "emails_sent",
+    "emails_opened",
+    "emails_clicked",
+    "open_rate",
+    "click_rate",
+    "sms_sent",
+    "sms_replied",
+    "reply_rate",
+    "tasks_created",
+]
+SERIES_LIMIT = 366
+
+
+def campaign_funnel(*, campaign_id: int, period_type: str = PeriodType.DAILY) -> dict[str, Any]:
+    """The campaign's all-time figures, each step's funnel (and each variant's, with the A/B
+    decision), and the campaign's rows of one period type, newest first. Four queries."""
+    from campaigns.models import CampaignAbDecision
+
+    rows = list(
+        CampaignAnalytics.objects.filter(campaign_id=campaign_id, period_type=PeriodType.ALL_TIME)
+        .select_related("step__version")
+        .order_by("step__version__number", "step__step_order", "step_id", F("variant").asc(nulls_first=True))
+    )
+    decisions = {decision.step_id: decision for decision in CampaignAbDecision.objects.filter(campaign_id=campaign_id)}
+    totals = next((row for row in rows if row.step_id is None), None)
+    steps: dict[int, dict[str, Any]] = {}
+    for row in rows:
+        if row.step is None:
+            continue
+        if row.variant is None:
+            steps[row.step.pk] = {
+                "step": row.step.pk,
+                "version": row.step.version.number,
+                "step_order": row.step.step_order,
+                "name": row.step.name,
+                "step_type": row.step.step_type,
+                **{field: getattr(row, field) for field in FUNNEL_FIELDS},
+                "variants": [],
+                "ab_decision": decisions.get(row.step.pk),
+            }
+        elif row.step.pk in steps:
+            steps[row.step.pk]["variants"].append(
+                {"variant": row.variant, **{field: getattr(row, field) for field in FUNNEL_FIELDS}}
+            )
+    series = list(
+        CampaignAnalytics.objects.filter(campaign_id=campaign_id, period_type=period_type, step__isnull=True).order_by(
+            "-snapshot_date"
+        )[:SERIES_LIMIT]
+    )
+    return {
+        "campaign": campaign_id,
+        "attribution_window_days": settings.CAMPAIGN_ATTRIBUTION_WINDOW_DAYS,
+        "totals": totals,
+        "steps": list(steps.values()),
+        "period_type": period_type,
+        "series": series,
+    }

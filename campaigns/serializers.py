@@ -4,15 +4,18 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from campaigns.analytics import FUNNEL_FIELDS
 from campaigns.models import (
     Campaign,
     CampaignAbDecision,
+    CampaignAnalytics,
     CampaignEnrollment,
     CampaignStep,
     CampaignStepExecution,
     CampaignTemplate,
     CampaignTrigger,
     CampaignVersion,
+    PeriodType,
 )
 from contacts.models import Contact
 from crm.api.fields import TenantPrimaryKeyRelatedField
@@ -218,3 +221,51 @@ class SimulateSerializer(serializers.Serializer):
     days = serializers.IntegerField(min_value=1, max_value=90, default=14)
     sample_size = serializers.IntegerField(min_value=1, max_value=500, default=100)
     contacts = TenantPrimaryKeyRelatedField(Contact, many=True, required=False, help_text="Default: a sample.")
+
+
+class CampaignAnalyticsSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = CampaignAnalytics
+        exclude = ["id", "tenant", "campaign", "step", "variant"]
+        read_only_fields = [field.name for field in CampaignAnalytics._meta.fields]
+
+
+class VariantFunnelSerializer(serializers.ModelSerializer):
+    variant = serializers.CharField()
+
+    class Meta:
+        model = CampaignAnalytics
+        fields = ["variant", *FUNNEL_FIELDS]
+        read_only_fields = fields
+
+
+class StepFunnelSerializer(serializers.ModelSerializer):
+    step = serializers.IntegerField()
+    version = serializers.IntegerField(help_text="The version's number.")
+    step_order = serializers.IntegerField()
+    name = serializers.CharField()
+    step_type = serializers.CharField()
+    variants = VariantFunnelSerializer(many=True)
+    ab_decision = CampaignAbDecisionSerializer(allow_null=True)
+
+    class Meta:
+        model = CampaignAnalytics
+        fields = ["step", "version", "step_order", "name", "step_type", *FUNNEL_FIELDS, "variants", "ab_decision"]
+        read_only_fields = fields
+
+
+class CampaignFunnelSerializer(serializers.Serializer):
+    campaign = serializers.IntegerField()
+    attribution_window_days = serializers.IntegerField(
+        help_text="Revenue: projects approved this long after enrolment."
+    )
+    totals = CampaignAnalyticsSerializer(allow_null=True, help_text="All time (null: not counted yet).")
+    steps = StepFunnelSerializer(many=True, help_text="Each step's funnel (all time), with its variants'.")
+    period_type = serializers.CharField()
+    series = CampaignAnalyticsSerializer(many=True, help_text="The campaign's rows of period_type, newest first.")
+
+
+class AnalyticsQuerySerializer(serializers.Serializer):
+    period_type = serializers.ChoiceField(
+        choices=[PeriodType.DAILY, PeriodType.WEEKLY, PeriodType.MONTHLY], default=PeriodType.DAILY, required=False
+    )
