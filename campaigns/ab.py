@@ -166,21 +166,14 @@ class Arm:
 def ab_figures(step: CampaignStep) -> list[Arm]:
     """Each variant's sends (completed executions) and successes by the step's metric, in the
     variants' order (one query)."""
-    counts = {
-        row["variant"]: row
+    counts: dict[str, tuple[int, int]] = {
+        row["variant"]: (row["trials"], row["successes"])
         for row in CampaignStepExecution.objects.filter(step=step, status=ExecutionStatus.COMPLETED)
         .exclude(variant="")
         .values("variant")
         .annotate(trials=Count("pk"), successes=Count("pk", filter=SUCCESS[AbMetric(step.ab_metric)]))
     }
-    return [
-        Arm(
-            key=variant["key"],
-            trials=counts.get(variant["key"], {}).get("trials", 0),
-            successes=counts.get(variant["key"], {}).get("successes", 0),
-        )
-        for variant in step.variants
-    ]
+    return [Arm(variant["key"], *counts.get(variant["key"], (0, 0))) for variant in step.variants]
 
 
 def ab_judge(arms: Sequence[Arm], *, ended: bool, fallback: str, min_trials: int) -> tuple[str, str, ZTest] | None:

@@ -15,6 +15,7 @@ The refreshes take one advisory lock, so two never add the same fact twice.
 """
 
 from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -116,7 +117,7 @@ class Deltas:
         return set(self.counts) | set(self.money)
 
 
-def _execution_deltas(rows: list[dict[str, Any]], deltas: Deltas) -> None:
+def _execution_deltas(rows: Sequence[Mapping[str, Any]], deltas: Deltas) -> None:
     for row in rows:
         new = row["facts"] & ~row["analytics_counted"]
         common = {
@@ -141,7 +142,7 @@ def _execution_deltas(rows: list[dict[str, Any]], deltas: Deltas) -> None:
             deltas.add(**common, when=row["replied_at"], field="sms_replied")
 
 
-def _enrollment_deltas(rows: list[dict[str, Any]], deltas: Deltas) -> None:
+def _enrollment_deltas(rows: Sequence[Mapping[str, Any]], deltas: Deltas) -> None:
     for row in rows:
         new = row["facts"] & ~row["analytics_counted"]
         common = {"tenant": row["tenant_id"], "campaign": row["campaign_id"], "zone": row["zone"]}

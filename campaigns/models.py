@@ -440,7 +440,7 @@ def _facts(*facts: tuple[Q, int]) -> Any:
         Case(When(condition, then=Value(bit)), default=Value(0), output_field=models.IntegerField())
         for condition, bit in facts
     ]
-    total = terms[0]
+    total: Any = terms[0]
     for term in terms[1:]:
         total = total + term
     return total

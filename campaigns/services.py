@@ -346,7 +346,7 @@ def _check_step(step: CampaignStep, fields: StepFields, *, actor: Actor) -> None
     ab_config_check(
         step_type=step_type,
         variants=variants,
-        config={name: fields.get(name, getattr(step, name)) for name in AB_FIELDS},  # type: ignore[misc]
+        config={name: fields.get(name, getattr(step, name)) for name in AB_FIELDS},
     )
     if "conditions" in fields:
         conditions_check(actor=actor, tree=fields["conditions"], attr="conditions")
