@@ -6,7 +6,8 @@ from collections import Counter
 
 import pytest
 from django.core import mail
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, connection, transaction
+from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
 from campaigns import engine
@@ -279,3 +280,27 @@ def test_at_the_test_size_without_significance_the_fallback_wins(actor, tenant, 
     decision = CampaignAbDecision.objects.get(step=step)
     assert (decision.winner, decision.reason) == ("a", "fallback")
     assert sum(variant["trials"] for variant in decision.figures["variants"]) == 10
+
+
+@pytest.mark.django_db(transaction=True)
+def test_migration_0007_freezes_the_ab_settings_and_goes_back():
+    def frozen_source() -> str:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT prosrc FROM pg_proc WHERE proname = 'campaign_steps_published_frozen'")
+            return cursor.fetchone()[0]
+
+    leaves = MigrationExecutor(connection).loader.graph.leaf_nodes()
+    assert "ab_fallback_variant" in frozen_source()
+    MigrationExecutor(connection).migrate([("campaigns", "0005_step_executions")])
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM information_schema.tables WHERE table_name IN "
+                "('campaign_analytics', 'campaign_ab_decisions')"
+            )
+            assert cursor.fetchone() == (0,)
+        assert "variants" in frozen_source()
+        assert "ab_" not in frozen_source()
+    finally:
+        MigrationExecutor(connection).migrate(leaves)
+    assert "ab_fallback_variant" in frozen_source()
