@@ -19,6 +19,8 @@ from campaigns.models import (
     CampaignEnrollment,
     CampaignStep,
     CampaignStepExecution,
+    ExecutionStatus,
+    StepType,
 )
 from campaigns.services import campaign_enroll, campaign_unenroll
 from contacts.models import Contact
@@ -74,9 +76,9 @@ def recount() -> dict[tuple, dict]:
         where = {"step": row.step_id, "variant": row.variant}
         if row.status in OUTCOME_COUNTERS:
             skip = (row.skip_reason or "none") if row.status == "skipped" else None
-            add(*common, row.completed_at, zone, OUTCOME_COUNTERS[row.status], skip=skip, **where)
+            add(*common, row.completed_at, zone, OUTCOME_COUNTERS[ExecutionStatus(row.status)], skip=skip, **where)
             if row.status == "completed" and row.step.step_type in SENT_COUNTERS:
-                add(*common, row.completed_at, zone, SENT_COUNTERS[row.step.step_type], **where)
+                add(*common, row.completed_at, zone, SENT_COUNTERS[StepType(row.step.step_type)], **where)
         for stamp, field in [
             (row.opened_at, "emails_opened"),
             (row.clicked_at, "emails_clicked"),
