@@ -285,6 +285,7 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "ENUM_NAME_OVERRIDES": {
+        "AbMetricEnum": "campaigns.models.AbMetric.choices",
         "RoleEnum": "crm.models.Role.choices",
         "ProjectContactRoleEnum": "crm.models.ProjectContactRole.choices",
         "ImpersonationStatusEnum": "impersonation.models.ImpersonationStatus.choices",
