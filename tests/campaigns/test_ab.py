@@ -16,8 +16,12 @@ from campaigns.engine import execution_resolve, executions_reap, lease
 from campaigns.models import CampaignAbDecision, CampaignStep, CampaignStepExecution
 from campaigns.services import campaign_draft, campaign_enroll, step_create, step_update
 from crm.errors import ApplicationError
+from crm.models import Role
+from tests.admin import admin_url, staff_client
+from tests.api import api_errors
 from tests.campaigns.conftest import build
 from tests.campaigns.test_engine import drain
+from tests.conftest import client_for
 from tests.factories import ContactFactory
 
 VARIANTS = [
@@ -304,3 +308,55 @@ def test_migration_0007_freezes_the_ab_settings_and_goes_back():
     finally:
         MigrationExecutor(connection).migrate(leaves)
     assert "ab_fallback_variant" in frozen_source()
+
+
+# API and admin ---------------------------------------------------------------------------------------
+
+
+def test_the_api_takes_the_settings_refuses_bad_ones_and_shows_the_decision(actor, tenant, manager):
+    campaign = build(actor, steps=[], publish=False)
+    client = client_for(manager)
+    url = f"/api/v1/campaigns/{campaign.pk}/steps/"
+
+    refused = client.post(url, {**AB_EMAIL, "ab_fallback_variant": "z"}, format="json")
+    created = client.post(url, AB_EMAIL, format="json")
+
+    assert api_errors(refused, 400, type="validation_error")[0]["attr"] == "ab_fallback_variant"
+    assert created.status_code == 201, created.content
+    body = created.json()
+    assert (body["ab_metric"], body["ab_test_size"], body["ab_fallback_variant"], body["ab_decision"]) == (
+        "open",
+        40,
+        "a",
+        None,
+    )
+    step = CampaignStep.objects.get(pk=body["id"])
+    CampaignAbDecision.objects.create(
+        tenant=tenant,
+        campaign=campaign,
+        step=step,
+        metric="open",
+        winner="b",
+        reason="significant",
+        z_score=2.5,
+        p_value=0.0124,
+        figures={"variants": []},
+    )
+    shown = client.get(f"{url}{step.pk}/").json()["ab_decision"]
+    assert (shown["winner"], shown["reason"], shown["z_score"], shown["p_value"]) == ("b", "significant", 2.5, 0.0124)
+
+
+def test_decisions_are_read_only_in_the_admin(actor, tenant):
+    campaign = build(actor, steps=[AB_EMAIL])
+    step = CampaignStep.objects.get(version=campaign.active_version)
+    decision = CampaignAbDecision.objects.create(
+        tenant=tenant, campaign=campaign, step=step, metric="open", winner="a", reason="fallback", figures={}
+    )
+    client, _ = staff_client(tenant, Role.OWNER)
+
+    page = client.get(admin_url("change", CampaignAbDecision, decision.pk))
+
+    assert page.status_code == 200
+    assert (page.context["has_change_permission"], page.context["has_delete_permission"]) == (False, False)
+    assert client.get(admin_url("changelist", CampaignAbDecision)).status_code == 200
+    assert client.get(admin_url("add", CampaignAbDecision)).status_code == 403
