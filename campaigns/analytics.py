@@ -11,7 +11,9 @@ Revenue cannot be seen on the rows themselves (a project gets approved): the ref
 the enrollments whose attribution window is still open (or closed since the last refresh
 could run) and adds the difference from what the enrollment last had.
 
-The refreshes take one advisory lock, so two never add the same fact twice.
+The refreshes take one advisory lock, so two never add the same fact twice; they lock no
+execution or enrollment for reading (a row is marked with the facts read, so a fact that
+appears meanwhile is counted by the next batch).
 """
 
 from collections import Counter, defaultdict
@@ -272,19 +274,26 @@ def _lock() -> None:
 ZONE = F("enrollment__campaign__tenant__timezone")
 
 
+def _mark_counted(
+    model: type[CampaignStepExecution] | type[CampaignEnrollment], rows: Sequence[Mapping[str, Any]]
+) -> None:
+    """Record each row's facts as read, not as they are now: a fact that appeared since the read
+    leaves the row uncounted, for the next batch (so no row lock is needed, and the engine never
+    waits for the analytics)."""
+    by_facts: dict[int, list[int]] = defaultdict(list)
+    for row in rows:
+        by_facts[row["facts"]].append(row["pk"])
+    for facts, ids in by_facts.items():
+        model.objects.filter(pk__in=ids).update(analytics_counted=facts)
+
+
 def _executions_batch(batch_size: int) -> int:
     with transaction.atomic():
         _lock()
-        ids = list(
+        rows = list(
             CampaignStepExecution.objects.filter(~Q(analytics_counted=EXECUTION_FACTS))
             .order_by("pk")
-            .select_for_update(skip_locked=True, of=("self",))
-            .values_list("pk", flat=True)[:batch_size]
-        )
-        if not ids:
-            return 0
-        rows = list(
-            CampaignStepExecution.objects.filter(pk__in=ids).values(
+            .values(
                 "pk",
                 "tenant_id",
                 "step_id",
@@ -301,29 +310,22 @@ def _executions_batch(batch_size: int) -> int:
                 step_type=F("step__step_type"),
                 zone=ZONE,
                 facts=EXECUTION_FACTS,
-            )
+            )[:batch_size]
         )
         deltas = Deltas()
         _execution_deltas(rows, deltas)
-        # The rows are locked: their facts are still those just read.
-        CampaignStepExecution.objects.filter(pk__in=ids).update(analytics_counted=EXECUTION_FACTS)
+        _mark_counted(CampaignStepExecution, rows)
         _derive(_apply(deltas))
-    return len(ids)
+    return len(rows)
 
 
 def _enrollments_batch(batch_size: int) -> int:
     with transaction.atomic():
         _lock()
-        ids = list(
+        rows = list(
             CampaignEnrollment.objects.filter(~Q(analytics_counted=ENROLLMENT_FACTS))
             .order_by("pk")
-            .select_for_update(skip_locked=True, of=("self",))
-            .values_list("pk", flat=True)[:batch_size]
-        )
-        if not ids:
-            return 0
-        rows = list(
-            CampaignEnrollment.objects.filter(pk__in=ids).values(
+            .values(
                 "pk",
                 "tenant_id",
                 "campaign_id",
@@ -335,13 +337,13 @@ def _enrollments_batch(batch_size: int) -> int:
                 "analytics_counted",
                 zone=F("campaign__tenant__timezone"),
                 facts=ENROLLMENT_FACTS,
-            )
+            )[:batch_size]
         )
         deltas = Deltas()
         _enrollment_deltas(rows, deltas)
-        CampaignEnrollment.objects.filter(pk__in=ids).update(analytics_counted=ENROLLMENT_FACTS)
+        _mark_counted(CampaignEnrollment, rows)
         _derive(_apply(deltas))
-    return len(ids)
+    return len(rows)
 
 
 def _revenue_batch(*, now: datetime, after_pk: int, batch_size: int) -> tuple[int, int]:
@@ -354,7 +356,6 @@ def _revenue_batch(*, now: datetime, after_pk: int, batch_size: int) -> tuple[in
         rows = list(
             CampaignEnrollment.objects.filter(pk__gt=after_pk, enrolled_at__gte=now - window - REVENUE_GRACE)
             .order_by("pk")
-            .select_for_update(of=("self",))
             .annotate(revenue_now=revenue, deals_now=deals)
             .values(
                 "pk",
