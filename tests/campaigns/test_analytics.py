@@ -241,10 +241,7 @@ def test_the_funnel_per_step_and_variant(counted, member_user):
     assert (email_funnel["emails_sent"], email_funnel["emails_opened"]) == (6, sent["a"])
     assert {
         variant["variant"]: (variant["emails_sent"], variant["emails_opened"]) for variant in email_funnel["variants"]
-    } == {
-        "a": (sent["a"], sent["a"]),
-        "b": (sent["b"], 0),
-    }
+    } == {key: (count, count if key == "a" else 0) for key, count in sorted(sent.items())}  # only a's opened
     assert body["steps"][1]["tasks_created"] == 6
     assert body["steps"][1]["variants"] == []
     assert [row["period_type"] for row in body["series"]] == ["daily"]
