@@ -26,6 +26,7 @@ from django.db import transaction
 from django.db.models import Exists, F, OuterRef, QuerySet
 from django.utils import timezone
 
+from campaigns.ab import variant_content, variant_for
 from campaigns.content import CONTACTS, UPDATABLE_FIELDS, MergeContext, consent_refusal, contact_zone, render
 from campaigns.mail import campaign_email
 from campaigns.models import (
@@ -459,7 +460,7 @@ def _run_local(execution: CampaignStepExecution, now: datetime) -> dict[str, Any
 
 def _send_email(execution: CampaignStepExecution) -> str:
     """Send the step's email through Django's email backend; the Message-ID we gave it."""
-    config = execution.step.step_config
+    config = variant_content(execution.step, execution.variant)
     message_id = make_msgid(domain=settings.CAMPAIGN_EMAIL_DOMAIN)
     campaign_email(execution=execution, subject=config["subject"], body=config["body"], message_id=message_id).send()
     return message_id
@@ -545,9 +546,10 @@ def execution_run(*, execution_id: int, now: datetime | None = None) -> str:
                 return ExecutionStatus.FAILED
             _finish(execution, status=ExecutionStatus.COMPLETED, now=now, result=result)
             return ExecutionStatus.COMPLETED
+        execution.variant = variant_for(execution)  # kept from a first attempt: a retry never re-rolls
         execution.status = ExecutionStatus.SENDING
         execution.lease_until = now + lease()
-        execution.save(update_fields=["status", "started_at", "lease_until", "updated_at"])
+        execution.save(update_fields=["variant", "status", "started_at", "lease_until", "updated_at"])
     # Committed as `sending`: a crash from here on leaves the row for the reaper to call `unknown`.
     if execution.step.step_type == StepType.WEBHOOK:
         delivery = _call_webhook(execution)
@@ -559,7 +561,7 @@ def execution_run(*, execution_id: int, now: datetime | None = None) -> str:
             result={"status": delivery.status},
         )
     if execution.step.step_type == StepType.SEND_SMS:
-        sent = sms_send(execution=execution, body=execution.step.step_config["body"])
+        sent = sms_send(execution=execution, body=variant_content(execution.step, execution.variant)["body"])
         return execution_sent(
             execution_id=execution_id,
             provider_message_id=sent.message_id,

@@ -18,6 +18,7 @@ from django.db.models.functions import Now
 from django.utils import timezone
 from kombu.exceptions import OperationalError
 
+from campaigns.ab import AB_FIELDS, ab_config_check
 from campaigns.content import (
     CONTACTS,
     MergeContext,
@@ -245,6 +246,7 @@ def _copy_version(source_id: int, draft: CampaignVersion) -> None:
             delay_unit=step.delay_unit,
             conditions=step.conditions,
             variants=step.variants,
+            **{name: getattr(step, name) for name in AB_FIELDS},
         )
         copies[step.pk] = copy
     CampaignStep.objects.bulk_create(copies.values())
@@ -285,6 +287,7 @@ STEP_WRITABLE_FIELDS = frozenset(
         "true_path_step",
         "false_path_step",
         "variants",
+        *AB_FIELDS,
     }
 )
 
@@ -303,6 +306,10 @@ class StepFields(TypedDict, total=False):
     true_path_step: CampaignStep | None
     false_path_step: CampaignStep | None
     variants: list[dict[str, Any]]
+    ab_metric: str
+    ab_test_size: int | None
+    ab_window_hours: int | None
+    ab_fallback_variant: str
 
 
 def _active_members(tenant_id: int, ids: list[int]) -> set[int]:
@@ -338,7 +345,13 @@ def _check_step(step: CampaignStep, fields: StepFields, *, actor: Actor) -> None
     step_type = fields.get("step_type", step.step_type)
     config = fields.get("step_config", step.step_config if "step_type" not in fields else {})
     validate_step_config(step_type, config, members=lambda ids: _active_members(step.tenant_id, ids))
-    validate_variants(step_type, fields.get("variants", step.variants))
+    variants = fields.get("variants", step.variants)
+    validate_variants(step_type, variants)
+    ab_config_check(
+        step_type=step_type,
+        variants=variants,
+        config={name: fields.get(name, getattr(step, name)) for name in AB_FIELDS},
+    )
     if "conditions" in fields:
         conditions_check(actor=actor, tree=fields["conditions"], attr="conditions")
 

@@ -285,6 +285,7 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "ENUM_NAME_OVERRIDES": {
+        "AbMetricEnum": "campaigns.models.AbMetric.choices",
         "RoleEnum": "crm.models.Role.choices",
         "ProjectContactRoleEnum": "crm.models.ProjectContactRole.choices",
         "ImpersonationStatusEnum": "impersonation.models.ImpersonationStatus.choices",
@@ -334,6 +335,8 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "campaigns-check-exits": {"task": "campaigns.tasks.campaigns_check_exits_task", "schedule": 5 * 60},
     "campaign-executions-claim": {"task": "campaigns.tasks.campaign_executions_claim_task", "schedule": 5},
     "campaign-executions-reap": {"task": "campaigns.tasks.campaign_executions_reap_task", "schedule": 60},
+    "campaign-ab-tests-decide": {"task": "campaigns.tasks.campaign_ab_tests_decide_task", "schedule": 60},
+    "campaign-analytics-refresh": {"task": "campaigns.tasks.campaign_analytics_refresh_task", "schedule": 5 * 60},
     "ai-conversations-retention": {"task": "ai_chat.tasks.conversations_retention_task", "schedule": 24 * 60 * 60},
     "filter-usage-flush": {"task": "filters.tasks.filter_usage_flush_task", "schedule": 10},
     "filter-usage-prune": {"task": "filters.tasks.filter_usage_prune_task", "schedule": 24 * 60 * 60},
@@ -377,6 +380,13 @@ TWILIO_FROM_NUMBER = os.environ.get("TWILIO_FROM_NUMBER", "")
 # /api/v1/webhooks/email/<tenant>/events/, signed with HMAC-SHA256 under this secret (empty: refused).
 CAMPAIGN_EMAIL_EVENTS_SECRET = os.environ.get("CAMPAIGN_EMAIL_EVENTS_SECRET", "")
 CAMPAIGN_EMAIL_EVENTS_TOLERANCE_SECONDS = env_int("CAMPAIGN_EMAIL_EVENTS_TOLERANCE_SECONDS", 300, minimum=1)
+# A/B tests: before its end (size or window), a test declares a winner only with at least this
+# many sends of each of the two variants compared (the z-test's normal approximation needs them).
+CAMPAIGN_AB_MIN_TRIALS = env_int("CAMPAIGN_AB_MIN_TRIALS", 30, minimum=1)
+# Analytics: revenue is the approved_value of the contact's projects approved within this many
+# days after enrolment; the refresh counts at most this many changed rows per batch.
+CAMPAIGN_ATTRIBUTION_WINDOW_DAYS = env_int("CAMPAIGN_ATTRIBUTION_WINDOW_DAYS", 90, minimum=1)
+CAMPAIGN_ANALYTICS_BATCH_SIZE = env_int("CAMPAIGN_ANALYTICS_BATCH_SIZE", 5_000, minimum=1)
 
 # AI chat (ai_chat): any OpenAI-compatible chat-completions server (OpenAI, Azure OpenAI, vLLM,
 # Ollama, LM Studio, a LiteLLM proxy) when AI_BASE_URL is set; otherwise the offline assistant
