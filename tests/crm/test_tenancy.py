@@ -476,17 +476,20 @@ def foreign_rows(tenant, other_user) -> dict[str, dict[str, object]]:
     """For each router basename, the URL kwargs of a row of `tenant` (another tenant's, in the
     test) that a route of that basename names."""
     campaign = campaign_rows(tenant)
-    project = ProjectFactory(tenant=tenant)
+    project = ProjectFactory.create(tenant=tenant)
     party = project_contact_add(
-        actor=Actor(tenant=tenant, user=None), project=project, contact=ContactFactory(tenant=tenant), role="adjuster"
+        actor=Actor(tenant=tenant, user=None),
+        project=project,
+        contact=ContactFactory.create(tenant=tenant),
+        role="adjuster",
     )
     conversation = make_conversation(tenant).pk
     in_campaign = {"campaign_pk": campaign["campaign"]}
     return {
-        "contact": {"pk": ContactFactory(tenant=tenant).pk},
+        "contact": {"pk": ContactFactory.create(tenant=tenant).pk},
         "project": {"pk": project.pk},
         "project-contact": {"project_pk": project.pk, "pk": party.pk},
-        "activity": {"pk": ActivityFactory(tenant=tenant).pk},
+        "activity": {"pk": ActivityFactory.create(tenant=tenant).pk},
         "membership": {"pk": Membership.objects.get(user=other_user).pk},
         "substatus": {"pk": SubstatusConfig.objects.filter(tenant=tenant).values_list("pk", flat=True).first()},
         "campaign": {"pk": campaign["campaign"]},
@@ -510,7 +513,7 @@ def row_routes() -> list[tuple[str, str, str, bool]]:
     with a row, or a parent row, in its URL."""
     found = []
     for _prefix, viewset, basename in router.registry:
-        allowed = set(viewset.http_method_names)
+        allowed = set(getattr(viewset, "http_method_names", ()))
         for route in router.get_routes(viewset):
             detail = "{lookup}" in route.url
             if not detail and "_pk>" not in route.url:
