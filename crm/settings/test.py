@@ -3,7 +3,7 @@
 import os
 
 from crm.settings.base import *  # noqa: F403
-from crm.settings.base import REDIS_URL
+from crm.settings.base import REDIS_OPTIONS, REDIS_URL
 
 DEBUG = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
@@ -14,9 +14,10 @@ CELERY_BROKER_URL = os.environ.get("TEST_CELERY_BROKER_URL", REDIS_URL.rsplit("/
 CELERY_TASK_DEFAULT_QUEUE = f"ridgeline-test-{os.getpid()}"
 CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "BACKEND": "crm.cache.FailOpenRedisCache",
         "LOCATION": CELERY_BROKER_URL,
         "KEY_PREFIX": f"ridgeline-test-{os.getpid()}",
+        "OPTIONS": REDIS_OPTIONS,
     }
 }
 # Failed log-ins are counted in this cache: tests/conftest.py empties this process's keys
