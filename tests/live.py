@@ -153,7 +153,8 @@ class TcpProxy:
 
 
 class LiveServer:
-    """gunicorn (2 sync workers) serving crm.wsgi on loopback with the given environment."""
+    """gunicorn (2 sync workers) serving crm.wsgi on loopback, on the test database unless the
+    given environment says otherwise."""
 
     def __init__(self, **env: str) -> None:
         self.port = free_port()
@@ -164,6 +165,7 @@ class LiveServer:
             "DEBUG": "false",
             "LOG_LEVEL": "ERROR",
             "ALLOWED_HOSTS": "127.0.0.1",
+            "DATABASE_URL": database_url(),
             **env,
         }
         command = [sys.executable, "-m", "gunicorn", "crm.wsgi:application", "--bind", f"127.0.0.1:{self.port}"]
