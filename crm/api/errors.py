@@ -108,8 +108,9 @@ def api_error_response(error: exceptions.APIException, original: Exception) -> J
     }
     body = ExceptionFormatter(error, context, original).run()
     response = JsonResponse(body, status=error.status_code)
-    if getattr(error, "wait", None):
-        response["Retry-After"] = str(error.wait)
+    wait = getattr(error, "wait", None)
+    if wait:
+        response["Retry-After"] = str(wait)
     return response
 
 

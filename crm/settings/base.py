@@ -7,6 +7,7 @@ configuration; `production.py` refuses to start without its secrets.
 import os
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import dj_database_url
@@ -87,7 +88,7 @@ REDIS_TIMEOUT_SECONDS = env_int("REDIS_TIMEOUT_SECONDS", 2, minimum=1)
 REDIS_OPTIONS = {"socket_connect_timeout": REDIS_TIMEOUT_SECONDS, "socket_timeout": REDIS_TIMEOUT_SECONDS}
 # Fail-open: while Redis is down a read misses and a write is skipped (logged), so the API keeps
 # serving from PostgreSQL (crm/cache.py says what that costs).
-CACHES = {
+CACHES: dict[str, dict[str, Any]] = {
     "default": {
         "BACKEND": "crm.cache.FailOpenRedisCache",
         "LOCATION": REDIS_URL,

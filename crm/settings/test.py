@@ -3,7 +3,8 @@
 import os
 
 from crm.settings.base import *  # noqa: F403
-from crm.settings.base import REDIS_OPTIONS, REDIS_URL
+from crm.settings.base import CACHES as BASE_CACHES
+from crm.settings.base import REDIS_URL
 
 DEBUG = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
@@ -13,12 +14,7 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 CELERY_BROKER_URL = os.environ.get("TEST_CELERY_BROKER_URL", REDIS_URL.rsplit("/", 1)[0] + "/15")
 CELERY_TASK_DEFAULT_QUEUE = f"ridgeline-test-{os.getpid()}"
 CACHES = {
-    "default": {
-        "BACKEND": "crm.cache.FailOpenRedisCache",
-        "LOCATION": CELERY_BROKER_URL,
-        "KEY_PREFIX": f"ridgeline-test-{os.getpid()}",
-        "OPTIONS": REDIS_OPTIONS,
-    }
+    "default": {**BASE_CACHES["default"], "LOCATION": CELERY_BROKER_URL, "KEY_PREFIX": f"ridgeline-test-{os.getpid()}"}
 }
 # Failed log-ins are counted in this cache: tests/conftest.py empties this process's keys
 # after every test, so that no test inherits another's lockout.
