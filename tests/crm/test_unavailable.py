@@ -18,11 +18,15 @@ def test_a_database_that_refuses_connections_is_unreachable(db):
     assert unavailable_error(excinfo.value).get_codes() == "database_unavailable"
 
 
-def test_a_cancelled_statement_is_not_an_unreachable_database(db):
+def sleep_past_the_statement_timeout() -> None:
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SET LOCAL statement_timeout = 1")
-        with pytest.raises(OperationalError) as excinfo:
-            cursor.execute("SELECT pg_sleep(1)")
+        cursor.execute("SELECT pg_sleep(1)")
+
+
+def test_a_cancelled_statement_is_not_an_unreachable_database(db):
+    with pytest.raises(OperationalError) as excinfo:
+        sleep_past_the_statement_timeout()
 
     assert excinfo.value.__cause__.sqlstate == "57014"
     assert not database_unreachable(excinfo.value)
