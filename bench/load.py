@@ -10,6 +10,12 @@ Two phases in the same run: one user (the baseline) and `--users` users (default
 `--seconds`, statistics counted once every user has started. Prints requests/s, p50/p95/p99 and
 the error rate per endpoint for both.
 
+`--cut-database SECONDS` adds the fault of issue 17, PostgreSQL lost under load: gunicorn then
+reaches PostgreSQL through a TCP proxy on loopback (tests/live.py), which is cut for that long in
+the middle of a third phase (open connections closed, new ones never answered), then a fourth
+phase shows the same gunicorn serving again. Its errors should be 503s, none slower than the
+queue plus DATABASE_CONNECT_TIMEOUT (2 s here), and none after the cut.
+
 Goal (issue 17): no errors at 50 users, and the list's p95 at 50 users at most 10 times its
 single-user p50 (the ratio of the result line).
 """
@@ -21,8 +27,11 @@ import secrets
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit, urlunsplit
 
 import requests
 from _common import REPO, django_setup, progress, result_line, step
@@ -46,6 +55,12 @@ parser.add_argument("--users", type=int, default=50, help="concurrent users of t
 parser.add_argument("--seconds", type=int, help="length of each phase (default 60, --small 20)")
 parser.add_argument("--workers", type=int, default=2 * (os.cpu_count() or 1) + 1, help="gunicorn sync workers")
 parser.add_argument("--think", type=float, nargs=2, default=[0.5, 1.5], metavar=("MIN", "MAX"), help="seconds")
+parser.add_argument(
+    "--cut-database",
+    type=int,
+    metavar="SECONDS",
+    help="then a fault phase: gunicorn reaches PostgreSQL through a TCP proxy, cut this long mid-phase",
+)
 args = parser.parse_args()
 if args.seconds is None:
     args.seconds = 20 if args.small else 60
@@ -57,6 +72,9 @@ from django.conf import settings  # noqa: E402
 
 from contacts.models import Contact  # noqa: E402
 from crm.models import AuthToken, Membership, MembershipStatus, Role  # noqa: E402
+
+if TYPE_CHECKING:
+    from tests.live import TcpProxy
 
 
 def build() -> tuple[_data.SeededTenant, list[str], list[int]]:
@@ -93,11 +111,12 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def gunicorn(port: int, usage_queue: str) -> subprocess.Popen:
+def gunicorn(port: int, usage_queue: str, gunicorn_database_url: str) -> subprocess.Popen:
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "crm.settings.production",
-        "DATABASE_URL": database_url,
+        "DATABASE_URL": gunicorn_database_url,
+        "DATABASE_CONNECT_TIMEOUT": "2",
         "SECRET_KEY": secrets.token_urlsafe(50),
         "ALLOWED_HOSTS": "127.0.0.1",
         "SECURE_SSL_REDIRECT": "false",  # plain HTTP on loopback; behind TLS in production
@@ -146,12 +165,38 @@ def locust(
                 "p50": float(row["50%"]),
                 "p95": float(row["95%"]),
                 "p99": float(row["99%"]),
+                "max": float(row["Max Response Time"]),
                 "error_rate": int(row["Failure Count"]) / requests_count if requests_count else 0.0,
             }
     with open(f"{prefix}_failures.csv", newline="") as failures:
         for row in csv.DictReader(failures):
             progress(f"  failure x{row['Occurrences']}: {row['Method']} {row['Name']}: {row['Error'][:200]}")
     return rows
+
+
+def cut_database(
+    proxy: "TcpProxy", url: str, env: dict[str, str], folder: Path
+) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]:
+    """A load phase with PostgreSQL cut in its middle, then one after (the same gunicorn, no restart)."""
+    margin = 10
+
+    def cut() -> None:
+        time.sleep(margin)
+        progress(f"  PostgreSQL cut for {args.cut_database} s")
+        proxy.cut()
+        time.sleep(args.cut_database)
+        proxy.restore()
+        progress("  PostgreSQL back")
+
+    cutter = threading.Thread(target=cut)
+    seconds = args.cut_database + 2 * margin
+    with step(f"fault: {args.users} users for {seconds} s, PostgreSQL cut for {args.cut_database} s"):
+        cutter.start()
+        fault = locust(url, args.users, env, folder, "fault", seconds=seconds)
+        cutter.join()
+    with step(f"after the cut: {args.users} users for {args.seconds} s"):
+        after = locust(url, args.users, env, folder, "after", seconds=args.seconds)
+    return fault, after
 
 
 def report(title: str, rows: dict[str, dict[str, float]]) -> None:
@@ -181,7 +226,16 @@ def main() -> None:
             "LOAD_THINK_MIN": str(args.think[0]),
             "LOAD_THINK_MAX": str(args.think[1]),
         }
-        server = gunicorn(port, usage_queue)
+        proxy = None
+        gunicorn_database_url = database_url
+        if args.cut_database:
+            from tests.live import TcpProxy
+
+            parts = urlsplit(database_url)
+            proxy = TcpProxy((parts.hostname or "127.0.0.1", parts.port or 5432))
+            gunicorn_database_url = urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{proxy.port}"))
+        server = gunicorn(port, usage_queue, gunicorn_database_url)
+        fault = after = None
         try:
             with step(f"gunicorn ({args.workers} workers) on {url}"):
                 wait_ready(url)
@@ -192,9 +246,13 @@ def main() -> None:
                 single = locust(url, 1, env, folder, "single", seconds=args.seconds)
             with step(f"load: {args.users} users for {args.seconds} s"):
                 loaded = locust(url, args.users, env, folder, "load", seconds=args.seconds)
+            if proxy is not None:
+                fault, after = cut_database(proxy, url, env, folder)
         finally:
             server.terminate()
             server.wait(timeout=60)
+            if proxy is not None:
+                proxy.stop()
             redis.Redis.from_url(settings.FILTER_USAGE_REDIS_URL).delete(usage_queue)
 
     print(
@@ -204,6 +262,13 @@ def main() -> None:
     )
     report("1 user (baseline)", single)
     report(f"{args.users} users", loaded)
+    if fault is not None and after is not None:
+        report(f"{args.users} users, PostgreSQL cut for {args.cut_database} s mid-phase (errors: the 503s)", fault)
+        report(f"{args.users} users, after the cut (same gunicorn)", after)
+        print(
+            f"during the cut: slowest response {fault['Aggregated']['max'] / 1000:.1f} s; "
+            f"after it: {after['Aggregated']['failures']} errors in {after['Aggregated']['requests']} requests"
+        )
     baseline, figure = single[LIST]["p50"], loaded[LIST]["p95"]
     errors = loaded["Aggregated"]["failures"]
     print(
@@ -220,6 +285,16 @@ def main() -> None:
         error_rate=loaded["Aggregated"]["error_rate"],
         rps=loaded["Aggregated"]["rps"],
         contacts=tenant.contacts,
+        **(
+            {
+                "cut_seconds": args.cut_database,
+                "cut_errors": fault["Aggregated"]["failures"],
+                "cut_max_ms": fault["Aggregated"]["max"],
+                "after_cut_errors": after["Aggregated"]["failures"],
+            }
+            if fault is not None and after is not None
+            else {}
+        ),
         **{
             f"{name.replace(' ', '_')}_{key}": loaded[name][key]
             for name in ENDPOINTS
