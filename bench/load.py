@@ -67,8 +67,10 @@ if args.seconds is None:
 database_url = django_setup(DATABASE)
 
 import _data  # noqa: E402
+import psutil  # noqa: E402
 import redis  # noqa: E402
 from django.conf import settings  # noqa: E402
+from django.db import connection  # noqa: E402
 
 from contacts.models import Contact  # noqa: E402
 from crm.models import AuthToken, Membership, MembershipStatus, Role  # noqa: E402
@@ -199,6 +201,26 @@ def cut_database(
     return fault, after
 
 
+def cpu_seconds(server: subprocess.Popen) -> dict[str, float]:
+    """CPU time (user + system) used so far by gunicorn's workers and by the database's backends
+    (gunicorn keeps its connections, so the same backends serve the whole phase)."""
+
+    def used(process: psutil.Process) -> float:
+        try:
+            times = process.cpu_times()
+        except psutil.NoSuchProcess:
+            return 0.0
+        return times.user + times.system
+
+    workers = psutil.Process(server.pid).children(recursive=True)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        backends = [psutil.Process(pid) for (pid,) in cursor.fetchall() if psutil.pid_exists(pid)]
+    return {"gunicorn": sum(map(used, workers)), "postgresql": sum(map(used, backends))}
+
+
 def report(title: str, rows: dict[str, dict[str, float]]) -> None:
     print(f"{title}")
     print(f"  {'endpoint':<24} {'requests':>8} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'errors':>7}")
@@ -245,7 +267,9 @@ def main() -> None:
             with step(f"baseline: 1 user for {args.seconds} s"):
                 single = locust(url, 1, env, folder, "single", seconds=args.seconds)
             with step(f"load: {args.users} users for {args.seconds} s"):
+                cpu_before = cpu_seconds(server)
                 loaded = locust(url, args.users, env, folder, "load", seconds=args.seconds)
+                cpu_after = cpu_seconds(server)
             if proxy is not None:
                 fault, after = cut_database(proxy, url, env, folder)
         finally:
@@ -269,6 +293,14 @@ def main() -> None:
             f"during the cut: slowest response {fault['Aggregated']['max'] / 1000:.1f} s; "
             f"after it: {after['Aggregated']['failures']} errors in {after['Aggregated']['requests']} requests"
         )
+    served = loaded["Aggregated"]["requests"]
+    cpu_ms = {side: (cpu_after[side] - cpu_before[side]) * 1000 / max(1, served) for side in cpu_before}
+    print(
+        f"CPU per request at {args.users} users (a bound from above: the ramp-up's requests are not counted): "
+        f"gunicorn {cpu_ms['gunicorn']:.1f} ms, PostgreSQL "
+        f"{cpu_ms['postgresql']:.1f} ms; the phase got {sum(cpu_after.values()) - sum(cpu_before.values()):.1f} "
+        f"CPU-seconds of {args.seconds * (os.cpu_count() or 1)} (the rest went to locust and to other work)"
+    )
     baseline, figure = single[LIST]["p50"], loaded[LIST]["p95"]
     errors = loaded["Aggregated"]["failures"]
     print(
@@ -284,6 +316,8 @@ def main() -> None:
         errors=errors,
         error_rate=loaded["Aggregated"]["error_rate"],
         rps=loaded["Aggregated"]["rps"],
+        gunicorn_cpu_ms_per_request=cpu_ms["gunicorn"],
+        postgresql_cpu_ms_per_request=cpu_ms["postgresql"],
         contacts=tenant.contacts,
         **(
             {
