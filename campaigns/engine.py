@@ -25,6 +25,7 @@ from django.core.mail.message import make_msgid
 from django.db import transaction
 from django.db.models import Exists, F, OuterRef, QuerySet
 from django.utils import timezone
+from kombu.exceptions import OperationalError as BrokerError
 
 from campaigns.ab import variant_content, variant_for
 from campaigns.content import CONTACTS, UPDATABLE_FIELDS, MergeContext, consent_refusal, contact_zone, render
@@ -105,11 +106,28 @@ def claim_due(*, batch_size: int, enqueue: Callable[[list[int]], Any], now: date
             .values_list("pk", flat=True)[:batch_size]
         )
         if ids:
+            lease_until = now + lease()
             CampaignStepExecution.objects.filter(pk__in=ids).update(
-                status=ExecutionStatus.RUNNING, lease_until=now + lease(), updated_at=now
+                status=ExecutionStatus.RUNNING, lease_until=lease_until, updated_at=now
             )
-            transaction.on_commit(lambda: enqueue(ids))
+            transaction.on_commit(lambda: _hand_over(ids, lease_until, enqueue))
     return ids
+
+
+def _hand_over(ids: list[int], lease_until: datetime, enqueue: Callable[[list[int]], Any]) -> None:
+    """Enqueue a committed claim. A broker that refuses it gets the rows back to `pending` at
+    once (else they would wait out their lease for the reaper) and the error goes on: the rows
+    are due in PostgreSQL, and the next claim after the broker returns takes them.
+
+    A message the broker took despite the error finds its rows no longer claimed and does nothing.
+    """
+    try:
+        enqueue(ids)
+    except BrokerError:
+        CampaignStepExecution.objects.filter(
+            pk__in=ids, status=ExecutionStatus.RUNNING, lease_until=lease_until
+        ).update(status=ExecutionStatus.PENDING, lease_until=None, updated_at=timezone.now())
+        raise
 
 
 def executions_claim(*, enqueue: Callable[[list[int]], Any], batch_size: int, max_outstanding: int) -> int:

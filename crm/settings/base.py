@@ -7,6 +7,7 @@ configuration; `production.py` refuses to start without its secrets.
 import os
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import dj_database_url
@@ -63,6 +64,9 @@ def database_from_url(url: str) -> dj_database_url.DBConfig:
         )
     config = dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)
     config["ENGINE"] = "django.db.backends.postgresql"
+    # A database that does not answer fails a request fast (a 503, crm/api/errors.py) instead
+    # of holding a web worker; a `connect_timeout` in the URL's query wins.
+    config.setdefault("OPTIONS", {}).setdefault("connect_timeout", env_int("DATABASE_CONNECT_TIMEOUT", 5, minimum=1))
     return config
 
 
@@ -79,11 +83,17 @@ DATABASES = {"default": database_from_url(DATABASE_URL)}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
-CACHES = {
+# How long a Redis connection or command may take before it counts as Redis being down.
+REDIS_TIMEOUT_SECONDS = env_int("REDIS_TIMEOUT_SECONDS", 2, minimum=1)
+REDIS_OPTIONS = {"socket_connect_timeout": REDIS_TIMEOUT_SECONDS, "socket_timeout": REDIS_TIMEOUT_SECONDS}
+# Fail-open: while Redis is down a read misses and a write is skipped (logged), so the API keeps
+# serving from PostgreSQL (crm/cache.py says what that costs).
+CACHES: dict[str, dict[str, Any]] = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "BACKEND": "crm.cache.FailOpenRedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": "ridgeline",
+        "OPTIONS": REDIS_OPTIONS,
     }
 }
 
@@ -321,6 +331,9 @@ CELERY_TASK_SOFT_TIME_LIMIT = 300
 CELERY_TASK_TIME_LIMIT = 360
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_TASK_DEFAULT_QUEUE", "ridgeline")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Sending a task to a broker that does not answer fails in seconds (the API answers 503), not
+# after the operating system's TCP timeout.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": REDIS_TIMEOUT_SECONDS}
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "substatus-auto-transition": {

@@ -30,6 +30,11 @@ if SECRET_KEY == DEVELOPMENT_SECRET_KEY or len(SECRET_KEY) < 50 or len(set(SECRE
         "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(50))')."
     )
 DEBUG = env_bool("DEBUG", False)
+if DEBUG:
+    raise ImproperlyConfigured(
+        "DEBUG is on (the environment variable DEBUG is true) with the production settings: its error pages show "
+        "settings, SQL and local variables to anyone. Unset DEBUG or set DEBUG=false."
+    )
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", [])
 if not ALLOWED_HOSTS:
     raise ImproperlyConfigured(

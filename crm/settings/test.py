@@ -3,6 +3,7 @@
 import os
 
 from crm.settings.base import *  # noqa: F403
+from crm.settings.base import CACHES as BASE_CACHES
 from crm.settings.base import REDIS_URL
 
 DEBUG = False
@@ -15,11 +16,7 @@ CELERY_BROKER_URL = os.environ.get("TEST_CELERY_BROKER_URL", REDIS_URL.rsplit("/
 # tasks it sends itself (a claim enqueuing its runs) land where it consumes.
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("RIDGELINE_TEST_QUEUE") or f"ridgeline-test-{os.getpid()}"
 CACHES = {
-    "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
-        "LOCATION": CELERY_BROKER_URL,
-        "KEY_PREFIX": f"ridgeline-test-{os.getpid()}",
-    }
+    "default": {**BASE_CACHES["default"], "LOCATION": CELERY_BROKER_URL, "KEY_PREFIX": f"ridgeline-test-{os.getpid()}"}
 }
 # Failed log-ins are counted in this cache: tests/conftest.py empties this process's keys
 # after every test, so that no test inherits another's lockout.
