@@ -696,7 +696,8 @@ class Run:
             "TO STDOUT (FORMAT BINARY)"
         ).format(scope)
         with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute("CREATE TEMP TABLE legacy_parents (id uuid, parent uuid) ON COMMIT DROP")
+            cursor.execute("DROP TABLE IF EXISTS pg_temp.legacy_parents")
+            cursor.execute("CREATE TEMP TABLE legacy_parents (id uuid, parent uuid)")
             with (
                 self.source.cursor().copy(query) as rows_in,
                 cursor.copy("COPY legacy_parents FROM STDIN (FORMAT BINARY)") as rows_out,
@@ -711,6 +712,19 @@ class Run:
             )
             if cursor.rowcount:
                 self.report.notes.append(f"{cursor.rowcount} sub-projects linked to their parent project")
+            # A parent that was refused (or is of another tenant): the old id is parked.
+            cursor.execute(
+                f"UPDATE projects p SET custom_fields = p.custom_fields || jsonb_build_object('{PARKED_KEY}', "
+                f"COALESCE(p.custom_fields -> '{PARKED_KEY}', jsonb_build_object()) "
+                "|| jsonb_build_object('parent_project_id', l.parent)) "
+                "FROM legacy_parents l JOIN legacy_ids m ON m.source_table = 'projects' AND m.old_id = l.id "
+                "WHERE p.id = m.new_id AND p.parent_project_id IS NULL "
+                f"AND NOT COALESCE(p.custom_fields -> '{PARKED_KEY}' ? 'parent_project_id', false)"
+            )
+            if cursor.rowcount:
+                self.report.notes.append(
+                    f"{cursor.rowcount} sub-projects whose parent was not imported: its old id is parked"
+                )
 
     def merge(self, out: OutputWrapper | None) -> None:
         """The organizations merge of `migrate` (contacts 0004 and 0006: same checks, backups, validation).
@@ -733,7 +747,7 @@ class Run:
             with transaction.atomic(), connection.cursor() as cursor:
                 cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
                 cursor.execute(
-                    "CREATE TEMP TABLE organizations ON COMMIT DROP AS "
+                    "CREATE TEMP TABLE organizations AS "
                     f"SELECT {', '.join(columns)} FROM legacy_import_organizations"
                 )
                 cursor.execute("ALTER TABLE projects ADD COLUMN organization_id bigint")
@@ -744,6 +758,7 @@ class Run:
                 preflight.check_legacy_data(None, editor)
                 data.merge(None, editor)
                 cursor.execute("ALTER TABLE projects DROP COLUMN organization_id")
+                cursor.execute("DROP TABLE pg_temp.organizations")
                 cursor.execute("DELETE FROM legacy_import_project_organizations")
                 cursor.execute("DELETE FROM legacy_import_organizations")
         finally:
