@@ -94,10 +94,12 @@ SELECT s._new_id,
             ELSE '!' || md5(random()::text) END,
        s.last_sign_in_at, false,
        CASE WHEN COALESCE(s.email, '') = '' THEN 'legacy-' || s.id ELSE lower(s.email) END,
-       left(COALESCE(s.raw_user_meta_data ->> 'first_name', split_part(s.raw_user_meta_data ->> 'full_name', ' ', 1), ''), 150),
+       left(COALESCE(s.raw_user_meta_data ->> 'first_name',
+                     split_part(s.raw_user_meta_data ->> 'full_name', ' ', 1), ''), 150),
        left(COALESCE(s.raw_user_meta_data ->> 'last_name',
                      nullif(substr(s.raw_user_meta_data ->> 'full_name',
-                                   length(split_part(s.raw_user_meta_data ->> 'full_name', ' ', 1)) + 2), ''), ''), 150),
+                                   length(split_part(s.raw_user_meta_data ->> 'full_name', ' ', 1)) + 2), ''),
+                     ''), 150),
        COALESCE(s.email, ''), false, s.banned_until IS NULL OR s.banned_until <= now(), COALESCE(s.created_at, now())
 FROM {stage} s WHERE {rows}
 """
@@ -106,7 +108,8 @@ TENANTS_INSERT = f"""
 INSERT INTO tenants (id, name, subdomain, custom_domain, settings, features, subscription_status,
                      subscription_expires_at, logo_url, primary_color, secondary_color, is_active, created_at,
                      updated_at)
-SELECT s._new_id, s.name, s.subdomain, s.custom_domain, {_parked("settings")}, COALESCE(s.features, jsonb_build_object()),
+SELECT s._new_id, s.name, s.subdomain, s.custom_domain, {_parked("settings")},
+       COALESCE(s.features, jsonb_build_object()),
        COALESCE(s.subscription_status, 'trial'), s.subscription_expires_at, s.logo_url, s.primary_color,
        s.secondary_color, COALESCE(s.is_active, true), COALESCE(s.created_at, now()), COALESCE(s.updated_at, now())
 FROM {{stage}} s WHERE {{rows}}
@@ -120,18 +123,46 @@ SELECT s._new_id, s._tenant, s._user_id, COALESCE(s.role, 'member'), COALESCE(s.
 FROM {stage} s WHERE {rows}
 """
 
-CONTACT_COLUMNS = (
-    "first_name last_name email phone mobile_phone address_street address_city address_state address_zip latitude "
-    "longitude source property_type roof_type roof_age last_inspection_date property_value square_footage stories "
-    "insurance_carrier policy_number claim_number deductible quickbooks_customer_id sms_opt_in_date "
-    "sms_opt_out_date sms_opt_out_reason email_opt_out_date email_opt_out_reason email_invalid_date "
-    "email_invalid_reason proline_id"
-).split()
+CONTACT_COLUMNS = [
+    "first_name",
+    "last_name",
+    "email",
+    "phone",
+    "mobile_phone",
+    "address_street",
+    "address_city",
+    "address_state",
+    "address_zip",
+    "latitude",
+    "longitude",
+    "source",
+    "property_type",
+    "roof_type",
+    "roof_age",
+    "last_inspection_date",
+    "property_value",
+    "square_footage",
+    "stories",
+    "insurance_carrier",
+    "policy_number",
+    "claim_number",
+    "deductible",
+    "quickbooks_customer_id",
+    "sms_opt_in_date",
+    "sms_opt_out_date",
+    "sms_opt_out_reason",
+    "email_opt_out_date",
+    "email_opt_out_reason",
+    "email_invalid_date",
+    "email_invalid_reason",
+    "proline_id",
+]
 CONTACTS_INSERT = f"""
 INSERT INTO contacts (id, tenant_id, created_by_id, assigned_to_id, substatus_id, {", ".join(CONTACT_COLUMNS)},
                       type, stage, priority, lead_score, source_details, custom_fields, tags, is_deleted,
                       sms_opt_in, sms_opt_out, email_opt_out, email_invalid, timezone, created_at, updated_at)
-SELECT s._new_id, s._tenant, s._created_by, s._assigned_to, s._substatus, {", ".join(f"s.{c}" for c in CONTACT_COLUMNS)},
+SELECT s._new_id, s._tenant, s._created_by, s._assigned_to, s._substatus,
+       {", ".join(f"s.{c}" for c in CONTACT_COLUMNS)},
        COALESCE(s.type, 'lead'), COALESCE(s.stage, 'new'), COALESCE(s.priority, 'normal'), COALESCE(s.lead_score, 0),
        COALESCE(s.source_details, jsonb_build_object()), {_parked("custom_fields")}, COALESCE(s.tags, ARRAY[]::text[]),
        COALESCE(s.is_deleted, false), COALESCE(s.sms_opt_in, false), COALESCE(s.sms_opt_out, false),
@@ -150,27 +181,57 @@ SELECT s._new_id, s._tenant, s.name, s.org_type, s.stage, s._primary_contact_id,
 FROM {stage} s WHERE {rows}
 """
 
-PROJECT_COLUMNS = (
-    "name project_number type estimated_value approved_value final_value materials_cost labor_cost overhead_cost "
-    "estimated_start scheduled_start actual_start estimated_completion actual_completion description scope_of_work "
-    "insurance_approval_amount quality_score quickbooks_id quickbooks_sync_status"
-).split()
+PROJECT_COLUMNS = [
+    "name",
+    "project_number",
+    "type",
+    "estimated_value",
+    "approved_value",
+    "final_value",
+    "materials_cost",
+    "labor_cost",
+    "overhead_cost",
+    "estimated_start",
+    "scheduled_start",
+    "actual_start",
+    "estimated_completion",
+    "actual_completion",
+    "description",
+    "scope_of_work",
+    "insurance_approval_amount",
+    "quality_score",
+    "quickbooks_id",
+    "quickbooks_sync_status",
+]
 PROJECTS_INSERT = f"""
 INSERT INTO projects (id, tenant_id, created_by_id, contact_id, substatus_id, {", ".join(PROJECT_COLUMNS)}, status,
                       materials_list, insurance_approved, deductible_collected, supplements, crew_assigned,
                       weather_delays, custom_fields, is_deleted, created_at, updated_at)
 SELECT s._new_id, s._tenant, s._created_by, s._contact_id, s._substatus, {", ".join(f"s.{c}" for c in PROJECT_COLUMNS)},
-       COALESCE(s.status, 'estimate'), COALESCE(s.materials_list, jsonb_build_array()), COALESCE(s.insurance_approved, false),
-       COALESCE(s.deductible_collected, false), COALESCE(s.supplements, jsonb_build_array()), COALESCE(s.crew_assigned, jsonb_build_array()),
+       COALESCE(s.status, 'estimate'), COALESCE(s.materials_list, jsonb_build_array()),
+       COALESCE(s.insurance_approved, false), COALESCE(s.deductible_collected, false),
+       COALESCE(s.supplements, jsonb_build_array()), COALESCE(s.crew_assigned, jsonb_build_array()),
        COALESCE(s.weather_delays, 0), {_parked("custom_fields")}, COALESCE(s.is_deleted, false),
        COALESCE(s.created_at, now()), COALESCE(s.updated_at, now())
 FROM {{stage}} s WHERE {{rows}}
 """
 
-ACTIVITY_COLUMNS = (
-    "subtype subject content direction from_address to_address outcome duration_seconds recording_url transcript "
-    "scheduled_at completed_at reminder_at external_id"
-).split()
+ACTIVITY_COLUMNS = [
+    "subtype",
+    "subject",
+    "content",
+    "direction",
+    "from_address",
+    "to_address",
+    "outcome",
+    "duration_seconds",
+    "recording_url",
+    "transcript",
+    "scheduled_at",
+    "completed_at",
+    "reminder_at",
+    "external_id",
+]
 ACTIVITIES_INSERT = f"""
 INSERT INTO activities (id, tenant_id, contact_id, project_id, created_by_id, performed_by_id, on_behalf_of_id,
                         type, {", ".join(ACTIVITY_COLUMNS)}, outcome_details, is_impersonated_action, created_at)
@@ -429,7 +490,7 @@ class Run:
             query = source.batch_query(
                 table.source,
                 self.scope(table.source),
-                checkpoint.last_old_id and str(checkpoint.last_old_id),
+                str(checkpoint.last_old_id) if checkpoint.last_old_id else None,
                 self.batch,
             )
             copy_in = f"COPY {stage} ({', '.join(source.COLUMNS[table.source])}) FROM STDIN (FORMAT BINARY)"
@@ -708,7 +769,8 @@ class Run:
                 "UPDATE projects p SET parent_project_id = mp.new_id FROM legacy_parents l "
                 "JOIN legacy_ids m ON m.source_table = 'projects' AND m.old_id = l.id "
                 "JOIN legacy_ids mp ON mp.source_table = 'projects' AND mp.old_id = l.parent "
-                "WHERE p.id = m.new_id AND mp.tenant_id = m.tenant_id AND p.parent_project_id IS DISTINCT FROM mp.new_id"
+                "WHERE p.id = m.new_id AND mp.tenant_id = m.tenant_id "
+                "AND p.parent_project_id IS DISTINCT FROM mp.new_id"
             )
             if cursor.rowcount:
                 self.report.notes.append(f"{cursor.rowcount} sub-projects linked to their parent project")
@@ -747,8 +809,7 @@ class Run:
             with transaction.atomic(), connection.cursor() as cursor:
                 cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
                 cursor.execute(
-                    "CREATE TEMP TABLE organizations AS "
-                    f"SELECT {', '.join(columns)} FROM legacy_import_organizations"
+                    f"CREATE TEMP TABLE organizations AS SELECT {', '.join(columns)} FROM legacy_import_organizations"
                 )
                 cursor.execute("ALTER TABLE projects ADD COLUMN organization_id bigint")
                 cursor.execute(

@@ -24,6 +24,9 @@ class LegacyId(models.Model):
         constraints = [models.UniqueConstraint(fields=["source_table", "old_id"], name="legacy_ids_unique_old_id")]
         indexes = [models.Index(fields=["source_table", "new_id"], name="legacy_ids_new_id_idx")]
 
+    def __str__(self) -> str:
+        return f"{self.source_table} {self.old_id} -> {self.new_id}"
+
 
 class ImportCheckpoint(models.Model):
     id = models.BigAutoField(primary_key=True)
@@ -42,6 +45,9 @@ class ImportCheckpoint(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["run_key", "source_table"], name="legacy_import_checkpoints_unique")
         ]
+
+    def __str__(self) -> str:
+        return f"{self.source_table} after {self.last_old_id}"
 
 
 class StagedOrganization(models.Model):
@@ -71,6 +77,9 @@ class StagedOrganization(models.Model):
     class Meta:
         db_table = "legacy_import_organizations"
 
+    def __str__(self) -> str:
+        return self.name
+
 
 class StagedProjectOrganization(models.Model):
     """An imported project's legacy organization, until the merge links them."""
@@ -80,3 +89,6 @@ class StagedProjectOrganization(models.Model):
 
     class Meta:
         db_table = "legacy_import_project_organizations"
+
+    def __str__(self) -> str:
+        return f"project {self.project_id} -> organization {self.organization_id}"

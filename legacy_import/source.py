@@ -255,7 +255,7 @@ def missing(connection: psycopg.Connection) -> list[str]:
 
 def column_types(connection: psycopg.Connection, table: str) -> list[tuple[str, str]]:
     """(column, SQL type) of what the import reads from `table`, in COLUMNS order."""
-    rows = dict(
+    rows: dict[str, str] = dict(
         connection.execute(
             "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
             "WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped",
@@ -267,7 +267,7 @@ def column_types(connection: psycopg.Connection, table: str) -> list[tuple[str, 
 
 def tenant_ids(connection: psycopg.Connection, subdomains: Sequence[str]) -> list[str]:
     """The old ids of the tenants asked for; a subdomain the source lacks is an error."""
-    rows = dict(
+    rows: dict[str, str] = dict(
         connection.execute("SELECT subdomain, id::text FROM tenants WHERE subdomain = ANY(%s)", [list(subdomains)])
     )
     unknown = [subdomain for subdomain in subdomains if subdomain not in rows]

@@ -62,7 +62,8 @@ INSERT INTO contacts (id, tenant_id, created_at, updated_at, created_by, is_dele
                       assigned_to, roof_age, property_value, deductible, lead_score, priority, custom_fields, tags,
                       sms_opt_in, sms_opt_in_date, timezone, substatus)
 SELECT ('2' || t.n || '000000-0000-4000-8000-' || lpad(i::text, 12, '0'))::uuid, t.id,
-       '2023-01-01 00:00+00'::timestamptz + i * interval '1 hour', '2024-01-01 00:00+00'::timestamptz + i * interval '1 minute',
+       '2023-01-01 00:00+00'::timestamptz + i * interval '1 hour',
+       '2024-01-01 00:00+00'::timestamptz + i * interval '1 minute',
        '00000000-0000-4000-8000-000000000001', i % 17 = 0, 'First' || i, 'Last' || i,
        CASE WHEN i % 5 <> 0 THEN 'person' || i || '@' || t.subdomain || '.example' END,
        '555-' || lpad(i::text, 4, '0'), 'Boulder', 'CO', 40.01 + i / 100000.0, -105.27, 'lead',
@@ -98,7 +99,8 @@ SELECT ('4' || t.n || '000000-0000-4000-8000-' || lpad(i::text, 12, '0'))::uuid,
        CASE WHEN i = 8 THEN 'sent' END
 FROM (SELECT id, row_number() OVER (ORDER BY subdomain DESC) AS n FROM tenants) t, generate_series(1, 60) i;
 -- One project of summit whose contact belongs to peak: refused.
-UPDATE projects SET contact_id = '22000000-0000-4000-8000-000000000009' WHERE id = '41000000-0000-4000-8000-000000000009';
+UPDATE projects SET contact_id = '22000000-0000-4000-8000-000000000009'
+WHERE id = '41000000-0000-4000-8000-000000000009';
 INSERT INTO activities (id, tenant_id, created_at, created_by, contact_id, project_id, type, subject, direction,
                         duration_seconds, outcome_details, performed_by, external_id)
 SELECT ('5' || t.n || '000000-0000-4000-8000-' || lpad(i::text, 12, '0'))::uuid, t.id,
