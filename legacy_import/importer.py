@@ -477,7 +477,8 @@ class Run:
                 with transaction.atomic():
                     read = self.import_batch(table, stage, checkpoint)
                 stats.seconds = time.monotonic() - began
-                self.say(stats.progress())
+                if read:
+                    self.say(stats.progress())
                 if read < self.batch:
                     break
             checkpoint.finished = True
