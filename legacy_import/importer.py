@@ -242,15 +242,26 @@ FROM {{stage}} s WHERE {{rows}}
 """
 
 
+NON_EMPTY = "email <> ''"
+
+
 def _prepare_users(run: "Run", cursor: CursorWrapper, stage: str) -> None:
     """Two users with one email (case-insensitive) are not merged: the later one is refused."""
     run.refuse_where(
         cursor,
         stage,
-        "s.email <> '' AND (EXISTS (SELECT 1 FROM users u WHERE lower(u.email) = lower(s.email)) "
-        f"OR EXISTS (SELECT 1 FROM {stage} o WHERE lower(o.email) = lower(s.email) AND o.id < s.id))",
+        "s.email <> '' AND (EXISTS (SELECT 1 FROM users u WHERE lower(u.email) = lower(s.email) AND u.email <> '') "
+        f"OR s.id IN ({_later_duplicates(stage, 'lower(email)', NON_EMPTY)}))",
         "its email '|| s.email ||' is already the email of another user (case-insensitive): not merged, "
         "import or rename it by hand",
+    )
+
+
+def _later_duplicates(stage: str, key: str, where: str) -> str:
+    """The ids of the staged rows whose `key` an earlier staged row (by old id) already has."""
+    return (
+        f"SELECT id FROM (SELECT id, row_number() OVER (PARTITION BY {key} ORDER BY id) AS rank "
+        f"FROM {stage} WHERE {where}) ranked WHERE rank > 1"
     )
 
 
@@ -288,12 +299,14 @@ def _substatus(entity: str, status: str) -> Callable[["Run", CursorWrapper, str]
 def _prepare_contacts(run: "Run", cursor: CursorWrapper, stage: str) -> None:
     _substatus("contact", "stage")(run, cursor, stage)
     # Ridgeline's email rule is case-insensitive among live people; the old one was not.
+    live = "email <> '' AND NOT COALESCE(is_deleted, false)"
+    # The contacts side repeats contacts_email_unique_per_tenant's predicate, so that index answers.
     duplicate = (
-        f"s.email <> '' AND NOT COALESCE(s.is_deleted, false) AND ("
-        "EXISTS (SELECT 1 FROM contacts c WHERE c.tenant_id = s._tenant AND lower(c.email) = lower(s.email) "
-        "AND NOT c.is_deleted AND NOT c.is_organization) "
-        f"OR EXISTS (SELECT 1 FROM {stage} o WHERE o.tenant_id = s.tenant_id AND lower(o.email) = lower(s.email) "
-        "AND NOT COALESCE(o.is_deleted, false) AND o.id < s.id))"
+        "s.email <> '' AND NOT COALESCE(s.is_deleted, false) AND ("
+        "EXISTS (SELECT 1 FROM contacts c WHERE lower(c.email) = lower(s.email) AND c.tenant_id = s._tenant "
+        "AND NOT c.is_deleted AND NOT c.is_organization AND c.email IS NOT NULL "
+        "AND NOT (c.email = '' AND c.email IS NOT NULL)) "
+        f"OR s.id IN ({_later_duplicates(stage, 'tenant_id, lower(email)', live)}))"
     )
     cursor.execute(f"SELECT count(*) FROM {stage} s WHERE {duplicate}")
     (rows,) = cursor.fetchone()
@@ -502,6 +515,7 @@ class Run:
             read, last = cursor.fetchone()
             if not read:
                 return 0
+            cursor.execute(f"ANALYZE {stage}")  # temporary tables are never analyzed on their own
             stats.read += read
             cursor.execute(
                 f"DELETE FROM {stage} s USING legacy_ids m WHERE m.source_table = %s AND m.old_id = s.id", [table.name]
