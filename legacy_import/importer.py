@@ -244,6 +244,26 @@ FROM {{stage}} s WHERE {{rows}}
 
 NON_EMPTY = "email <> ''"
 
+AI_CONVERSATIONS_INSERT = """
+INSERT INTO ai_conversations (id, tenant_id, user_id, title, is_active, metadata, created_at, updated_at)
+SELECT s._new_id, s._tenant, s._user_id, left(COALESCE(s.title, ''), 255), COALESCE(s.is_active, true),
+       COALESCE(s.metadata, jsonb_build_object()), s.created_at, s.updated_at
+FROM {stage} s WHERE {rows}
+"""
+
+# A message of the user is the conversation's user's; the others (assistant, system, function) no one's.
+AI_MESSAGES_INSERT = """
+INSERT INTO ai_messages (id, tenant_id, conversation_id, user_id, role, content, function_call, metadata, created_at)
+SELECT s._new_id, s._tenant, s._conversation_id, CASE WHEN s.role = 'user' THEN c.user_id END, s.role, s.content,
+       s.function_call, COALESCE(s.metadata, jsonb_build_object()), s.created_at
+FROM {stage} s JOIN ai_conversations c ON c.id = s._conversation_id WHERE {rows}
+"""
+
+
+def _prepare_messages(run: "Run", cursor: CursorWrapper, stage: str) -> None:
+    """A message's tenant is its conversation's."""
+    cursor.execute(f"UPDATE {stage} SET _tenant = _conversation_id_tenant")
+
 
 def _prepare_users(run: "Run", cursor: CursorWrapper, stage: str) -> None:
     """Two users with one email (case-insensitive) are not merged: the later one is refused."""
@@ -413,9 +433,36 @@ TABLES: tuple[Table, ...] = (
         insert=ACTIVITIES_INSERT,
         parked_in="outcome_details",
     ),
+    Table(
+        "ai_conversations",
+        "public.ai_conversations",
+        "ai_conversations",
+        refs=(Ref("user_id", "auth.users", must_exist=True),),
+        insert=AI_CONVERSATIONS_INSERT,
+    ),
+    Table(
+        "ai_messages",
+        "public.ai_messages",
+        "ai_messages",
+        refs=(Ref("conversation_id", "ai_conversations", must_exist=True),),
+        insert=AI_MESSAGES_INSERT,
+        prepare=_prepare_messages,
+        tenant_column="",
+    ),
 )
 CATALOG = "status_substatus_configs"
-ORDER = ("auth.users", "tenants", "tenant_users", CATALOG, "contacts", "organizations", "projects", "activities")
+ORDER = (
+    "auth.users",
+    "tenants",
+    "tenant_users",
+    CATALOG,
+    "contacts",
+    "organizations",
+    "projects",
+    "activities",
+    "ai_conversations",
+    "ai_messages",
+)
 
 
 @dataclass
@@ -439,6 +486,10 @@ class Run:
             return sql.SQL("id IN (SELECT user_id FROM public.tenant_users WHERE tenant_id = ANY({}))").format(ids)
         if table == "public.tenants":
             return sql.SQL("id = ANY({})").format(ids)
+        if table == "public.ai_messages":
+            return sql.SQL(
+                "conversation_id IN (SELECT id FROM public.ai_conversations WHERE tenant_id = ANY({}))"
+            ).format(ids)
         return sql.SQL("tenant_id = ANY({})").format(ids)
 
     def say(self, line: str) -> None:
@@ -607,7 +658,7 @@ class Run:
                 except DatabaseError as error:
                     cursor.execute(f"DELETE FROM {stage} WHERE id = %s", [old_id])
                     self.refuse(old_id, str(error).splitlines()[0])
-        tenant = "s._new_id" if table.name == "tenants" else ("NULL" if not table.tenant_column else "s._tenant")
+        tenant = "s._new_id" if table.name == "tenants" else "s._tenant"
         cursor.execute(
             f"INSERT INTO legacy_ids (source_table, old_id, new_id, tenant_id) "
             f"SELECT %s, s.id, s._new_id, {tenant} FROM {stage} s",
@@ -803,6 +854,26 @@ class Run:
                     f"{cursor.rowcount} sub-projects whose parent was not imported: its old id is parked"
                 )
 
+    def restore_conversation_times(self) -> None:
+        """Importing messages touches their conversation (its roll-up trigger): the old updated_at wins."""
+        query = sql.SQL(
+            "COPY (SELECT id, updated_at FROM public.ai_conversations WHERE {}) TO STDOUT (FORMAT BINARY)"
+        ).format(self.scope("public.ai_conversations"))
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("DROP TABLE IF EXISTS pg_temp.legacy_conversation_times")
+            cursor.execute("CREATE TEMP TABLE legacy_conversation_times (id uuid, updated_at timestamptz)")
+            with (
+                self.source.cursor().copy(query) as rows_in,
+                cursor.copy("COPY legacy_conversation_times FROM STDIN (FORMAT BINARY)") as rows_out,
+            ):
+                for block in rows_in:
+                    rows_out.write(block)
+            cursor.execute(
+                "UPDATE ai_conversations c SET updated_at = l.updated_at FROM legacy_conversation_times l "
+                "JOIN legacy_ids m ON m.source_table = 'ai_conversations' AND m.old_id = l.id "
+                "WHERE c.id = m.new_id AND c.updated_at IS DISTINCT FROM l.updated_at"
+            )
+
     def merge(self, out: OutputWrapper | None) -> None:
         """The organizations merge of `migrate` (contacts 0004 and 0006: same checks, backups, validation).
 
@@ -885,6 +956,7 @@ def import_run(run: Run, *, dry_run: bool, out: OutputWrapper | None) -> Report:
             else:
                 run.import_table(next(t for t in TABLES if t.name == name))
         run.link_parents()
+        run.restore_conversation_times()
         run.merge(out)
         run.count()
         ImportCheckpoint.objects.filter(run_key=run.run_key).delete()

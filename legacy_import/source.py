@@ -208,6 +208,17 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "on_behalf_of",
         "is_impersonated_action",
     ),
+    "public.ai_conversations": (
+        "id",
+        "tenant_id",
+        "user_id",
+        "title",
+        "created_at",
+        "updated_at",
+        "is_active",
+        "metadata",
+    ),
+    "public.ai_messages": ("id", "conversation_id", "role", "content", "function_call", "metadata", "created_at"),
 }
 
 

@@ -112,6 +112,15 @@ SELECT ('5' || t.n || '000000-0000-4000-8000-' || lpad(i::text, 12, '0'))::uuid,
        CASE WHEN i % 2 = 0 THEN 'outbound' END, i, '{"ok": true}', '00000000-0000-4000-8000-000000000002',
        'ext-' || i
 FROM (SELECT id, row_number() OVER (ORDER BY subdomain DESC) AS n FROM tenants) t, generate_series(1, 80) i;
+INSERT INTO ai_conversations (id, tenant_id, user_id, title, created_at, updated_at, metadata)
+VALUES ('60000000-0000-4000-8000-000000000001', '10000000-0000-4000-8000-000000000001',
+        '00000000-0000-4000-8000-000000000001', 'Storm leads', '2024-01-01 10:00+00', '2024-01-02 10:00+00',
+        '{"pinned_by": "dana"}');
+INSERT INTO ai_messages (id, conversation_id, role, content, function_call, created_at)
+VALUES ('61000000-0000-4000-8000-000000000001', '60000000-0000-4000-8000-000000000001', 'user', 'Which leads?', NULL,
+        '2024-01-01 10:00+00'),
+       ('61000000-0000-4000-8000-000000000002', '60000000-0000-4000-8000-000000000001', 'assistant', 'These.',
+        '{"name": "search_contacts"}', '2024-01-01 10:01+00');
 """
 
 

@@ -173,6 +173,22 @@ def test_every_row_and_column_arrives_then_the_merge_runs_and_a_second_run_chang
         {"contact_id": ("contact_id", "contacts"), "performed_by": ("performed_by_id", "auth.users")},
     )
     assert activities == TENANTS * 80 - 1  # the one on the refused project
+    conversations = compare(
+        old_url,
+        "ai_conversations",
+        "ai_conversations",
+        {"title": "title", "metadata": "metadata", "created_at": "created_at", "updated_at": "updated_at"},
+        {"user_id": ("user_id", "auth.users")},
+    )
+    assert conversations == 1
+    messages = compare(
+        old_url,
+        "ai_messages",
+        "ai_messages",
+        {"role": "role", "content": "content", "function_call": "function_call", "created_at": "created_at"},
+        {"conversation_id": ("conversation_id", "ai_conversations")},
+    )
+    assert messages == 2
 
     # The merge ran as migrate runs it: every organization is a company contact with its fields.
     with connection.cursor() as cursor:
