@@ -305,10 +305,15 @@ def test_strict_stops_at_a_refused_row_and_rolls_its_table_back(old_url):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("case", ["unreachable", "not_old_schema"])
-def test_a_source_it_cannot_read_is_refused_and_nothing_is_written(case):
+@pytest.mark.parametrize("case", ["unreachable", "not_old_schema", "unmigrated_target"])
+def test_a_source_or_target_it_cannot_use_is_refused_and_nothing_is_written(case, old_url):
     before = snapshot()
-    if case == "unreachable":
+    if case == "unmigrated_target":
+        with connection.cursor() as cursor:  # rolled back with the test
+            cursor.execute("DELETE FROM django_migrations WHERE app = 'legacy_import'")
+        with pytest.raises(CommandError, match=r"target database is not migrated .* legacy_import.0001") as raised:
+            run(old_url)
+    elif case == "unreachable":
         with pytest.raises(CommandError, match="cannot connect to the source") as raised:
             run("postgres://root@127.0.0.1:1/nowhere")
     else:
