@@ -175,6 +175,7 @@ INSTALLED_APPS = [
     "ai_chat",
     "filters",
     "substatus",
+    "legacy_import",
 ]
 
 MIDDLEWARE = [
@@ -217,6 +218,16 @@ AUTHENTICATION_BACKENDS = [
     # First: refuses every attempt of a locked-out client or account before a password is checked.
     "axes.backends.AxesStandaloneBackend",
     "crm.auth.UsernameOrEmailBackend",
+]
+# Django's default hashers, then bcrypt: users imported from the old system (import_legacy) keep
+# their bcrypt hashes as `bcrypt$<hash>`, rehashed with the first hasher on their first log-in.
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.BCryptSHA256PasswordHasher",
+    "django.contrib.auth.hashers.ScryptPasswordHasher",
+    "django.contrib.auth.hashers.BCryptPasswordHasher",
 ]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

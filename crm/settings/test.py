@@ -7,7 +7,10 @@ from crm.settings.base import CACHES as BASE_CACHES
 from crm.settings.base import REDIS_URL
 
 DEBUG = False
-PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.MD5PasswordHasher",
+    "django.contrib.auth.hashers.BCryptPasswordHasher",  # imported users (legacy_import)
+]
 
 # A separate Redis database and queue, so a running `make run` worker never takes a
 # test's task (and never writes it into the demo database).
