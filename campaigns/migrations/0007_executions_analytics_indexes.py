@@ -1,9 +1,12 @@
 """The analytics' and A/B tests' indexes on campaign_step_executions, built without blocking
-the engine's writes (a large table): the rows not counted yet, and a step's sends by variant."""
+the engine's writes (a large table): the rows not counted yet, and a step's sends by variant.
+Inside an outer transaction (adopt_database, the demo's rehearsal, the tests) they are built
+plainly: crm.migration_operations."""
 
 import django.db.models.expressions
-from django.contrib.postgres.operations import AddIndexConcurrently
 from django.db import migrations, models
+
+from crm.migration_operations import AddIndexConcurrentlyOutsideTransactions
 
 
 class Migration(migrations.Migration):
@@ -14,7 +17,7 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        AddIndexConcurrently(
+        AddIndexConcurrentlyOutsideTransactions(
             model_name="campaignstepexecution",
             index=models.Index(
                 condition=models.Q(
@@ -59,7 +62,7 @@ class Migration(migrations.Migration):
                 name="executions_uncounted_idx",
             ),
         ),
-        AddIndexConcurrently(
+        AddIndexConcurrentlyOutsideTransactions(
             model_name="campaignstepexecution",
             index=models.Index(
                 condition=models.Q(("variant", ""), _negated=True),
