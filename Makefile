@@ -50,8 +50,8 @@ run: setup
 	DJANGO_SETTINGS_MODULE="$${DJANGO_SETTINGS_MODULE:-crm.settings.base}" PATH="$(CURDIR)/$(BIN):$$PATH" \
 		$(BIN)/honcho start --port $(PORT)
 
-# The browser test (tests/impersonation/test_browser.py) drives Debian's chromium with
-# Playwright; Playwright's own browser download is never used.
+# The browser tests (tests/browser/) drive Debian's chromium with Playwright (pytest-playwright);
+# Playwright's own browser download is never used.
 browser:
 	@command -v chromium >/dev/null || { echo "Installing Debian's chromium for the browser test"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }

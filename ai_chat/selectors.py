@@ -1,14 +1,28 @@
-"""Reads of the AI chat: usage per user and model, and a conversation's export."""
+"""Reads of the AI chat: the month's tokens, usage per user and model, and a conversation's export."""
 
 import datetime as dt
 import json
 from typing import Any
 
-from django.db.models import Count, Sum
+from django.db.models import Count, OuterRef, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
+from django.utils import timezone
 
-from ai_chat.models import Conversation, Message, MessageRole
+from ai_chat.models import Conversation, Message, MessageRole, TokenUsage
 from crm.models import Tenant, User
+
+
+def month_start(now: dt.datetime) -> dt.datetime:
+    """The first instant of `now`'s UTC calendar month (the token budget's period)."""
+    return now.astimezone(dt.UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def with_month_tokens(conversations: QuerySet[Conversation]) -> QuerySet[Conversation]:
+    """The conversations with `month_tokens`: the tokens their tenant used this UTC month, read in
+    the same query (a turn's budget check then costs no query of its own)."""
+    month = month_start(timezone.now()).date()
+    used = TokenUsage.objects.filter(tenant=OuterRef("tenant_id"), month=month).values("tokens")[:1]
+    return conversations.annotate(month_tokens=Coalesce(Subquery(used), 0))
 
 
 def usage_rows(*, tenant: Tenant, start: dt.date, end: dt.date, user: User | None = None) -> list[dict[str, Any]]:

@@ -26,6 +26,7 @@ from ai_chat.providers import (
     provider_for_tenant,
     tenant_ai_settings,
 )
+from ai_chat.selectors import month_start
 from ai_chat.tools import TOOL_SCHEMAS, ToolContext, tool_run
 from crm.actor import Actor
 from crm.errors import ApplicationError, Conflict, Forbidden
@@ -59,10 +60,6 @@ def message_cost(*, model: str, prompt_tokens: int, completion_tokens: int) -> D
     return cost.quantize(_COST_PLACES)
 
 
-def _month_start(now: dt.datetime) -> dt.datetime:
-    return now.astimezone(dt.UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-
-
 def _next_month(start: dt.datetime) -> dt.datetime:
     return (start + dt.timedelta(days=32)).replace(day=1)
 
@@ -72,15 +69,18 @@ def tenant_token_budget(tenant: Tenant) -> int:
     return int(value) if isinstance(value, int) and value >= 0 else settings.AI_MONTHLY_TOKEN_BUDGET
 
 
-def budget_check(*, tenant: Tenant, now: dt.datetime | None = None) -> None:
+def budget_check(*, tenant: Tenant, now: dt.datetime | None = None, used: int | None = None) -> None:
     """Refuse (429) when the tenant has used its monthly token budget (UTC calendar month: the
-    messages' tokens, counted by the database as they are stored)."""
+    messages' tokens, counted by the database as they are stored). `used`: this month's tokens
+    when the caller read them already (`selectors.with_month_tokens`), else they are read here."""
     budget = tenant_token_budget(tenant)
     if budget == 0:
         return
     now = now or timezone.now()
-    start = _month_start(now)
-    used = TokenUsage.objects.filter(tenant=tenant, month=start.date()).values_list("tokens", flat=True).first() or 0
+    start = month_start(now)
+    if used is None:
+        used = TokenUsage.objects.filter(tenant=tenant, month=start.date()).values_list("tokens", flat=True).first()
+        used = used or 0
     if used >= budget:
         reset = _next_month(start)
         raise TokenBudgetExceeded(
@@ -398,14 +398,17 @@ def message_turn(
     stream: bool,
     role: Role | None = None,
     provider: Provider | None = None,
+    tokens_used: int | None = None,
 ) -> Generator[TurnEvent]:
     """Store the user's message, then run the model and its tools (at most AI_MAX_TOOL_ROUNDS
     rounds of tool calls), storing every message. Yields the turn's events.
 
     `role` is the actor's active role in the tenant when the caller has read it (the API's
-    membership); it is read otherwise. `provider`: the tenant's when not given. Streaming
-    stores each message as it comes; without streaming the turn's messages are written
-    together as it ends, so its events' messages have no primary key until then.
+    membership); it is read otherwise. `tokens_used`: the tenant's tokens this month, when the
+    caller read them with the conversation (`selectors.with_month_tokens`); read otherwise.
+    `provider`: the tenant's when not given. Streaming stores each message as it comes;
+    without streaming the turn's messages are written together as it ends, so its events'
+    messages have no primary key until then.
 
     Checks (the sender, an archived conversation, the budget) and a provider failure before
     the first event raise; a provider failure after it (streaming) is stored and yielded as
@@ -415,7 +418,7 @@ def message_turn(
     _ensure_sendable(conversation, actor)
     tenant = actor.require_tenant()
     role = role or actor_role(actor)
-    budget_check(tenant=tenant)
+    budget_check(tenant=tenant, used=tokens_used)
     turn = _Turn(
         conversation,
         actor,
@@ -519,11 +522,18 @@ def message_send(
     content: str,
     role: Role | None = None,
     provider: Provider | None = None,
+    tokens_used: int | None = None,
 ) -> list[Message]:
     """Every message of the turn (the user's first, the assistant's final reply last), without streaming."""
     messages: dict[int, Message] = {}  # by identity: they are stored as the turn ends
     events = message_turn(
-        conversation=conversation, actor=actor, content=content, stream=False, role=role, provider=provider
+        conversation=conversation,
+        actor=actor,
+        content=content,
+        stream=False,
+        role=role,
+        provider=provider,
+        tokens_used=tokens_used,
     )
     for event in events:
         if event.message is not None:

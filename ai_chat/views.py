@@ -20,7 +20,7 @@ from rest_framework.views import APIView
 
 from ai_chat.models import Conversation, Message, MessageRole
 from ai_chat.providers import ProviderUnavailable, ToolCall
-from ai_chat.selectors import conversation_export_json, conversation_export_markdown, usage_rows
+from ai_chat.selectors import conversation_export_json, conversation_export_markdown, usage_rows, with_month_tokens
 from ai_chat.serializers import (
     AIUsageSerializer,
     ConversationSerializer,
@@ -158,7 +158,10 @@ class ConversationViewSet(TenantScopedViewSet):
     }
 
     def get_tenant_queryset(self) -> QuerySet:
-        return Conversation.objects.filter(deleted_at__isnull=True)
+        conversations = Conversation.objects.filter(deleted_at__isnull=True)
+        if self.action == "messages" and self.request.method == "POST":
+            return with_month_tokens(conversations)  # the turn's budget check: no query of its own
+        return conversations
 
     def filter_visible(self, queryset: QuerySet) -> QuerySet:
         return queryset.filter(user=self.request.user)
@@ -238,14 +241,25 @@ class ConversationViewSet(TenantScopedViewSet):
         role = self.request.membership.role_enum  # the effective user's, read when the tenant was resolved
         if request.accepted_renderer.format == "event-stream":
             events = message_turn(
-                conversation=conversation, actor=self.request.actor, content=content, stream=True, role=role
+                conversation=conversation,
+                actor=self.request.actor,
+                content=content,
+                stream=True,
+                role=role,
+                tokens_used=conversation.month_tokens,
             )
             first = next(events)  # raises the checks' and the model server's refusals as 4xx/5xx answers
             response = StreamingHttpResponse(_event_stream(first, events), content_type="text/event-stream")
             response["Cache-Control"] = "no-cache"
             response["X-Accel-Buffering"] = "no"  # nginx: pass the events on as they come
             return response
-        messages = message_send(conversation=conversation, actor=self.request.actor, content=content, role=role)
+        messages = message_send(
+            conversation=conversation,
+            actor=self.request.actor,
+            content=content,
+            role=role,
+            tokens_used=conversation.month_tokens,
+        )
         replies = [message for message in messages if message.role == MessageRole.ASSISTANT]
         usage = {
             "prompt_tokens": sum(message.prompt_tokens for message in replies),
@@ -287,10 +301,11 @@ class AuditConversationViewSet(TenantMixin, mixins.ListModelMixin, mixins.Retrie
     @extend_schema(request=LegalHoldSerializer, responses=ConversationSerializer)
     @action(detail=True, methods=["post"], url_path="legal-hold")
     def legal_hold(self, request: Request, pk: str | None = None) -> Response:
+        conversation = self.get_object()  # another tenant's conversation is a 404 whatever the body
         body = LegalHoldSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         conversation = conversation_set_legal_hold(
-            conversation=self.get_object(), actor=self.request.actor, legal_hold=body.validated_data["legal_hold"]
+            conversation=conversation, actor=self.request.actor, legal_hold=body.validated_data["legal_hold"]
         )
         return Response(self.get_serializer(conversation).data)
 

@@ -11,7 +11,8 @@ Goal (issue 14): at most 2 times the floor.
 
 Second figure: GET /api/v1/ai/conversations/ (the user's first page of 50, with 10,000
 conversations in the tenant) against the same page and count by psycopg; goal: the foundation's
-API ratio (bench/api_list.py, 8).
+API ratio (bench/api_list.py, 8). For comparison, the same run also times the foundation's own
+contacts list (first page of 50 of the tenant's 2,000, with its count) against its raw page and count.
 """
 
 import os
@@ -36,6 +37,8 @@ from rest_framework.test import APIClient  # noqa: E402
 
 from ai_chat.models import Conversation  # noqa: E402
 from ai_chat.services import conversation_create  # noqa: E402
+from contacts.models import Contact  # noqa: E402
+from contacts.serializers import ContactSerializer  # noqa: E402
 from crm.actor import Actor  # noqa: E402
 from crm.models import AuthToken, Membership, Role, Tenant  # noqa: E402
 
@@ -159,6 +162,32 @@ def main() -> None:
             with step(f"timing the list ({args.iterations} each side)"):
                 list_ms, raw_list_ms = time_pair_ms(listing, raw_listing, iterations=args.iterations, warmup=WARMUP)
 
+            # The same request shape on the foundation's contacts list, in the same run: what the
+            # full request path costs against a page and count that PostgreSQL answers as fast.
+            contact_columns = ", ".join(
+                Contact._meta.get_field(name).column
+                for name, field in ContactSerializer().fields.items()
+                if name != "display_name" and not field.write_only
+            )
+            contact_where = "tenant_id = %s AND NOT is_deleted"
+
+            def contacts_listing() -> None:
+                response = client.get("/api/v1/contacts/?page_size=50")
+                assert response.status_code == 200
+
+            def raw_contacts_listing() -> None:
+                raw.execute(
+                    f"SELECT {contact_columns} FROM contacts WHERE {contact_where} "  # noqa: S608 (constants)
+                    "ORDER BY created_at DESC, id DESC LIMIT 50",
+                    (tenant.pk,),
+                ).fetchall()
+                raw.execute(f"SELECT count(*) FROM contacts WHERE {contact_where}", (tenant.pk,)).fetchone()  # noqa: S608
+
+            with step(f"timing the contacts list, the foundation's, for comparison ({args.iterations} each side)"):
+                contacts_ms, raw_contacts_ms = time_pair_ms(
+                    contacts_listing, raw_contacts_listing, iterations=args.iterations, warmup=WARMUP
+                )
+
     print(
         f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs (other work on the machine skews both sides)"
     )
@@ -167,6 +196,8 @@ def main() -> None:
     print(f"  ratio {p50(turn_ms) / p50(floor_ms):.2f} (goal <= {GOAL})")
     print(f"conversation list ({mine:,} of the user's, 10,000 in the tenant): p50 {p50(list_ms):.2f} ms")
     print(f"  raw page + count: p50 {p50(raw_list_ms):.3f} ms; ratio {p50(list_ms) / p50(raw_list_ms):.2f}")
+    print(f"contacts list (the foundation's, 2,000 in the tenant, same run): p50 {p50(contacts_ms):.2f} ms")
+    print(f"  raw page + count: p50 {p50(raw_contacts_ms):.3f} ms; ratio {p50(contacts_ms) / p50(raw_contacts_ms):.2f}")
     result_line(
         bench="ai_chat",
         figure=p50(turn_ms),
@@ -178,6 +209,9 @@ def main() -> None:
         list_baseline=p50(raw_list_ms),
         list_ratio=round(p50(list_ms) / p50(raw_list_ms), 2),
         list_goal=LIST_GOAL,
+        contacts_list_figure=p50(contacts_ms),
+        contacts_list_baseline=p50(raw_contacts_ms),
+        contacts_list_ratio=round(p50(contacts_ms) / p50(raw_contacts_ms), 2),
         iterations=args.iterations,
     )
 

@@ -13,6 +13,8 @@ from django.utils.safestring import SafeString
 from campaigns.engine import Resolution, execution_resolve
 from campaigns.models import (
     Campaign,
+    CampaignAbDecision,
+    CampaignAnalytics,
     CampaignEnrollment,
     CampaignStep,
     CampaignStepExecution,
@@ -186,6 +188,10 @@ STEP_FIELDS = [
     "true_path_step",
     "false_path_step",
     "variants",
+    "ab_metric",
+    "ab_test_size",
+    "ab_window_hours",
+    "ab_fallback_variant",
 ]
 STEP_COUNTERS = ["total_executed", "total_succeeded", "total_failed"]
 TRIGGER_FIELDS = [
@@ -426,3 +432,51 @@ class CampaignStepExecutionAdmin(TenantScopedAdmin):
     @admin.action(description="Resolve unknown sends: send again")
     def send_again(self, request: HttpRequest, queryset: QuerySet) -> None:
         self._resolve(request, queryset, Resolution.SEND_AGAIN)
+
+
+class _ReadOnlyAdmin(TenantScopedAdmin):
+    """Rows a task writes: staff read them, nobody edits them here."""
+
+    view_role = Role.MEMBER
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[Any]:
+        return [field.name for field in self.model._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(CampaignAbDecision)
+class CampaignAbDecisionAdmin(_ReadOnlyAdmin):
+    """How each A/B test ended: the winner, why, and the figures (read-only)."""
+
+    list_display = ["campaign", "step", "metric", "winner", "reason", "z_score", "p_value", "decided_at"]
+    list_filter = ["reason", "metric"]
+    list_select_related = ["campaign", "step"]
+
+
+@admin.register(CampaignAnalytics)
+class CampaignAnalyticsAdmin(_ReadOnlyAdmin):
+    """The analytics rows as the refresh keeps them (read-only)."""
+
+    list_display = [
+        "campaign",
+        "period_type",
+        "snapshot_date",
+        "step",
+        "variant",
+        "new_enrollments",
+        "emails_sent",
+        "emails_opened",
+        "sms_sent",
+        "goals_achieved",
+        "revenue_attributed",
+    ]
+    list_filter = ["period_type", "campaign"]
+    list_select_related = ["campaign", "step"]

@@ -21,13 +21,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.core.mail import EmailMessage
 from django.core.mail.message import make_msgid
 from django.db import transaction
 from django.db.models import Exists, F, OuterRef, QuerySet
 from django.utils import timezone
+from kombu.exceptions import OperationalError as BrokerError
 
+from campaigns.ab import variant_content, variant_for
 from campaigns.content import CONTACTS, UPDATABLE_FIELDS, MergeContext, consent_refusal, contact_zone, render
+from campaigns.mail import campaign_email
 from campaigns.models import (
     IN_FLIGHT,
     MESSAGE_STEPS,
@@ -45,15 +47,15 @@ from campaigns.models import (
     StepType,
 )
 from campaigns.schedule import business_hours_next, execution_due
+from campaigns.sms import sms_send
 from campaigns.webhooks import Delivery, webhook_post
 from contacts.models import Contact
 from contacts.services import contact_update
 from crm.actor import Actor, Source
 from crm.errors import ApplicationError, Conflict
 from crm.models import Activity, ActivityType, Membership, MembershipStatus, Project, ProjectStatus, User
-from crm.services import activity_create, project_update
+from crm.services import activity_create, notice_send, project_update
 
-NO_SMS_PROVIDER = "No SMS provider is configured: the SMS was not sent."
 SEND_INTERRUPTED = "The worker stopped while the channel was sending: it is unknown whether the message went out."
 
 # Why an enrollment left, as the skip reason of the steps it did not reach.
@@ -104,11 +106,28 @@ def claim_due(*, batch_size: int, enqueue: Callable[[list[int]], Any], now: date
             .values_list("pk", flat=True)[:batch_size]
         )
         if ids:
+            lease_until = now + lease()
             CampaignStepExecution.objects.filter(pk__in=ids).update(
-                status=ExecutionStatus.RUNNING, lease_until=now + lease(), updated_at=now
+                status=ExecutionStatus.RUNNING, lease_until=lease_until, updated_at=now
             )
-            transaction.on_commit(lambda: enqueue(ids))
+            transaction.on_commit(lambda: _hand_over(ids, lease_until, enqueue))
     return ids
+
+
+def _hand_over(ids: list[int], lease_until: datetime, enqueue: Callable[[list[int]], Any]) -> None:
+    """Enqueue a committed claim. A broker that refuses it gets the rows back to `pending` at
+    once (else they would wait out their lease for the reaper) and the error goes on: the rows
+    are due in PostgreSQL, and the next claim after the broker returns takes them.
+
+    A message the broker took despite the error finds its rows no longer claimed and does nothing.
+    """
+    try:
+        enqueue(ids)
+    except BrokerError:
+        CampaignStepExecution.objects.filter(
+            pk__in=ids, status=ExecutionStatus.RUNNING, lease_until=lease_until
+        ).update(status=ExecutionStatus.PENDING, lease_until=None, updated_at=timezone.now())
+        raise
 
 
 def executions_claim(*, enqueue: Callable[[list[int]], Any], batch_size: int, max_outstanding: int) -> int:
@@ -372,8 +391,9 @@ def _defer(execution: CampaignStepExecution, reason: str, until: datetime, *, no
 
 
 def _notify(execution: CampaignStepExecution) -> list[int]:
-    """An in-app notification (a note activity, subtype `notification`) for the named user, the
-    contact's owner, or every active member holding the role; the users notified."""
+    """A notice (crm's `notice_send`: on the user's own feed, seen only by them) about the
+    contact for the named user, the contact's owner, or every active member holding the
+    role; the users notified."""
     enrollment, config = execution.enrollment, execution.step.step_config
     contact = enrollment.contact
     members = Membership.objects.select_related("user").filter(
@@ -391,15 +411,13 @@ def _notify(execution: CampaignStepExecution) -> list[int]:
         context = MergeContext(
             tenant=enrollment.campaign.tenant, contact=contact, project=enrollment.project, user=user
         )
-        activity_create(
-            actor=_campaign_actor(execution, user),
+        notice_send(
+            actor=_campaign_actor(execution),
+            recipient=user,
             contact=contact,
             project=enrollment.project,
-            type=ActivityType.NOTE,
-            subtype="notification",
             subject=f"Campaign: {enrollment.campaign.name}"[:255],
             content=render(config["message"], context),
-            external_id=f"campaign-execution:{execution.pk}",
         )
     return [user.pk for user in users]
 
@@ -460,18 +478,9 @@ def _run_local(execution: CampaignStepExecution, now: datetime) -> dict[str, Any
 
 def _send_email(execution: CampaignStepExecution) -> str:
     """Send the step's email through Django's email backend; the Message-ID we gave it."""
-    enrollment = execution.enrollment
-    contact, config = enrollment.contact, execution.step.step_config
-    context = MergeContext(
-        tenant=enrollment.campaign.tenant, contact=contact, project=enrollment.project, user=contact.assigned_to
-    )
+    config = variant_content(execution.step, execution.variant)
     message_id = make_msgid(domain=settings.CAMPAIGN_EMAIL_DOMAIN)
-    EmailMessage(
-        subject=render(config["subject"], context),
-        body=render(config["body"], context),
-        to=[contact.email or ""],  # consent_refusal refuses a contact without an email
-        headers={"Message-ID": message_id},
-    ).send()
+    campaign_email(execution=execution, subject=config["subject"], body=config["body"], message_id=message_id).send()
     return message_id
 
 
@@ -545,11 +554,7 @@ def execution_run(*, execution_id: int, now: datetime | None = None) -> str:
         if deferred is not None:
             _defer(execution, *deferred, now=now)
             return ExecutionStatus.PENDING
-        if step_type == StepType.SEND_SMS:
-            execution.save(update_fields=["started_at", "updated_at"])
-            _finish(execution, status=ExecutionStatus.SKIPPED, now=now, error=NO_SMS_PROVIDER)
-            return ExecutionStatus.SKIPPED
-        if step_type not in (StepType.SEND_EMAIL, StepType.WEBHOOK):
+        if step_type not in (StepType.SEND_EMAIL, StepType.SEND_SMS, StepType.WEBHOOK):
             execution.save(update_fields=["started_at", "updated_at"])
             try:
                 with transaction.atomic():
@@ -559,9 +564,10 @@ def execution_run(*, execution_id: int, now: datetime | None = None) -> str:
                 return ExecutionStatus.FAILED
             _finish(execution, status=ExecutionStatus.COMPLETED, now=now, result=result)
             return ExecutionStatus.COMPLETED
+        execution.variant = variant_for(execution)  # kept from a first attempt: a retry never re-rolls
         execution.status = ExecutionStatus.SENDING
         execution.lease_until = now + lease()
-        execution.save(update_fields=["status", "started_at", "lease_until", "updated_at"])
+        execution.save(update_fields=["variant", "status", "started_at", "lease_until", "updated_at"])
     # Committed as `sending`: a crash from here on leaves the row for the reaper to call `unknown`.
     if execution.step.step_type == StepType.WEBHOOK:
         delivery = _call_webhook(execution)
@@ -571,6 +577,15 @@ def execution_run(*, execution_id: int, now: datetime | None = None) -> str:
             error=delivery.error,
             retry=delivery.transient,
             result={"status": delivery.status},
+        )
+    if execution.step.step_type == StepType.SEND_SMS:
+        sent = sms_send(execution=execution, body=variant_content(execution.step, execution.variant)["body"])
+        return execution_sent(
+            execution_id=execution_id,
+            provider_message_id=sent.message_id,
+            error=sent.error,
+            retry=sent.transient,
+            unknown=sent.unknown,
         )
     try:
         message_id, error = _send_email(execution), ""
@@ -585,12 +600,14 @@ def execution_sent(
     provider_message_id: str,
     error: str = "",
     retry: bool = False,
+    unknown: bool = False,
     result: dict[str, Any] | None = None,
 ) -> str:
     """Record what the channel answered for a row this worker was sending (or a person resolved).
 
     A transient failure (`retry`) goes back to `pending` after 1, 2, 4, ... minutes until the
-    webhook's attempts are spent; any other failure is final (`failed`, the enrollment moves on).
+    webhook's attempts are spent; an `unknown` outcome (the provider may have sent it) waits for a
+    person, as after a crash mid-send; any other failure is final (`failed`, the enrollment moves on).
     """
     now = timezone.now()
     with transaction.atomic():
@@ -616,6 +633,10 @@ def execution_sent(
                 ]
             )
             return ExecutionStatus.PENDING
+        if error and unknown:
+            execution.status, execution.lease_until, execution.error_message = ExecutionStatus.UNKNOWN, None, error
+            execution.save(update_fields=["status", "lease_until", "error_message", "updated_at"])
+            return ExecutionStatus.UNKNOWN
         if error:
             _finish(execution, status=ExecutionStatus.FAILED, now=now, error=error, result=result)
             return ExecutionStatus.FAILED

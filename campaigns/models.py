@@ -8,10 +8,13 @@ The counters (`Campaign.total_enrolled`, `total_completed`) are kept by database
 `campaign_enrollments`, in the transaction of the change they count (campaigns/triggers.py).
 """
 
+from datetime import date
+from typing import Any
+
 from django.conf import settings
 from django.core.validators import MinValueValidator
 from django.db import models
-from django.db.models import F, Q
+from django.db.models import Case, F, Q, Value, When
 from django.db.models.functions import Now
 from django.utils.timezone import now
 
@@ -211,6 +214,14 @@ class StepType(models.TextChoices):
 MESSAGE_STEPS = frozenset({StepType.SEND_EMAIL, StepType.SEND_SMS})
 
 
+class AbMetric(models.TextChoices):
+    NONE = "", "None (keep the split)"
+    OPEN = "open", "Opens"
+    CLICK = "click", "Clicks"
+    REPLY = "reply", "Replies"
+    GOAL = "goal", "The campaign's goal"
+
+
 class DelayUnit(models.TextChoices):
     HOURS = "hours"
     DAYS = "days"
@@ -239,6 +250,26 @@ class CampaignStep(models.Model):
     variants = models.JSONField(
         default=list, db_default=[], blank=True, help_text="A/B variants: [{key, weight, subject?, body}]."
     )
+    ab_metric = models.CharField(
+        max_length=10,
+        choices=AbMetric.choices,
+        blank=True,
+        default="",
+        db_default="",
+        help_text="What picks the A/B winner (empty: the variants stay split by weight).",
+    )
+    ab_test_size = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(2)], help_text="Sends in the test before it ends."
+    )
+    ab_window_hours = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="Hours from the step's first send until the test ends.",
+    )
+    ab_fallback_variant = models.CharField(
+        max_length=50, blank=True, default="", db_default="", help_text="Sent after a test with no significant winner."
+    )
     total_executed = models.IntegerField(default=0, db_default=0, editable=False)
     total_succeeded = models.IntegerField(default=0, db_default=0, editable=False)
     total_failed = models.IntegerField(default=0, db_default=0, editable=False)
@@ -262,6 +293,22 @@ class CampaignStep(models.Model):
                 violation_error_message="A conditional step cannot lead to itself.",
             ),
             *non_negative_check(["total_executed", "total_succeeded", "total_failed"], "campaign_steps"),
+            choices_check("ab_metric", AbMetric, "campaign_steps_ab_metric_valid"),
+            models.CheckConstraint(
+                condition=Q(ab_metric="") | Q(ab_test_size__isnull=False) | Q(ab_window_hours__isnull=False),
+                name="campaign_steps_ab_test_ends",
+                violation_error_message="An A/B winner metric needs a test size or a window.",
+            ),
+            models.CheckConstraint(
+                condition=Q(ab_test_size__isnull=True) | Q(ab_test_size__gte=2),
+                name="campaign_steps_ab_test_size_valid",
+                violation_error_message="An A/B test needs at least 2 sends.",
+            ),
+            models.CheckConstraint(
+                condition=Q(ab_window_hours__isnull=True) | Q(ab_window_hours__gte=1),
+                name="campaign_steps_ab_window_valid",
+                violation_error_message="An A/B window is at least 1 hour.",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -387,6 +434,33 @@ ENROLLMENT_COUNTERS = [
 ]
 
 
+def _facts(*facts: tuple[Q, int]) -> Any:
+    """An integer whose bits say which facts hold for the row (the analytics count each once)."""
+    terms = [
+        Case(When(condition, then=Value(bit)), default=Value(0), output_field=models.IntegerField())
+        for condition, bit in facts
+    ]
+    total: Any = terms[0]
+    for term in terms[1:]:
+        total = total + term
+    return total
+
+
+class EnrollmentFact:
+    ENTERED = 1
+    COMPLETED = 2
+    LEFT = 4  # exited or failed
+    GOAL = 8
+
+
+ENROLLMENT_FACTS = _facts(
+    (Q(pk__isnull=False), EnrollmentFact.ENTERED),
+    (Q(status=EnrollmentStatus.COMPLETED), EnrollmentFact.COMPLETED),
+    (Q(status__in=[EnrollmentStatus.EXITED, EnrollmentStatus.FAILED]), EnrollmentFact.LEFT),
+    (Q(goal_achieved=True), EnrollmentFact.GOAL),
+)
+
+
 class CampaignEnrollment(models.Model):
     Source = EnrollmentSource
     Status = EnrollmentStatus
@@ -434,6 +508,12 @@ class CampaignEnrollment(models.Model):
     goal_achieved = models.BooleanField(default=False, db_default=False)
     goal_achieved_at = models.DateTimeField(null=True, blank=True)
     revenue_attributed = models.DecimalField(max_digits=14, decimal_places=2, default=0, db_default=0)
+    deals_attributed = models.IntegerField(
+        default=0, db_default=0, editable=False, help_text="Projects approved within the attribution window."
+    )
+    analytics_counted = models.PositiveSmallIntegerField(
+        default=0, db_default=0, editable=False, help_text="The facts campaign_analytics has counted (bits)."
+    )
     last_step_executed_at = models.DateTimeField(null=True, blank=True)
     next_step_scheduled_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
@@ -467,6 +547,10 @@ class CampaignEnrollment(models.Model):
         indexes = [
             models.Index(fields=["tenant", "campaign", "status"], name="enrollments_status_idx"),
             models.Index(fields=["contact", "campaign", "rotation"], name="enrollments_contact_idx"),
+            # The analytics task's work: rows with facts it has not counted yet (a small index).
+            models.Index(
+                fields=["id"], condition=~Q(analytics_counted=ENROLLMENT_FACTS), name="enrollments_uncounted_idx"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -493,6 +577,22 @@ class SkipReason(models.TextChoices):
     PAUSED = "paused"
     ARCHIVED = "archived"
     CONTACT_DELETED = "contact_deleted"
+
+
+class ExecutionFact:
+    FINISHED = 1  # completed, failed or skipped
+    OPENED = 2
+    CLICKED = 4
+    REPLIED = 8
+
+
+FINISHED = ("completed", "failed", "skipped")
+EXECUTION_FACTS = _facts(
+    (Q(status__in=FINISHED), ExecutionFact.FINISHED),
+    (Q(opened_at__isnull=False), ExecutionFact.OPENED),
+    (Q(clicked_at__isnull=False), ExecutionFact.CLICKED),
+    (Q(replied_at__isnull=False), ExecutionFact.REPLIED),
+)
 
 
 class CampaignStepExecution(models.Model):
@@ -530,6 +630,9 @@ class CampaignStepExecution(models.Model):
     opened_at = models.DateTimeField(null=True, blank=True)
     clicked_at = models.DateTimeField(null=True, blank=True)
     replied_at = models.DateTimeField(null=True, blank=True)
+    analytics_counted = models.PositiveSmallIntegerField(
+        default=0, db_default=0, editable=False, help_text="The facts campaign_analytics has counted (bits)."
+    )
     created_at = models.DateTimeField(default=now, db_default=Now(), editable=False)
     updated_at = models.DateTimeField(auto_now=True, db_default=Now())
 
@@ -560,7 +663,127 @@ class CampaignStepExecution(models.Model):
                 fields=["lease_until"], condition=Q(status__in=["running", "sending"]), name="executions_lease_idx"
             ),
             models.Index(fields=["tenant", "status", "skip_reason"], name="executions_ledger_idx"),
+            # The analytics task's work: rows with facts it has not counted yet (a small index).
+            models.Index(
+                fields=["id"], condition=~Q(analytics_counted=EXECUTION_FACTS), name="executions_uncounted_idx"
+            ),
+            # The A/B figures: a step's sends by variant.
+            models.Index(fields=["step", "variant"], condition=~Q(variant=""), name="executions_variant_idx"),
         ]
 
     def __str__(self) -> str:
         return f"{self.step} for enrollment {self.enrollment_id} (visit {self.visit}): {self.status}"
+
+
+class AbDecisionReason(models.TextChoices):
+    SIGNIFICANT = "significant", "A variant won (two-proportion z-test, 95%)"
+    FALLBACK = "fallback", "No significant winner by the test's end: the fallback"
+
+
+class CampaignAbDecision(models.Model):
+    """The end of a step's A/B test: the variant everyone gets from then on, and the figures behind it."""
+
+    Reason = AbDecisionReason
+
+    tenant = models.ForeignKey("crm.Tenant", on_delete=models.PROTECT, related_name="+")
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="ab_decisions")
+    step = models.OneToOneField(CampaignStep, on_delete=models.CASCADE, related_name="ab_decision")
+    metric = models.CharField(max_length=10, choices=AbMetric.choices)
+    winner = models.CharField(max_length=50)
+    reason = models.CharField(max_length=20, choices=AbDecisionReason.choices)
+    z_score = models.FloatField(
+        null=True, blank=True, help_text="The best against the runner-up (empty: not computable)."
+    )
+    p_value = models.FloatField(null=True, blank=True)
+    figures = models.JSONField(default=dict, help_text="Per variant: trials, successes, rate.")
+    decided_at = models.DateTimeField(default=now, db_default=Now())
+
+    class Meta:
+        db_table = "campaign_ab_decisions"
+        ordering = ["-decided_at", "-id"]
+        constraints = [
+            choices_check("metric", AbMetric, "campaign_ab_decisions_metric_valid"),
+            choices_check("reason", AbDecisionReason, "campaign_ab_decisions_reason_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.step}: {self.winner} ({self.reason})"
+
+
+class PeriodType(models.TextChoices):
+    DAILY = "daily"
+    WEEKLY = "weekly"
+    MONTHLY = "monthly"
+    ALL_TIME = "all_time"
+
+
+ALL_TIME_DATE = date(1970, 1, 1)  # the snapshot_date of every all_time row
+
+
+class CampaignAnalytics(models.Model):
+    """What a campaign did in a period (the tenant's days; weeks start on Monday), kept up to date
+    by the analytics task from the executions and enrollments it has not counted yet.
+
+    A row is the whole campaign (no step), one step (no variant) or one variant of a step.
+    Enrollment figures are on the campaign's rows; message figures on every row. The flows
+    (`new_enrollments`, `emails_sent`, ...) are what happened in the period; `total_enrolled`
+    and `active_enrollments` are as of the period's end. Revenue is that of the enrollments that
+    entered in the period.
+    """
+
+    PeriodType = PeriodType
+
+    tenant = models.ForeignKey("crm.Tenant", on_delete=models.PROTECT, related_name="+")
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="analytics")
+    snapshot_date = models.DateField(help_text="The period's first day (all_time: 1970-01-01).")
+    period_type = models.CharField(max_length=10, choices=PeriodType.choices)
+    step = models.ForeignKey(CampaignStep, on_delete=models.CASCADE, null=True, blank=True, related_name="analytics")
+    variant = models.CharField(max_length=50, null=True, blank=True)  # noqa: DJ001 (null: the step as a whole)
+    total_enrolled = models.IntegerField(default=0, db_default=0)
+    new_enrollments = models.IntegerField(default=0, db_default=0)
+    active_enrollments = models.IntegerField(default=0, db_default=0)
+    completed_enrollments = models.IntegerField(default=0, db_default=0)
+    exited_enrollments = models.IntegerField(default=0, db_default=0)
+    emails_sent = models.IntegerField(default=0, db_default=0)
+    emails_opened = models.IntegerField(default=0, db_default=0)
+    emails_clicked = models.IntegerField(default=0, db_default=0)
+    sms_sent = models.IntegerField(default=0, db_default=0)
+    sms_replied = models.IntegerField(default=0, db_default=0)
+    tasks_created = models.IntegerField(default=0, db_default=0)
+    goals_achieved = models.IntegerField(default=0, db_default=0)
+    executions_completed = models.IntegerField(default=0, db_default=0)
+    executions_failed = models.IntegerField(default=0, db_default=0)
+    executions_skipped = models.IntegerField(default=0, db_default=0)
+    skipped_by_reason = models.JSONField(default=dict, db_default={}, blank=True, help_text="{reason: count}")
+    open_rate = models.DecimalField(max_digits=7, decimal_places=4, default=0, db_default=0)
+    click_rate = models.DecimalField(max_digits=7, decimal_places=4, default=0, db_default=0)
+    reply_rate = models.DecimalField(max_digits=7, decimal_places=4, default=0, db_default=0)
+    conversion_rate = models.DecimalField(max_digits=7, decimal_places=4, default=0, db_default=0)
+    revenue_attributed = models.DecimalField(max_digits=14, decimal_places=2, default=0, db_default=0)
+    deals_attributed = models.IntegerField(default=0, db_default=0)
+    average_deal_size = models.DecimalField(max_digits=14, decimal_places=2, default=0, db_default=0)
+    updated_at = models.DateTimeField(auto_now=True, db_default=Now())
+
+    class Meta:
+        db_table = "campaign_analytics"
+        verbose_name_plural = "campaign analytics"
+        ordering = ["campaign", "period_type", "-snapshot_date", "step", "variant"]
+        constraints = [
+            choices_check("period_type", PeriodType, "campaign_analytics_period_type_valid"),
+            models.UniqueConstraint(
+                fields=["campaign", "snapshot_date", "period_type"],
+                condition=Q(step__isnull=True),
+                name="campaign_analytics_campaign_period_unique",
+            ),
+            models.UniqueConstraint(
+                fields=["campaign", "snapshot_date", "period_type", "step", "variant"],
+                nulls_distinct=False,
+                name="campaign_analytics_row_unique",
+            ),
+            models.CheckConstraint(
+                condition=Q(variant__isnull=True) | Q(step__isnull=False), name="campaign_analytics_variant_of_a_step"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.campaign} {self.period_type} {self.snapshot_date}"

@@ -3,6 +3,10 @@
 Wall-clock times are resolved in a time zone (the contact's, else the tenant's) with
 `zoneinfo`, so "Tuesday 09:00" stays 09:00 across a DST change; a local time that does not
 exist (the spring-forward gap) resolves to the same wall time after the change.
+
+A delay in hours is elapsed time. A delay in days or weeks is calendar time: "2 days after
+enrolment" at 10:00 on the Saturday before a DST change is 10:00 on the Monday, as the office
+reads it, not 48 hours (09:00 or 11:00 on the wall clock).
 """
 
 from datetime import UTC, date, datetime, time, timedelta
@@ -12,11 +16,7 @@ from zoneinfo import ZoneInfo
 from campaigns.content import WEEKDAYS
 from campaigns.models import MESSAGE_STEPS, Campaign, CampaignStep, DelayUnit, StepType
 
-UNITS = {DelayUnit.HOURS: timedelta(hours=1), DelayUnit.DAYS: timedelta(days=1), DelayUnit.WEEKS: timedelta(weeks=1)}
-
-
-def step_delay(step: CampaignStep) -> timedelta:
-    return UNITS[DelayUnit(step.delay_unit)] * step.delay_value
+DAYS_IN = {DelayUnit.DAYS: 1, DelayUnit.WEEKS: 7}
 
 
 def local(day: date, clock: time, zone: ZoneInfo) -> datetime:
@@ -25,9 +25,17 @@ def local(day: date, clock: time, zone: ZoneInfo) -> datetime:
     return datetime.combine(day, clock, tzinfo=zone).astimezone(UTC).astimezone(zone)
 
 
+def delayed(after: datetime, value: int, unit: DelayUnit, zone: ZoneInfo) -> datetime:
+    """`after` plus a delay: elapsed hours, or calendar days and weeks at the same wall-clock time."""
+    if unit == DelayUnit.HOURS or value == 0:
+        return after + timedelta(hours=value)
+    start = after.astimezone(zone)
+    return local(start.date() + timedelta(days=value * DAYS_IN[unit]), start.time(), zone)
+
+
 def step_due(step: CampaignStep, after: datetime, zone: ZoneInfo) -> datetime:
     """When `step` falls due for someone who reached it at `after`."""
-    due = after + step_delay(step)
+    due = delayed(after, step.delay_value, DelayUnit(step.delay_unit), zone)
     if step.step_type != StepType.WAIT:
         return due
     config: dict[str, Any] = step.step_config

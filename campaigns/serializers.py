@@ -1,16 +1,21 @@
 from collections.abc import Mapping
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from campaigns.analytics import FUNNEL_FIELDS
 from campaigns.models import (
     Campaign,
+    CampaignAbDecision,
+    CampaignAnalytics,
     CampaignEnrollment,
     CampaignStep,
     CampaignStepExecution,
     CampaignTemplate,
     CampaignTrigger,
     CampaignVersion,
+    PeriodType,
 )
 from contacts.models import Contact
 from crm.api.fields import TenantPrimaryKeyRelatedField
@@ -48,6 +53,13 @@ class CampaignVersionSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class CampaignAbDecisionSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = CampaignAbDecision
+        fields = ["metric", "winner", "reason", "z_score", "p_value", "figures", "decided_at"]
+        read_only_fields = fields
+
+
 class CampaignStepSerializer(TenantModelSerializer):
     parent_step = TenantPrimaryKeyRelatedField(CampaignStep, allow_null=True, required=False)
     true_path_step = TenantPrimaryKeyRelatedField(CampaignStep, allow_null=True, required=False)
@@ -56,11 +68,20 @@ class CampaignStepSerializer(TenantModelSerializer):
         required=False, allow_null=True, validators=[json_field_validator("conditions", dict)]
     )
 
+    ab_decision = serializers.SerializerMethodField(
+        help_text="How the step's A/B test ended (null: still testing, or no test)."
+    )
+
     class Meta:
         model = CampaignStep
         exclude = ["tenant", "campaign"]
         read_only_fields = ["version", "total_executed", "total_succeeded", "total_failed", "created_at", "updated_at"]
         extra_kwargs = {"step_order": {"required": False}}
+
+    @extend_schema_field(CampaignAbDecisionSerializer(allow_null=True))
+    def get_ab_decision(self, step: CampaignStep) -> dict[str, Any] | None:
+        decision = getattr(step, "ab_decision", None)
+        return CampaignAbDecisionSerializer(decision).data if decision is not None else None
 
 
 class CampaignTriggerSerializer(TenantModelSerializer):
@@ -200,3 +221,51 @@ class SimulateSerializer(serializers.Serializer):
     days = serializers.IntegerField(min_value=1, max_value=90, default=14)
     sample_size = serializers.IntegerField(min_value=1, max_value=500, default=100)
     contacts = TenantPrimaryKeyRelatedField(Contact, many=True, required=False, help_text="Default: a sample.")
+
+
+class CampaignAnalyticsSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = CampaignAnalytics
+        exclude = ["id", "tenant", "campaign", "step", "variant"]
+        read_only_fields = [field.name for field in CampaignAnalytics._meta.fields]
+
+
+class VariantFunnelSerializer(serializers.ModelSerializer):
+    variant = serializers.CharField()
+
+    class Meta:
+        model = CampaignAnalytics
+        fields = ["variant", *FUNNEL_FIELDS]
+        read_only_fields = fields
+
+
+class StepFunnelSerializer(serializers.ModelSerializer):
+    step = serializers.IntegerField()
+    version = serializers.IntegerField(help_text="The version's number.")
+    step_order = serializers.IntegerField()
+    name = serializers.CharField()
+    step_type = serializers.CharField()
+    variants = VariantFunnelSerializer(many=True)
+    ab_decision = CampaignAbDecisionSerializer(allow_null=True)
+
+    class Meta:
+        model = CampaignAnalytics
+        fields = ["step", "version", "step_order", "name", "step_type", *FUNNEL_FIELDS, "variants", "ab_decision"]
+        read_only_fields = fields
+
+
+class CampaignFunnelSerializer(serializers.Serializer):
+    campaign = serializers.IntegerField()
+    attribution_window_days = serializers.IntegerField(
+        help_text="Revenue: projects approved this long after enrolment."
+    )
+    totals = CampaignAnalyticsSerializer(allow_null=True, help_text="All time (null: not counted yet).")
+    steps = StepFunnelSerializer(many=True, help_text="Each step's funnel (all time), with its variants'.")
+    period_type = serializers.CharField()
+    series = CampaignAnalyticsSerializer(many=True, help_text="The campaign's rows of period_type, newest first.")
+
+
+class AnalyticsQuerySerializer(serializers.Serializer):
+    period_type = serializers.ChoiceField(
+        choices=[PeriodType.DAILY, PeriodType.WEEKLY, PeriodType.MONTHLY], default=PeriodType.DAILY, required=False
+    )

@@ -6,16 +6,19 @@ Locks: a service that changes who is in a campaign locks the campaign row first
 are decided one writer at a time; the database's unique constraints stay the final word.
 """
 
+import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any, TypedDict, Unpack
 
-from django.db import IntegrityError
+from django.db import IntegrityError, transaction
 from django.db.models import Max, Q, QuerySet
 from django.db.models.functions import Now
 from django.utils import timezone
+from kombu.exceptions import OperationalError
 
+from campaigns.ab import AB_FIELDS, ab_config_check
 from campaigns.content import (
     CONTACTS,
     MergeContext,
@@ -62,6 +65,8 @@ from crm.records import (
     record_save,
     record_soft_delete,
 )
+
+logger = logging.getLogger(__name__)
 
 DRY_RUN_SHOWN = 20
 
@@ -241,6 +246,7 @@ def _copy_version(source_id: int, draft: CampaignVersion) -> None:
             delay_unit=step.delay_unit,
             conditions=step.conditions,
             variants=step.variants,
+            **{name: getattr(step, name) for name in AB_FIELDS},
         )
         copies[step.pk] = copy
     CampaignStep.objects.bulk_create(copies.values())
@@ -281,6 +287,7 @@ STEP_WRITABLE_FIELDS = frozenset(
         "true_path_step",
         "false_path_step",
         "variants",
+        *AB_FIELDS,
     }
 )
 
@@ -299,6 +306,10 @@ class StepFields(TypedDict, total=False):
     true_path_step: CampaignStep | None
     false_path_step: CampaignStep | None
     variants: list[dict[str, Any]]
+    ab_metric: str
+    ab_test_size: int | None
+    ab_window_hours: int | None
+    ab_fallback_variant: str
 
 
 def _active_members(tenant_id: int, ids: list[int]) -> set[int]:
@@ -334,7 +345,13 @@ def _check_step(step: CampaignStep, fields: StepFields, *, actor: Actor) -> None
     step_type = fields.get("step_type", step.step_type)
     config = fields.get("step_config", step.step_config if "step_type" not in fields else {})
     validate_step_config(step_type, config, members=lambda ids: _active_members(step.tenant_id, ids))
-    validate_variants(step_type, fields.get("variants", step.variants))
+    variants = fields.get("variants", step.variants)
+    validate_variants(step_type, variants)
+    ab_config_check(
+        step_type=step_type,
+        variants=variants,
+        config={name: fields.get(name, getattr(step, name)) for name in AB_FIELDS},
+    )
     if "conditions" in fields:
         conditions_check(actor=actor, tree=fields["conditions"], attr="conditions")
 
@@ -402,6 +419,8 @@ TIME_FIELDS = {
     },
 }
 STATUS_VALUES = {"contact": ContactStage.values, "project": ProjectStatus.values}
+# A notice is private to its recipient and written by Ridgeline: no campaign starts from one.
+TRIGGER_ACTIVITY_TYPES = [value for value in ActivityType.values if value != ActivityType.NOTICE]
 
 
 def _only_keys(config: Mapping[str, Any], allowed: set[str], attr: str) -> None:
@@ -444,9 +463,9 @@ def validate_trigger_config(trigger_type: str, config: Any, *, tenant_id: int) -
                 )
     elif trigger_type == TriggerType.EVENT:
         _only_keys(config, {"activity_type", "subtype"}, attr)
-        if config.get("activity_type") not in ActivityType.values:
+        if config.get("activity_type") not in TRIGGER_ACTIVITY_TYPES:
             raise ApplicationError(
-                f"{attr}.activity_type: one of {ActivityType.values}.", code="invalid_choice", attr=attr
+                f"{attr}.activity_type: one of {TRIGGER_ACTIVITY_TYPES}.", code="invalid_choice", attr=attr
             )
         if "subtype" in config and (not isinstance(config["subtype"], str) or len(config["subtype"]) > 50):
             raise ApplicationError(f"{attr}.subtype: text of at most 50 characters.", code="invalid", attr=attr)
@@ -990,7 +1009,21 @@ def campaign_enroll(
                 )
                 for enrollment in result.enrollments
             )
+            if any(due_at <= now for due_at in due.values()):
+                transaction.on_commit(_claim_due_now)
     return result
+
+
+def _claim_due_now() -> None:
+    """Ask for a claim at once rather than at beat's next tick (after the enrollment committed).
+
+    Without a broker the rows still run: beat claims them within seconds once it is back."""
+    from campaigns.tasks import campaign_executions_claim_task  # tasks import this module
+
+    try:
+        campaign_executions_claim_task.delay()
+    except OperationalError:
+        logger.warning("The broker is unreachable: due executions wait for beat's next claim.", exc_info=True)
 
 
 def enrollment_exit(

@@ -1,6 +1,8 @@
 from celery import shared_task
 from django.conf import settings
 
+from campaigns.ab import ab_tests_decide
+from campaigns.analytics import campaign_analytics_refresh
 from campaigns.engine import executions_claim, executions_reap, executions_run
 from campaigns.scan import campaign_triggers_scan, campaigns_check_exits
 
@@ -41,3 +43,15 @@ def campaign_executions_claim_task() -> int:
 def campaign_executions_reap_task() -> dict[str, int]:
     """Periodic (Celery beat, every minute): expired claims back to pending, expired sends to unknown."""
     return executions_reap()
+
+
+@shared_task(acks_late=True)
+def campaign_ab_tests_decide_task() -> int:
+    """Periodic (Celery beat, every minute): decide the A/B tests whose figures allow it."""
+    return ab_tests_decide()
+
+
+@shared_task(acks_late=True)
+def campaign_analytics_refresh_task() -> dict[str, int]:
+    """Periodic (Celery beat, every 5 minutes): count into campaign_analytics what changed since the last run."""
+    return campaign_analytics_refresh()

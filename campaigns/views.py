@@ -12,6 +12,7 @@ from rest_framework.permissions import SAFE_METHODS
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from campaigns.analytics import campaign_funnel
 from campaigns.engine import execution_resolve
 from campaigns.models import (
     Campaign,
@@ -30,7 +31,9 @@ from campaigns.models import (
 )
 from campaigns.selectors import campaign_simulate, template_preview
 from campaigns.serializers import (
+    AnalyticsQuerySerializer,
     CampaignEnrollmentSerializer,
+    CampaignFunnelSerializer,
     CampaignSerializer,
     CampaignStepExecutionSerializer,
     CampaignStepSerializer,
@@ -235,6 +238,17 @@ class CampaignViewSet(SoftDeleteViewSet):
         payload.is_valid(raise_exception=True)
         return Response(campaign_simulate(campaign=campaign, actor=request.actor, **payload.validated_data))
 
+    @extend_schema(parameters=[AnalyticsQuerySerializer], responses={200: CampaignFunnelSerializer})
+    @action(detail=True, methods=["get"])
+    def analytics(self, request: TenantRequest, pk: str | None = None) -> Response:
+        """The funnel per step and variant (all time, with each A/B decision), the campaign's totals,
+        and its daily (weekly, monthly) rows, as the analytics task last counted them."""
+        campaign = self.get_object()
+        query = AnalyticsQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        funnel = campaign_funnel(campaign_id=campaign.pk, period_type=query.validated_data["period_type"])
+        return Response(CampaignFunnelSerializer(funnel).data)
+
 
 class CampaignChildViewSet(TenantScopedViewSet):
     """Rows of one campaign (`/campaigns/{campaign_pk}/...`): another tenant's campaign is a 404."""
@@ -278,7 +292,7 @@ class CampaignStepViewSet(CampaignChildViewSet):
     serializer_class = CampaignStepSerializer
 
     def get_tenant_queryset(self) -> QuerySet:
-        return CampaignStep.objects.select_related("version").order_by("step_order")
+        return CampaignStep.objects.select_related("version", "ab_decision").order_by("step_order")
 
     def perform_create(self, serializer: Any) -> None:
         serializer.instance = step_create(

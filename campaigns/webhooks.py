@@ -5,10 +5,17 @@ The body is signed with HMAC-SHA256 over `<timestamp>.<body>` with CAMPAIGN_WEBH
 the same on every retry, so a receiver can drop a repeat. Loopback, private, link-local and other
 non-public addresses are refused unless CAMPAIGN_WEBHOOK_ALLOW_PRIVATE is on; redirects are not
 followed (a redirect could lead to such an address).
+
+The host is resolved once, and the connection goes to the address that was checked (the Host
+header, TLS SNI and the certificate check still use the host's name): a DNS answer that
+changes between the check and the connection (DNS rebinding) cannot turn a public host into
+a private address. Proxies from the environment are not used, for the same reason.
 """
 
+import functools
 import hashlib
 import hmac
+import http.client
 import ipaddress
 import json
 import socket
@@ -38,22 +45,77 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-def address_refusal(url: str) -> str:
-    """Why `url` may not be called (empty: it may)."""
+class _PinnedHTTPConnection(http.client.HTTPConnection):
+    """An HTTP connection to `address` for the URL's host."""
+
+    def __init__(self, host: str, *, address: str, **kwargs: Any) -> None:
+        super().__init__(host, **kwargs)
+        self.address = address
+
+    def connect(self) -> None:
+        self.sock = socket.create_connection((self.address, self.port), self.timeout)
+
+
+class _PinnedHTTPSConnection(http.client.HTTPSConnection):
+    """A TLS connection to `address`, with the URL's host for SNI and the certificate check."""
+
+    def __init__(self, host: str, *, address: str, **kwargs: Any) -> None:
+        super().__init__(host, **kwargs)
+        self.address = address
+
+    def connect(self) -> None:
+        sock = socket.create_connection((self.address, self.port), self.timeout)
+        # _context: the SSLContext HTTPSConnection builds in __init__ (verifying by default).
+        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)  # type: ignore[attr-defined]
+
+
+class _PinnedHTTPHandler(urllib.request.HTTPHandler):
+    def __init__(self, address: str) -> None:
+        super().__init__()
+        self.address = address
+
+    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(functools.partial(_PinnedHTTPConnection, address=self.address), req)
+
+
+class _PinnedHTTPSHandler(urllib.request.HTTPSHandler):
+    def __init__(self, address: str) -> None:
+        super().__init__()
+        self.address = address
+
+    def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(functools.partial(_PinnedHTTPSConnection, address=self.address), req)
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where `url` is called (`address`), or why not (`refusal`; `transient` when the name did
+    not resolve, which may pass)."""
+
+    address: str = ""
+    refusal: str = ""
+    transient: bool = False
+
+
+def address_check(url: str) -> Target:
     parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return "Only http(s) URLs are called."
-    if settings.CAMPAIGN_WEBHOOK_ALLOW_PRIVATE:
-        return ""
     try:
-        infos = socket.getaddrinfo(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        return Target(refusal="The URL's port is not a port number.")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return Target(refusal="Only http(s) URLs are called.")
+    try:
+        infos = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError) as exc:
-        return f"{parts.hostname} does not resolve: {exc}"
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if not address.is_global:
-            return f"{parts.hostname} resolves to {address}, a non-public address."
-    return ""
+        return Target(refusal=f"{parts.hostname} does not resolve: {exc}", transient=True)
+    # An IPv6 link-local answer carries its interface ("fe80::1%eth0"): the address is before it.
+    addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
+    if not settings.CAMPAIGN_WEBHOOK_ALLOW_PRIVATE:
+        for address in addresses:
+            if not address.is_global:
+                return Target(refusal=f"{parts.hostname} resolves to {address}, a non-public address.")
+    return Target(address=str(infos[0][4][0]))
 
 
 def sign(body: bytes, timestamp: int) -> str:
@@ -64,9 +126,9 @@ def sign(body: bytes, timestamp: int) -> str:
 def webhook_post(*, url: str, payload: dict[str, Any], delivery_id: str) -> Delivery:
     if not settings.CAMPAIGN_WEBHOOK_SECRET:
         return Delivery(status=0, error="CAMPAIGN_WEBHOOK_SECRET is not set: nothing is sent unsigned.")
-    refusal = address_refusal(url)
-    if refusal:
-        return Delivery(status=0, error=refusal)
+    target = address_check(url)
+    if target.refusal:
+        return Delivery(status=0, error=target.refusal, transient=target.transient)
     body = json.dumps(payload, cls=DjangoJSONEncoder, separators=(",", ":")).encode()
     request = urllib.request.Request(  # noqa: S310 (the scheme is checked above)
         url,
@@ -79,7 +141,12 @@ def webhook_post(*, url: str, payload: dict[str, Any], delivery_id: str) -> Deli
             "X-Ridgeline-Signature": sign(body, int(time.time())),
         },
     )
-    opener = urllib.request.build_opener(_NoRedirect)
+    opener = urllib.request.build_opener(
+        _NoRedirect,
+        urllib.request.ProxyHandler({}),
+        _PinnedHTTPHandler(target.address),
+        _PinnedHTTPSHandler(target.address),
+    )
     try:
         with opener.open(request, timeout=settings.CAMPAIGN_WEBHOOK_TIMEOUT_SECONDS) as response:
             return Delivery(status=response.status)

@@ -7,11 +7,13 @@
   counts failures in Redis and `lockout_response` is the admin's lockout page.
 """
 
+import logging
 from binascii import Error as BinasciiError
 from datetime import datetime
 from hmac import compare_digest
 from typing import Any
 
+import redis
 from axes.handlers.cache import AxesCacheHandler
 from axes.helpers import make_cache_key_list
 from django.conf import settings
@@ -27,6 +29,8 @@ from knox.settings import CONSTANTS, knox_settings
 from rest_framework import exceptions
 
 from crm.models import AuthToken, User
+
+logger = logging.getLogger(__name__)
 
 
 def user_for_login(login: str) -> User | None:
@@ -125,11 +129,24 @@ def lockout_seconds() -> int:
 
 
 class LoginAttemptHandler(AxesCacheHandler):
-    """axes' Redis counter, except that a successful log-in clears only the account's count.
+    """axes' Redis counter, except that a successful log-in clears only the account's count,
+    and that it fails open while Redis is down.
 
     axes also clears the client address's count, so an attacker who owns one account could
     log in to it between guesses at others and never be throttled by address.
+
+    Failing open: with Redis unreachable the counts read as 0 (crm.cache) and a failure is not
+    counted, so log-in keeps working and nobody is locked out. Failing closed would lock every
+    user out of the admin and out of new API tokens for as long as Redis is down; the outage
+    is visible (`/healthz` 503, a warning per skipped count) and guessing is still slowed by
+    the password hash.
     """
+
+    def user_login_failed(self, sender: Any, credentials: dict[str, Any], request: Any = None, **kwargs: Any) -> None:
+        try:
+            super().user_login_failed(sender, credentials, request, **kwargs)
+        except redis.RedisError:
+            logger.warning("A failed log-in was not counted: Redis is unreachable.", exc_info=True)
 
     def user_logged_in(self, sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
         self.cache.delete_many(make_cache_key_list([{"username": user.get_username()}]))

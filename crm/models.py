@@ -2,12 +2,13 @@
 
 import re
 import zoneinfo
+from email.utils import getaddresses
 from functools import cache
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.core.exceptions import ValidationError
-from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator, validate_email
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Now
@@ -148,7 +149,10 @@ def validate_subdomain(value: str) -> None:
 # The keys of `tenants.settings` the core declares, with the type each holds; other keys (a
 # feature's own, such as "ai") are kept as given.
 NOTIFY_IMPERSONATED_USERS = "notify_impersonated_users"
-TENANT_SETTINGS: dict[str, type] = {NOTIFY_IMPERSONATED_USERS: bool}
+EMAIL_FROM = "email_from"  # the sender of the tenant's campaign email, e.g. "Summit Roofing <office@summit.example>"
+SMS_FROM = "sms_from"  # the number the tenant's campaign SMS come from (E.164), e.g. "+15550100"
+TENANT_SETTINGS: dict[str, type] = {NOTIFY_IMPERSONATED_USERS: bool, EMAIL_FROM: str, SMS_FROM: str}
+E164_PATTERN = r"\+[1-9][0-9]{6,14}"
 TENANT_SETTINGS_HELP = (
     f"The tenant's settings (a JSON object). `{NOTIFY_IMPERSONATED_USERS}` (true or false, default false): "
     "when an admin starts impersonating a member, that member gets a notice on their activity feed "
@@ -162,8 +166,43 @@ def validate_tenant_settings(value: object) -> None:
     for key, kind in TENANT_SETTINGS.items():
         if key in value and not isinstance(value[key], kind):
             raise ValidationError(
-                "%(key)s is true or false.", code="invalid_setting", params={"key": f"settings.{key}"}
+                "%(key)s is %(kind)s.",
+                code="invalid_setting",
+                params={"key": f"settings.{key}", "kind": "true or false" if kind is bool else "text"},
             )
+    if EMAIL_FROM in value:
+        validate_sender(value[EMAIL_FROM])
+    if SMS_FROM in value and not re.fullmatch(E164_PATTERN, value[SMS_FROM]):
+        raise ValidationError(
+            "settings.sms_from is a phone number in E.164 form, like +15550100.", code="invalid_setting"
+        )
+
+
+def validate_sender(value: str) -> None:
+    """An email sender ("Name <address>" or an address) on one line, at a domain Ridgeline may send for."""
+    parsed = getaddresses([value])
+    address = parsed[0][1] if len(parsed) == 1 else ""
+    if not address or "\n" in value or "\r" in value or len(value) > 320:
+        raise ValidationError(
+            "settings.email_from is an email address, optionally with a name: Summit Roofing <office@summit.example>.",
+            code="invalid_setting",
+        )
+    try:
+        validate_email(address)
+    except ValidationError:
+        raise ValidationError(
+            "settings.email_from: %(value)s is not a valid email address.",
+            code="invalid_setting",
+            params={"value": value},
+        ) from None
+    domain = address.rsplit("@", 1)[1].lower()
+    allowed = settings.TENANT_EMAIL_FROM_DOMAINS
+    if allowed and not any(domain == entry or domain.endswith(f".{entry}") for entry in allowed):
+        raise ValidationError(
+            "settings.email_from: Ridgeline does not send for %(domain)s; use an address at %(allowed)s.",
+            code="invalid_setting",
+            params={"domain": domain, "allowed": ", ".join(allowed)},
+        )
 
 
 class SubscriptionStatus(models.TextChoices):

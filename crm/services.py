@@ -241,15 +241,27 @@ def activity_delete(*, activity: Activity, actor: Actor) -> None:
         activity.delete()
 
 
-def notice_send(*, actor: Actor, recipient: User, subject: str, content: str) -> Activity:
-    """A notice on `recipient`'s activity feed, which only they see, from the actor's user.
+def notice_send(
+    *,
+    actor: Actor,
+    recipient: User,
+    subject: str,
+    content: str,
+    contact: Contact | None = None,
+    project: Project | None = None,
+) -> Activity:
+    """A notice on `recipient`'s activity feed, which only they see, from the actor's user
+    (none: from Ridgeline), about `contact` or `project` when given.
 
-    Precondition: `recipient` is a member of the actor's tenant (the caller checked it).
+    Precondition: `recipient` is a member of the actor's tenant, and `contact` and `project`
+    belong to it (the caller checked them).
     """
     notice = Activity(
         tenant=actor.require_tenant(),
         type=ActivityType.NOTICE,
         recipient=recipient,
+        contact=contact,
+        project=project,
         subject=subject,
         content=content,
         created_by=actor.user,

@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView
 from rest_framework.routers import DefaultRouter
 
 from ai_chat.views import AuditConversationViewSet, ConversationViewSet, UsageView
+from campaigns.public import EmailEventView, TwilioInboundSmsView
 from campaigns.views import (
     CampaignEnrollmentViewSet,
     CampaignStepExecutionViewSet,
@@ -94,6 +95,8 @@ api_v1: list[URLPattern | URLResolver] = [
     path("filters/validate/", FilterValidateView.as_view(), name="filters-validate"),
     path("filters/count/", FilterCountView.as_view(), name="filters-count"),
     path("filters/usage/", FilterUsageView.as_view(), name="filters-usage"),
+    path("webhooks/twilio/<tenant_id:tenant_id>/sms/", TwilioInboundSmsView.as_view(), name="twilio-inbound-sms"),
+    path("webhooks/email/<tenant_id:tenant_id>/events/", EmailEventView.as_view(), name="email-events"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", ApiDocsView.as_view(url_name="schema"), name="docs"),
     path("", include(router.urls)),
@@ -102,6 +105,8 @@ api_v1: list[URLPattern | URLResolver] = [
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
+    # Campaign email's signed links (unsubscribe, open pixel, clicks): public, not API endpoints.
+    path("mail/", include("campaigns.public")),
     path("healthz", healthz, name="healthz"),
 ]
 

@@ -1,5 +1,7 @@
 """Staff pages: the filter catalog (admins and owners), saved filters (the API's rules) and usage logs."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django.contrib import admin, messages
@@ -11,6 +13,7 @@ from crm.actor import Actor
 from crm.admin_base import TenantScopedAdmin, admin_actor, admin_roles
 from crm.errors import ApplicationError
 from crm.models import Role
+from filters.language import FilterError
 from filters.models import FilterConfig, FilterUsageLog, SavedFilter
 from filters.services import (
     filter_config_create,
@@ -101,6 +104,16 @@ class FilterConfigAdmin(RefusedDeleteMixin, TenantScopedAdmin):
         filter_config_delete(config=obj, actor=admin_actor(request, obj.tenant))
 
 
+@contextmanager
+def _tree_errors_on_criteria() -> Iterator[None]:
+    """The filter language names the tree `filter` (the API's attr); on this page it is the
+    `filter_criteria` field, where the problems are shown (all of them, not only the first)."""
+    try:
+        yield
+    except FilterError as exc:
+        raise FilterError("; ".join(exc.messages), code=exc.code, attr="filter_criteria") from exc
+
+
 @admin.register(SavedFilter)
 class SavedFilterAdmin(RefusedDeleteMixin, TenantScopedAdmin):
     """Saved filters under the API's rules: members see their own and shared ones and change their
@@ -169,10 +182,12 @@ class SavedFilterAdmin(RefusedDeleteMixin, TenantScopedAdmin):
         return fields
 
     def service_create(self, actor: Actor, fields: dict[str, Any]) -> SavedFilter:
-        return saved_filter_create(actor=actor, **fields)
+        with _tree_errors_on_criteria():
+            return saved_filter_create(actor=actor, **fields)
 
     def service_update(self, obj: SavedFilter, actor: Actor, fields: dict[str, Any]) -> SavedFilter:
-        return saved_filter_update(saved_filter=obj, actor=actor, **fields)
+        with _tree_errors_on_criteria():
+            return saved_filter_update(saved_filter=obj, actor=actor, **fields)
 
     def delete_model(self, request: HttpRequest, obj: SavedFilter) -> None:
         saved_filter_delete(saved_filter=obj, actor=admin_actor(request, obj.tenant))

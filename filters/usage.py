@@ -46,7 +46,8 @@ class UsageEntry(TypedDict):
 
 @cache
 def _redis() -> redis.Redis:
-    return redis.Redis.from_url(settings.FILTER_USAGE_REDIS_URL)
+    # Bounded, so that a Redis that does not answer delays a filtered list by seconds at most.
+    return redis.Redis.from_url(settings.FILTER_USAGE_REDIS_URL, **settings.REDIS_OPTIONS)
 
 
 def usage_entry(

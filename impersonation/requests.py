@@ -154,16 +154,19 @@ class Impersonation:
 
 def impersonation_for_request(request: HttpRequest) -> Impersonation | None:
     """The request's active impersonation (see the module docstring), or None."""
-    now = timezone.now()
-    logs = impersonation_logs_checked(now=now)
     token = request_impersonation_token(request)
     session = getattr(request, "session", None)
+    # Only a request that names a session builds its query: every other request (most of them)
+    # would spend a millisecond or more composing a query it never runs.
+    now = timezone.now()
     if token is not None:
-        log = logs.filter(token_digest=hash_token(token)).first()
+        log = impersonation_logs_checked(now=now).filter(token_digest=hash_token(token)).first()
     elif session is not None and SESSION_KEY in session and "HTTP_AUTHORIZATION" not in request.META:
-        log = logs.filter(
-            pk=session[SESSION_KEY], admin_user=request.user.pk, admin_session_key=session.session_key
-        ).first()
+        log = (
+            impersonation_logs_checked(now=now)
+            .filter(pk=session[SESSION_KEY], admin_user=request.user.pk, admin_session_key=session.session_key)
+            .first()
+        )
         if log is None:
             del session[SESSION_KEY]
     else:

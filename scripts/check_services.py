@@ -81,10 +81,8 @@ def main() -> int:
             ("PostgreSQL", without_password(settings.DATABASE_URL), "DATABASE_URL", problem, START_POSTGRES)
         )
     redis_urls: dict[str, list[str]] = {}  # the cache and the broker often share one URL
-    for url, variable in [
-        (settings.CACHES["default"]["LOCATION"], "REDIS_URL"),
-        (settings.CELERY_BROKER_URL, "CELERY_BROKER_URL"),
-    ]:
+    cache_url: str = settings.CACHES["default"]["LOCATION"]
+    for url, variable in [(cache_url, "REDIS_URL"), (settings.CELERY_BROKER_URL, "CELERY_BROKER_URL")]:
         redis_urls.setdefault(url, []).append(variable)
     for url, variables in redis_urls.items():
         problem = redis_problem(url)

@@ -24,6 +24,21 @@ def _empty_cache(cache_redis):
         cache_redis.delete(*keys)
 
 
+@pytest.fixture(scope="session")
+def broker_redis():
+    return redis.Redis.from_url(settings.CELERY_BROKER_URL)
+
+
+@pytest.fixture(autouse=True)
+def _empty_task_queue(broker_redis):
+    """Every test starts with this process's task queue empty: a task a test sent after a commit
+    (enrolling asks for a claim) is never run by a later test's worker. The queue's name is this
+    process's own (settings/test.py), its priority lists included."""
+    yield
+    name = settings.CELERY_TASK_DEFAULT_QUEUE
+    broker_redis.delete(name, *(f"{name}\x06\x16{priority}" for priority in range(10)))
+
+
 @pytest.fixture
 def tenant(db):
     return TenantFactory(name="Summit Roofing", subdomain="summit")

@@ -4,11 +4,13 @@ Every error response is `{"type": ..., "errors": [{"code", "detail", "attr"}]}`
 (drf-standardized-errors); `attr` names the offending field when there is one.
 """
 
+import sys
+from html import escape
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import IntegrityError
+from django.db import IntegrityError, InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.defaults import page_not_found
 from django.views.defaults import server_error as default_server_error
@@ -17,6 +19,7 @@ from drf_standardized_errors import handler
 from drf_standardized_errors.formatter import ExceptionFormatter
 from drf_standardized_errors.openapi_serializers import ClientErrorEnum
 from drf_standardized_errors.types import ExceptionHandlerContext
+from kombu.exceptions import OperationalError as BrokerError
 from rest_framework import exceptions, serializers, status
 from rest_framework.exceptions import ErrorDetail
 from rest_framework.serializers import as_serializer_error
@@ -31,8 +34,50 @@ class StatusAPIException(exceptions.APIException):
         self.status_code = status_code
 
 
+class ServiceUnavailable(exceptions.APIException):
+    """A server the request needs is unreachable: 503, to try again (`Retry-After`)."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    wait = 5  # seconds, the Retry-After header (drf-standardized-errors sends it)
+
+
+DATABASE_UNAVAILABLE = "The database is unreachable, so the request was not carried out. Try again in a few seconds."
+BROKER_UNAVAILABLE = "The task queue is unreachable, so the work was not queued. Try again in a few seconds."
+# SQLSTATEs of a server that is going away or not there yet: class 08 (connection exception),
+# admin_shutdown, crash_shutdown and cannot_connect_now (starting up or restarting).
+SHUTDOWN_SQLSTATES = frozenset({"57P01", "57P02", "57P03"})
+
+
+UNAVAILABLE_PAGE = (
+    "<!doctype html>\n<title>Service Unavailable</title>\n<h1>Service Unavailable (503)</h1>\n<p>{detail}</p>\n"
+)
+
+
+def database_unreachable(exc: BaseException | None) -> bool:
+    """Whether `exc` says the database cannot be reached (as opposed to a query it refused:
+    a deadlock, a cancelled statement, a constraint, which stay errors of their own)."""
+    if isinstance(exc, InterfaceError):  # the connection is closed
+        return True
+    if not isinstance(exc, OperationalError):
+        return False
+    sqlstate = getattr(exc.__cause__, "sqlstate", None)  # psycopg's error, which Django wraps
+    return sqlstate is None or sqlstate.startswith("08") or sqlstate in SHUTDOWN_SQLSTATES
+
+
+def unavailable_error(exc: BaseException | None) -> ServiceUnavailable | None:
+    """The 503 for an unreachable database or broker, None for any other error."""
+    if database_unreachable(exc):
+        return ServiceUnavailable(DATABASE_UNAVAILABLE, "database_unavailable")
+    if isinstance(exc, BrokerError):
+        return ServiceUnavailable(BROKER_UNAVAILABLE, "broker_unavailable")
+    return None
+
+
 class ExceptionHandler(handler.ExceptionHandler):
     def convert_known_exceptions(self, exc: Exception) -> Exception:
+        unavailable = unavailable_error(exc)
+        if unavailable is not None:
+            return unavailable
         if isinstance(exc, ApplicationError):
             errors = [ErrorDetail(message, code=exc.code) for message in exc.messages]
             detail = {exc.attr: errors} if exc.attr else errors
@@ -62,7 +107,11 @@ def api_error_response(error: exceptions.APIException, original: Exception) -> J
         "request": None,
     }
     body = ExceptionFormatter(error, context, original).run()
-    return JsonResponse(body, status=error.status_code)
+    response = JsonResponse(body, status=error.status_code)
+    wait = getattr(error, "wait", None)
+    if wait:
+        response["Retry-After"] = str(wait)
+    return response
 
 
 def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
@@ -74,7 +123,17 @@ def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
 
 def server_error(request: HttpRequest) -> HttpResponse:
     """Django's 500 when DEBUG is off (`handler500`), for errors DRF did not format (in a
-    middleware, a plain Django view): under /api/ in the API's error shape."""
+    middleware, a plain Django view): under /api/ in the API's error shape.
+
+    An unreachable database or broker is a 503 instead (Django calls this while handling the
+    exception, so `sys.exception()` is it): the API's shape under /api/, a page elsewhere.
+    """
+    unavailable = unavailable_error(sys.exception())
+    if unavailable is not None:
+        if request.path.startswith("/api/"):
+            return api_error_response(unavailable, unavailable)
+        page = UNAVAILABLE_PAGE.format(detail=escape(str(unavailable.detail)))
+        return HttpResponse(page, status=unavailable.status_code, headers={"Retry-After": str(unavailable.wait)})
     if not request.path.startswith("/api/"):
         return default_server_error(request)
     # The message drf-standardized-errors gives an unhandled exception inside a DRF view.

@@ -11,6 +11,11 @@
   - `non-concurrent-index`: an index built without CONCURRENTLY (AddIndex, a unique
     constraint, an indexed, unique or foreign key field).
   Raw SQL (RunSQL) is read statement by statement for the same patterns.
+- `transaction-control`: RunSQL (forwards or reverse) that issues BEGIN, COMMIT, ROLLBACK,
+  START TRANSACTION, END or ABORT itself. A migration runs inside Django's transaction, and
+  inside any outer one (the demo's legacy rehearsal, a test's fixture): a COMMIT there ends
+  the caller's transaction, which then cannot roll back what it wrote. Split the work into
+  two migrations instead (the pattern of crm 0014/0015). Checked on every table.
 - `missing-migration`: models whose changes no migration records (`makemigrations --check`).
 
 A migration exempts itself from a check, next to its operations, with the reason:
@@ -49,9 +54,10 @@ NOT_NULL = "not-null-without-db-default"
 REWRITE = "table-rewrite"
 SCAN = "blocking-scan"
 INDEX = "non-concurrent-index"
+TRANSACTION = "transaction-control"
 MISSING_MIGRATION = "missing-migration"
 EXEMPTION = "exemption"
-CHECKS = (IRREVERSIBLE, NOT_NULL, REWRITE, SCAN, INDEX)
+CHECKS = (IRREVERSIBLE, NOT_NULL, REWRITE, SCAN, INDEX, TRANSACTION)
 
 
 @dataclass(frozen=True)
@@ -167,6 +173,11 @@ SQL_ACTIONS = (
         "adds a unique constraint with an index built without CONCURRENTLY",
     ),
 )
+# A statement that starts or ends a transaction; `BEGIN` inside a function body ($$...$$) is
+# part of a longer statement and never matches, as each statement is matched whole.
+SQL_TRANSACTION = re.compile(r"^(?:BEGIN|START\s+TRANSACTION|COMMIT|END|ROLLBACK|ABORT)\b", re.IGNORECASE)
+# ROLLBACK TO SAVEPOINT stays inside the transaction: allowed.
+ROLLBACK_TO = re.compile(r"^ROLLBACK\s+(?:WORK\s+|TRANSACTION\s+)?TO\b", re.IGNORECASE)
 SQL_ADD_COLUMN = re.compile(r"\bADD\s+(?:COLUMN\s+)?(?!CONSTRAINT\b)(?P<definition>[^,]*)", re.I)
 
 
@@ -178,6 +189,13 @@ def statements(sql: Any) -> Iterator[str]:
         text = part[0] if isinstance(part, list | tuple) else part
         for statement in sqlparse.split(sqlparse.format(text, strip_comments=True)):
             yield " ".join(statement.rstrip(";").split())
+
+
+def transaction_findings(sql: Any, direction: str) -> Iterator[tuple[str, str]]:
+    for statement in statements(sql):
+        if SQL_TRANSACTION.match(statement) and not ROLLBACK_TO.match(statement):
+            command = statement.split()[0].upper()
+            yield TRANSACTION, f"RunSQL {direction} issues {command} inside the migration's transaction"
 
 
 def sql_findings(sql: Any, large_tables: set[str]) -> Iterator[tuple[str, str]]:
@@ -217,6 +235,9 @@ def operation_findings(
             yield from operation_findings(database_operation, app_label, state, existing, large_tables)
         return
     if isinstance(operation, operations.RunSQL):
+        yield from transaction_findings(operation.sql, "forwards")
+        if operation.reverse_sql is not None:
+            yield from transaction_findings(operation.reverse_sql, "in reverse")
         yield from sql_findings(operation.sql, large_tables & existing)
         return
     model_name = getattr(operation, "model_name_lower", None)

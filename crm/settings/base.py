@@ -7,6 +7,7 @@ configuration; `production.py` refuses to start without its secrets.
 import os
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import dj_database_url
@@ -63,6 +64,9 @@ def database_from_url(url: str) -> dj_database_url.DBConfig:
         )
     config = dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)
     config["ENGINE"] = "django.db.backends.postgresql"
+    # A database that does not answer fails a request fast (a 503, crm/api/errors.py) instead
+    # of holding a web worker; a `connect_timeout` in the URL's query wins.
+    config.setdefault("OPTIONS", {}).setdefault("connect_timeout", env_int("DATABASE_CONNECT_TIMEOUT", 5, minimum=1))
     return config
 
 
@@ -79,11 +83,17 @@ DATABASES = {"default": database_from_url(DATABASE_URL)}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
-CACHES = {
+# How long a Redis connection or command may take before it counts as Redis being down.
+REDIS_TIMEOUT_SECONDS = env_int("REDIS_TIMEOUT_SECONDS", 2, minimum=1)
+REDIS_OPTIONS = {"socket_connect_timeout": REDIS_TIMEOUT_SECONDS, "socket_timeout": REDIS_TIMEOUT_SECONDS}
+# Fail-open: while Redis is down a read misses and a write is skipped (logged), so the API keeps
+# serving from PostgreSQL (crm/cache.py says what that costs).
+CACHES: dict[str, dict[str, Any]] = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "BACKEND": "crm.cache.FailOpenRedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": "ridgeline",
+        "OPTIONS": REDIS_OPTIONS,
     }
 }
 
@@ -165,6 +175,7 @@ INSTALLED_APPS = [
     "ai_chat",
     "filters",
     "substatus",
+    "legacy_import",
 ]
 
 MIDDLEWARE = [
@@ -207,6 +218,16 @@ AUTHENTICATION_BACKENDS = [
     # First: refuses every attempt of a locked-out client or account before a password is checked.
     "axes.backends.AxesStandaloneBackend",
     "crm.auth.UsernameOrEmailBackend",
+]
+# Django's default hashers, then bcrypt: users imported from the old system (import_legacy) keep
+# their bcrypt hashes as `bcrypt$<hash>`, rehashed with the first hasher on their first log-in.
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.BCryptSHA256PasswordHasher",
+    "django.contrib.auth.hashers.ScryptPasswordHasher",
+    "django.contrib.auth.hashers.BCryptPasswordHasher",
 ]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -285,6 +306,7 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "ENUM_NAME_OVERRIDES": {
+        "AbMetricEnum": "campaigns.models.AbMetric.choices",
         "RoleEnum": "crm.models.Role.choices",
         "ProjectContactRoleEnum": "crm.models.ProjectContactRole.choices",
         "ImpersonationStatusEnum": "impersonation.models.ImpersonationStatus.choices",
@@ -320,6 +342,9 @@ CELERY_TASK_SOFT_TIME_LIMIT = 300
 CELERY_TASK_TIME_LIMIT = 360
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_TASK_DEFAULT_QUEUE", "ridgeline")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Sending a task to a broker that does not answer fails in seconds (the API answers 503), not
+# after the operating system's TCP timeout.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": REDIS_TIMEOUT_SECONDS}
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "substatus-auto-transition": {
@@ -334,6 +359,8 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "campaigns-check-exits": {"task": "campaigns.tasks.campaigns_check_exits_task", "schedule": 5 * 60},
     "campaign-executions-claim": {"task": "campaigns.tasks.campaign_executions_claim_task", "schedule": 5},
     "campaign-executions-reap": {"task": "campaigns.tasks.campaign_executions_reap_task", "schedule": 60},
+    "campaign-ab-tests-decide": {"task": "campaigns.tasks.campaign_ab_tests_decide_task", "schedule": 60},
+    "campaign-analytics-refresh": {"task": "campaigns.tasks.campaign_analytics_refresh_task", "schedule": 5 * 60},
     "ai-conversations-retention": {"task": "ai_chat.tasks.conversations_retention_task", "schedule": 24 * 60 * 60},
     "filter-usage-flush": {"task": "filters.tasks.filter_usage_flush_task", "schedule": 10},
     "filter-usage-prune": {"task": "filters.tasks.filter_usage_prune_task", "schedule": 24 * 60 * 60},
@@ -355,6 +382,35 @@ CAMPAIGN_WEBHOOK_TIMEOUT_SECONDS = env_int("CAMPAIGN_WEBHOOK_TIMEOUT_SECONDS", 1
 CAMPAIGN_WEBHOOK_MAX_ATTEMPTS = env_int("CAMPAIGN_WEBHOOK_MAX_ATTEMPTS", 5, minimum=1)
 CAMPAIGN_WEBHOOK_ALLOW_PRIVATE = env_bool("CAMPAIGN_WEBHOOK_ALLOW_PRIVATE", False)
 CAMPAIGN_EMAIL_DOMAIN = os.environ.get("CAMPAIGN_EMAIL_DOMAIN", "ridgeline.localhost")  # the Message-ID's domain
+# Where the links in campaign messages point (unsubscribe, open pixel, click redirects) and the
+# origin Twilio signs its webhook requests with: the site's public origin, without a path.
+CAMPAIGN_PUBLIC_URL = os.environ.get("CAMPAIGN_PUBLIC_URL", "http://localhost:8000").rstrip("/")
+# The domains a tenant's sender (`tenants.settings["email_from"]`) may use; empty: any domain
+# (the mail provider must still be allowed to send for it: SPF, DKIM).
+TENANT_EMAIL_FROM_DOMAINS = [domain.lower() for domain in env_list("TENANT_EMAIL_FROM_DOMAINS", [])]
+# SMS: `console` (prints, the default) or `twilio` (its REST API at TWILIO_API_URL). The sender is
+# the tenant's `settings["sms_from"]`, else TWILIO_FROM_NUMBER. Numbers without a country code
+# get SMS_DEFAULT_COUNTRY_CODE.
+SMS_PROVIDER = os.environ.get("SMS_PROVIDER", "console")
+if SMS_PROVIDER not in ("console", "twilio"):
+    raise ImproperlyConfigured(f"SMS_PROVIDER={SMS_PROVIDER!r}: use console or twilio.")
+SMS_TIMEOUT_SECONDS = env_int("SMS_TIMEOUT_SECONDS", 10, minimum=1)
+SMS_DEFAULT_COUNTRY_CODE = os.environ.get("SMS_DEFAULT_COUNTRY_CODE", "1")
+TWILIO_API_URL = os.environ.get("TWILIO_API_URL", "https://api.twilio.com").rstrip("/")
+TWILIO_ACCOUNT_SID = os.environ.get("TWILIO_ACCOUNT_SID", "")
+TWILIO_AUTH_TOKEN = os.environ.get("TWILIO_AUTH_TOKEN", "")
+TWILIO_FROM_NUMBER = os.environ.get("TWILIO_FROM_NUMBER", "")
+# Bounces and complaints POSTed by the mail provider (or an adapter in front of it) to
+# /api/v1/webhooks/email/<tenant>/events/, signed with HMAC-SHA256 under this secret (empty: refused).
+CAMPAIGN_EMAIL_EVENTS_SECRET = os.environ.get("CAMPAIGN_EMAIL_EVENTS_SECRET", "")
+CAMPAIGN_EMAIL_EVENTS_TOLERANCE_SECONDS = env_int("CAMPAIGN_EMAIL_EVENTS_TOLERANCE_SECONDS", 300, minimum=1)
+# A/B tests: before its end (size or window), a test declares a winner only with at least this
+# many sends of each of the two variants compared (the z-test's normal approximation needs them).
+CAMPAIGN_AB_MIN_TRIALS = env_int("CAMPAIGN_AB_MIN_TRIALS", 30, minimum=1)
+# Analytics: revenue is the approved_value of the contact's projects approved within this many
+# days after enrolment; the refresh counts at most this many changed rows per batch.
+CAMPAIGN_ATTRIBUTION_WINDOW_DAYS = env_int("CAMPAIGN_ATTRIBUTION_WINDOW_DAYS", 90, minimum=1)
+CAMPAIGN_ANALYTICS_BATCH_SIZE = env_int("CAMPAIGN_ANALYTICS_BATCH_SIZE", 5_000, minimum=1)
 
 # AI chat (ai_chat): any OpenAI-compatible chat-completions server (OpenAI, Azure OpenAI, vLLM,
 # Ollama, LM Studio, a LiteLLM proxy) when AI_BASE_URL is set; otherwise the offline assistant

@@ -9,7 +9,7 @@ import os
 from django.core.exceptions import ImproperlyConfigured
 
 from crm.settings.base import *  # noqa: F403
-from crm.settings.base import DEVELOPMENT_SECRET_KEY, env_bool, env_int, env_list
+from crm.settings.base import DEVELOPMENT_SECRET_KEY, SMS_PROVIDER, env_bool, env_int, env_list
 
 
 def required(name: str) -> str:
@@ -30,6 +30,11 @@ if SECRET_KEY == DEVELOPMENT_SECRET_KEY or len(SECRET_KEY) < 50 or len(set(SECRE
         "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(50))')."
     )
 DEBUG = env_bool("DEBUG", False)
+if DEBUG:
+    raise ImproperlyConfigured(
+        "DEBUG is on (the environment variable DEBUG is true) with the production settings: its error pages show "
+        "settings, SQL and local variables to anyone. Unset DEBUG or set DEBUG=false."
+    )
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", [])
 if not ALLOWED_HOSTS:
     raise ImproperlyConfigured(
@@ -54,6 +59,9 @@ CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", True)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+if SMS_PROVIDER == "twilio":
+    TWILIO_ACCOUNT_SID = required("TWILIO_ACCOUNT_SID")
+    TWILIO_AUTH_TOKEN = required("TWILIO_AUTH_TOKEN")
 
 # The OpenAPI schema and Swagger UI need a signed-in user unless API_DOCS_PUBLIC=true.
 API_DOCS_PUBLIC = env_bool("API_DOCS_PUBLIC", False)

@@ -3,21 +3,23 @@
 import os
 
 from crm.settings.base import *  # noqa: F403
+from crm.settings.base import CACHES as BASE_CACHES
 from crm.settings.base import REDIS_URL
 
 DEBUG = False
-PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.MD5PasswordHasher",
+    "django.contrib.auth.hashers.BCryptPasswordHasher",  # imported users (legacy_import)
+]
 
 # A separate Redis database and queue, so a running `make run` worker never takes a
 # test's task (and never writes it into the demo database).
 CELERY_BROKER_URL = os.environ.get("TEST_CELERY_BROKER_URL", REDIS_URL.rsplit("/", 1)[0] + "/15")
-CELERY_TASK_DEFAULT_QUEUE = f"ridgeline-test-{os.getpid()}"
+# A worker process a test starts is told the test's queue (RIDGELINE_TEST_QUEUE), so that the
+# tasks it sends itself (a claim enqueuing its runs) land where it consumes.
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("RIDGELINE_TEST_QUEUE") or f"ridgeline-test-{os.getpid()}"
 CACHES = {
-    "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
-        "LOCATION": CELERY_BROKER_URL,
-        "KEY_PREFIX": f"ridgeline-test-{os.getpid()}",
-    }
+    "default": {**BASE_CACHES["default"], "LOCATION": CELERY_BROKER_URL, "KEY_PREFIX": f"ridgeline-test-{os.getpid()}"}
 }
 # Failed log-ins are counted in this cache: tests/conftest.py empties this process's keys
 # after every test, so that no test inherits another's lockout.

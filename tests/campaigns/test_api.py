@@ -105,6 +105,30 @@ def test_a_bad_step_mapping_is_400_on_step_mapping(manager, mapping, detail):
     assert tables() == before
 
 
+@pytest.mark.parametrize(
+    ("config", "detail"),
+    [
+        ({"activity_type": "notice"}, "trigger_config.activity_type: one of ['call', "),
+        ({"activity_type": "meeting", "subtype": 5}, "trigger_config.subtype: text of at most 50 characters."),
+        ({"activity_type": "meeting", "who": "me"}, "trigger_config: unknown key(s) ['who']"),
+    ],
+    ids=["notices start no campaign", "subtype", "unknown key"],
+)
+def test_a_bad_event_trigger_is_400_on_trigger_config(manager, config, detail):
+    campaign = client_for(manager).post(URL, {"name": "Welcome"}, format="json").json()
+    before = tables()
+
+    response = client_for(manager).post(
+        f"{URL}{campaign['id']}/triggers/", {"trigger_type": "event", "trigger_config": config}, format="json"
+    )
+
+    assert response.status_code == 400
+    [error] = response.json()["errors"]
+    assert (error["attr"], error["detail"][: len(detail)]) == ("trigger_config", detail)
+    assert "notice" not in error["detail"]
+    assert tables() == before
+
+
 def test_publishing_an_invalid_graph_is_400_naming_the_step(manager):
     client = client_for(manager)
     campaign = client.post(URL, {"name": "Branchy"}, format="json").json()

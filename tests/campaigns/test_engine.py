@@ -5,6 +5,7 @@ import threading
 from zoneinfo import ZoneInfo
 
 import pytest
+import time_machine
 from django.core import mail
 from django.db import IntegrityError, connections, transaction
 from django.utils import timezone
@@ -32,9 +33,10 @@ from campaigns.services import (
 )
 from contacts.models import Contact
 from crm.errors import Conflict
-from crm.models import Activity
+from crm.models import Activity, Role
 from substatus.models import SubstatusHistory
 from tests.campaigns.conftest import EMAIL, SMS, TASK, build
+from tests.conftest import member
 from tests.factories import ActivityFactory, ContactFactory
 
 pytestmark = pytest.mark.django_db
@@ -75,6 +77,38 @@ def test_enrolling_writes_the_first_execution_due_after_the_steps_delay(actor, t
     assert claim_due(batch_size=10, enqueue=list) == []  # not due yet
 
 
+@pytest.mark.parametrize(
+    ("zone", "enrolled", "first", "second"),
+    [
+        # Saturday 10:00 before each zone's spring change; the Monday and the Monday after at 10:00.
+        ("America/Denver", "2026-03-07T10:00:00-07:00", "2026-03-09T10:00:00-06:00", "2026-03-16T10:00:00-06:00"),
+        ("Europe/Paris", "2026-03-28T10:00:00+01:00", "2026-03-30T10:00:00+02:00", "2026-04-06T10:00:00+02:00"),
+        # And before the autumn change.
+        ("America/Denver", "2026-10-31T10:00:00-06:00", "2026-11-02T10:00:00-07:00", "2026-11-09T10:00:00-07:00"),
+        ("Europe/Paris", "2026-10-24T10:00:00+02:00", "2026-10-26T10:00:00+01:00", "2026-11-02T10:00:00+01:00"),
+    ],
+)
+def test_delays_in_days_and_weeks_keep_the_contacts_wall_clock_across_dst(
+    zone, enrolled, first, second, actor, tenant, manager, django_capture_on_commit_callbacks
+):
+    campaign = build(
+        actor,
+        steps=[{**TASK, "delay_value": 2, "delay_unit": "days"}, {**TASK, "delay_value": 1, "delay_unit": "weeks"}],
+    )
+    contact = ContactFactory(tenant=tenant, timezone=zone, assigned_to=manager)
+    with time_machine.travel(dt.datetime.fromisoformat(enrolled), tick=False):
+        campaign_enroll(campaign=campaign, actor=actor, contacts=[contact])
+    with time_machine.travel(dt.datetime.fromisoformat(first), tick=False):
+        drain(django_capture_on_commit_callbacks)
+
+    scheduled = CampaignStepExecution.objects.order_by("step__step_order").values_list("scheduled_at", "status")
+    assert list(scheduled) == [
+        (dt.datetime.fromisoformat(first), "completed"),
+        (dt.datetime.fromisoformat(second), "pending"),
+    ]
+    assert CampaignEnrollment.objects.get().next_step_scheduled_at == dt.datetime.fromisoformat(second)
+
+
 def test_three_task_steps_run_once_each_and_complete_the_enrollment(
     actor, tenant, manager, django_capture_on_commit_callbacks
 ):
@@ -113,7 +147,8 @@ def test_an_email_goes_once_through_the_email_backend_with_its_message_id(
 
     [message] = mail.outbox
     row = CampaignStepExecution.objects.get(enrollment__contact=contact)
-    assert (message.to, message.subject, message.body) == ([contact.email], "Hello Ada", f"From {tenant.name}")
+    assert (message.to, message.subject) == ([contact.email], "Hello Ada")
+    assert message.body.startswith(f"From {tenant.name}\n\nTo stop receiving these emails, unsubscribe: ")
     assert (row.status, row.provider_message_id) == ("completed", message.extra_headers["Message-ID"])
     assert CampaignEnrollment.objects.get(contact=contact).emails_sent == 1
 
@@ -267,21 +302,6 @@ def test_no_consent_at_send_time_skips_the_message_and_moves_on(
     assert ledger(campaign) == [(contact.pk, 1, 1, "skipped", "no_consent"), (contact.pk, 2, 1, "completed", None)]
     assert mail.outbox == []
     assert CampaignEnrollment.objects.get(contact=contact).status == "completed"
-
-
-def test_sms_is_skipped_without_a_provider(actor, tenant, django_capture_on_commit_callbacks):
-    campaign = build(actor, steps=[SMS])
-    contact = ContactFactory(tenant=tenant, sms_opt_in=True, mobile_phone="5550100")
-    campaign_enroll(campaign=campaign, actor=actor, contacts=[contact])
-
-    drain(django_capture_on_commit_callbacks)
-
-    row = CampaignStepExecution.objects.get()
-    assert (row.status, row.skip_reason, row.error_message) == (
-        "skipped",
-        None,
-        "No SMS provider is configured: the SMS was not sent.",
-    )
 
 
 def test_a_deleted_contact_is_skipped_and_leaves(actor, tenant, django_capture_on_commit_callbacks):
@@ -451,26 +471,30 @@ def test_the_frequency_cap_counts_every_campaign_and_reschedules(actor, tenant, 
 @pytest.mark.parametrize(
     ("config", "who"),
     [
-        ({"role": "manager", "message": "Call {{ contact.first_name }}"}, ["manager"]),
-        ({"user": "owner", "message": "Call {{ contact.first_name }}"}, ["member_user"]),
+        ({"role": "manager", "message": "Call {{ contact.first_name }}"}, ["manager", "second manager"]),
+        ({"user": "owner", "message": "Call {{ contact.first_name }}"}, ["member"]),
     ],
     ids=["role", "owner"],
 )
-def test_notify_leaves_a_notification_for_each_user(
-    config, who, request, actor, tenant, member_user, django_capture_on_commit_callbacks
+def test_notify_leaves_a_notice_that_only_each_user_sees(
+    config, who, actor, tenant, manager, member_user, admin_user, django_capture_on_commit_callbacks
 ):
+    people = {"manager": manager, "second manager": member(tenant, Role.MANAGER, "manager-2"), "member": member_user}
     campaign = build(actor, steps=[{"step_type": "notify", "step_config": config}])
     contact = ContactFactory(tenant=tenant, first_name="Ada", assigned_to=member_user)
     campaign_enroll(campaign=campaign, actor=actor, contacts=[contact])
 
     drain(django_capture_on_commit_callbacks)
 
-    users = [request.getfixturevalue(name).pk for name in who]
-    notes = Activity.objects.filter(subtype="notification")
-    assert list(notes.values_list("type", "contact_id", "performed_by_id", "content")) == [
-        ("note", contact.pk, user, "Call Ada") for user in users
+    users = [people[name] for name in who]
+    notices = Activity.objects.filter(type="notice").order_by("recipient_id")
+    assert list(notices.values_list("recipient_id", "contact_id", "created_by_id", "content")) == [
+        (user.pk, contact.pk, None, "Call Ada") for user in users
     ]
-    assert CampaignStepExecution.objects.get().result_data == {"notified": users}
+    assert CampaignStepExecution.objects.get().result_data == {"notified": [user.pk for user in users]}
+    for user in users:
+        assert list(Activity.objects.visible_to(user).filter(type="notice")) == [notices.get(recipient=user)]
+    assert not Activity.objects.visible_to(admin_user).filter(type="notice").exists()
 
 
 def test_leaving_cancels_the_pending_steps_with_the_exit_reason(actor, tenant):

@@ -97,6 +97,7 @@ def start_worker_process(email_dir: Path) -> subprocess.Popen:
         "DATABASE_URL": "postgres://{USER}@{HOST}:{PORT}/{NAME}".format(**connection.settings_dict),
         "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
         "EMAIL_FILE_PATH": str(email_dir),
+        "RIDGELINE_TEST_QUEUE": settings.CELERY_TASK_DEFAULT_QUEUE,
     }
     command = [sys.executable, "-m", "celery", "-A", "crm.celery", "worker", "--pool=prefork", "--concurrency=2"]
     command += ["-Q", settings.CELERY_TASK_DEFAULT_QUEUE, "--without-mingle", "--without-gossip", "-l", "warning"]

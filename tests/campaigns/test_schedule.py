@@ -47,10 +47,35 @@ def test_a_wait_until_a_date_never_goes_back_in_time():
     assert step_due(step, later, DENVER) == later
 
 
-def test_a_delay_is_elapsed_time():
-    step = CampaignStep(step_type="send_email", step_config={}, delay_value=2, delay_unit="days")
+def step(value: int, unit: str) -> CampaignStep:
+    return CampaignStep(step_type="send_email", step_config={}, delay_value=value, delay_unit=unit)
 
-    assert step_due(step, datetime(2026, 3, 7, 12, 0, tzinfo=UTC), DENVER) == datetime(2026, 3, 9, 12, 0, tzinfo=UTC)
+
+def test_a_delay_in_hours_is_elapsed_time():
+    # 48 hours from Saturday noon UTC across Denver's spring change: 06:00 MST becomes 07:00 MDT.
+    due = step_due(step(48, "hours"), datetime(2026, 3, 7, 13, 0, tzinfo=UTC), DENVER)
+
+    assert due == datetime(2026, 3, 9, 13, 0, tzinfo=UTC)
+    assert due.astimezone(DENVER).strftime("%a %H:%M") == "Mon 07:00"
+
+
+@pytest.mark.parametrize(
+    ("zone", "after", "value", "unit", "expected"),
+    [
+        # 10:00 on the Saturday before each zone's spring change: 10:00 on the Monday after it.
+        (DENVER, "2026-03-07T10:00:00-07:00", 2, "days", "2026-03-09T10:00:00-06:00"),
+        (PARIS, "2026-03-28T10:00:00+01:00", 2, "days", "2026-03-30T10:00:00+02:00"),
+        # And a week across the autumn change.
+        (DENVER, "2026-10-29T10:00:00-06:00", 1, "weeks", "2026-11-05T10:00:00-07:00"),
+        (PARIS, "2026-10-22T10:00:00+02:00", 1, "weeks", "2026-10-29T10:00:00+01:00"),
+        # A wall time that does not exist on the day it lands on moves past the gap.
+        (DENVER, "2026-03-07T02:30:00-07:00", 1, "days", "2026-03-08T03:30:00-06:00"),
+    ],
+)
+def test_a_delay_in_days_or_weeks_keeps_the_wall_clock_across_dst(zone, after, value, unit, expected):
+    due = step_due(step(value, unit), datetime.fromisoformat(after), zone)
+
+    assert due == datetime.fromisoformat(expected)
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -12,6 +13,7 @@ from django.utils import timezone
 
 from campaigns.models import CampaignStepExecution
 from campaigns.services import campaign_enroll
+from campaigns.webhooks import webhook_post
 from tests.campaigns.conftest import TASK, build
 from tests.campaigns.test_engine import drain, ledger
 from tests.factories import ContactFactory
@@ -126,3 +128,75 @@ def test_a_refused_or_rejected_webhook_fails_at_once_and_the_enrollment_moves_on
     assert (row.status, row.attempts, row.error_message) == ("failed", 0, error)
     assert len(received) == (1 if answer == 400 else 0)
     assert ledger(campaign)[1] == (contact.pk, 2, 1, "completed", None)
+
+
+@pytest.fixture
+def dns(monkeypatch):
+    """A DNS whose answers for `hooks.example` change: the first lookup gets `answers[0]`, every
+    later one `answers[1]` (a rebinding attacker's name). Other names resolve as usual."""
+    real = socket.getaddrinfo
+    answers: list[str] = []
+    lookups: list[str] = []
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        if host != "hooks.example":
+            return real(host, port, *args, **kwargs)
+        lookups.append(host)
+        address = answers[0] if len(lookups) == 1 else answers[1]
+        return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (address, port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    return answers, lookups
+
+
+def test_the_post_goes_to_the_address_that_was_checked(
+    actor, tenant, receiver, webhook_settings, dns, django_capture_on_commit_callbacks
+):
+    url, received, _ = receiver
+    answers, lookups = dns
+    answers.extend(["127.0.0.1", "192.0.2.1"])  # checked, then a second answer nothing listens on
+    port = url.split(":")[2].split("/")[0]
+    campaign = webhook_campaign(actor, f"http://hooks.example:{port}/hook")
+    campaign_enroll(campaign=campaign, actor=actor, contacts=[ContactFactory(tenant=tenant)])
+
+    drain(django_capture_on_commit_callbacks)
+
+    assert CampaignStepExecution.objects.get(step__step_order=1).status == "completed"
+    assert [headers["Host"] for headers, _ in received] == [f"hooks.example:{port}"]
+    assert lookups == ["hooks.example"]
+
+
+def test_a_name_rebinding_to_loopback_after_the_check_never_reaches_it(
+    actor, tenant, receiver, settings, dns, django_capture_on_commit_callbacks
+):
+    url, received, _ = receiver
+    settings.CAMPAIGN_WEBHOOK_SECRET = SECRET
+    settings.CAMPAIGN_WEBHOOK_ALLOW_PRIVATE = False
+    settings.CAMPAIGN_WEBHOOK_TIMEOUT_SECONDS = 1
+    answers, lookups = dns
+    answers.extend(["93.184.216.34", "127.0.0.1"])  # public when checked, loopback when connecting
+    port = url.split(":")[2].split("/")[0]
+    campaign = webhook_campaign(actor, f"http://hooks.example:{port}/hook")
+    campaign_enroll(campaign=campaign, actor=actor, contacts=[ContactFactory(tenant=tenant)])
+
+    drain(django_capture_on_commit_callbacks, rounds=1)
+
+    row = CampaignStepExecution.objects.get(step__step_order=1)
+    assert row.error_message.startswith("No answer from the receiver")
+    assert received == []
+    assert lookups == ["hooks.example"]
+
+
+@pytest.mark.parametrize(
+    ("url", "error"),
+    [
+        ("ftp://hooks.example/x", "Only http(s) URLs are called."),
+        ("http://hooks.example:99999/x", "The URL's port is not a port number."),
+    ],
+)
+def test_a_url_that_cannot_be_called_fails_at_once(url, error, settings):
+    settings.CAMPAIGN_WEBHOOK_SECRET = SECRET
+
+    delivery = webhook_post(url=url, payload={}, delivery_id="x")
+
+    assert (delivery.status, delivery.error, delivery.transient) == (0, error, False)

@@ -15,7 +15,17 @@ from django.db import migrations, models
 from django.db.migrations.state import ProjectState
 from django.db.models.functions import Lower
 
-from crm.schema.lint import EXEMPTION, INDEX, IRREVERSIBLE, NOT_NULL, REWRITE, SCAN, Finding, lint_migration
+from crm.schema.lint import (
+    EXEMPTION,
+    INDEX,
+    IRREVERSIBLE,
+    NOT_NULL,
+    REWRITE,
+    SCAN,
+    TRANSACTION,
+    Finding,
+    lint_migration,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 LARGE = {"contacts"}
@@ -258,6 +268,32 @@ def forwards(apps, schema_editor):
             [(INDEX, "RunSQL builds an index on contacts without CONCURRENTLY")],
             id="database operations of SeparateDatabaseAndState",
         ),
+        pytest.param(
+            migrations.RunSQL(
+                "BEGIN; UPDATE notes SET score = 0; COMMIT;",
+                "START TRANSACTION ISOLATION LEVEL SERIALIZABLE; UPDATE notes SET score = 1; END",
+            ),
+            [
+                (TRANSACTION, "RunSQL forwards issues BEGIN inside the migration's transaction"),
+                (TRANSACTION, "RunSQL forwards issues COMMIT inside the migration's transaction"),
+                (TRANSACTION, "RunSQL in reverse issues START inside the migration's transaction"),
+                (TRANSACTION, "RunSQL in reverse issues END inside the migration's transaction"),
+            ],
+            id="sql transaction control, on any table",
+        ),
+        pytest.param(
+            migrations.RunSQL(
+                [
+                    "CREATE FUNCTION notes_touch() RETURNS trigger LANGUAGE plpgsql AS $$ "
+                    "BEGIN NEW.score := 0; RETURN NEW; END $$",
+                    "DO $$ BEGIN PERFORM 1; END $$",
+                    "SAVEPOINT step; ROLLBACK TO SAVEPOINT step; RELEASE SAVEPOINT step",
+                ],
+                "DROP FUNCTION notes_touch()",
+            ),
+            [],
+            id="sql function bodies and savepoints are not transaction control",
+        ),
     ],
 )
 def test_each_operation(operation, expected):
@@ -306,7 +342,7 @@ def test_an_exemption_with_a_reason_keeps_the_finding_visible():
                 (
                     EXEMPTION,
                     "exempts unknown check 'slow-index'; the checks are irreversible, not-null-without-db-default, "
-                    "table-rewrite, blocking-scan, non-concurrent-index",
+                    "table-rewrite, blocking-scan, non-concurrent-index, transaction-control",
                     "",
                 ),
                 (INDEX, "builds index contacts_score_idx on contacts without CONCURRENTLY", "small"),

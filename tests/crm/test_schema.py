@@ -58,6 +58,7 @@ TENANT_ROUTES = {
     "/api/v1/campaigns/": {"get", "post"},
     "/api/v1/campaigns/{id}/": {"get", "put", "patch", "delete"},
     "/api/v1/campaigns/{id}/restore/": {"post"},
+    "/api/v1/campaigns/{id}/analytics/": {"get"},
     "/api/v1/campaigns/from-template/": {"post"},
     **{f"/api/v1/campaigns/{{id}}/{name}/": {"post"} for name in CAMPAIGN_ACTIONS},
     **{f"/api/v1/campaigns/{{campaign_pk}}/{name}/": {"get", "post"} for name in ("steps", "triggers")},
@@ -86,6 +87,8 @@ OTHER_ROUTES = {
     "/api/v1/impersonation/status/": {"get"},
     "/api/v1/auth/logout/": {"post"},
     "/api/v1/auth/logout-all/": {"post"},
+    "/api/v1/webhooks/twilio/{tenant_id}/sms/": {"post"},
+    "/api/v1/webhooks/email/{tenant_id}/events/": {"post"},
 }
 
 

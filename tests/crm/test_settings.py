@@ -114,6 +114,25 @@ def test_production_refuses_a_weak_secret_key(key):
     )
 
 
+@pytest.mark.parametrize("value", ["true", "1", "on"])
+def test_production_refuses_debug(value):
+    result = run("-c", "import django; django.setup()", **PRODUCTION, SECRET_KEY=STRONG_KEY, DEBUG=value)
+
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        "django.core.exceptions.ImproperlyConfigured: DEBUG is on (the environment variable DEBUG is true) with the "
+        "production settings: its error pages show settings, SQL and local variables to anyone. Unset DEBUG or set "
+        "DEBUG=false."
+    )
+
+
+def test_database_connections_time_out():
+    assert database_from_url("postgres://db.example.com/ridgeline")["OPTIONS"] == {"connect_timeout": 5}
+    assert database_from_url("postgres://db.example.com/ridgeline?connect_timeout=9")["OPTIONS"] == {
+        "connect_timeout": 9
+    }
+
+
 SHOW_SECURITY = (
     "import django; django.setup(); from django.conf import settings as s; "
     "print(s.DEBUG, s.ALLOWED_HOSTS, s.API_DOCS_PUBLIC, s.SECURE_PROXY_SSL_HEADER, s.SECURE_SSL_REDIRECT, "

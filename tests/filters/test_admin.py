@@ -1,5 +1,7 @@
 """The admin: the catalog through its services (refusals on the form), saved filters under the API's rules."""
 
+import json
+
 import pytest
 
 from crm.models import Role
@@ -38,6 +40,30 @@ def test_an_admin_adds_a_catalog_entry_and_a_bad_one_is_refused_on_its_field(ten
     assert added.status_code == 302
     config = FilterConfig.objects.get(tenant=tenant, field_name="roof_age")
     assert (config.filter_operator, config.display_order) == ("equals", 20)
+
+
+def test_a_bad_saved_filter_tree_is_refused_on_its_field(tenant):
+    client, user = staff_client(tenant, Role.MEMBER)
+    form = {"tenant": tenant.pk, "entity_type": "contacts", "name": "Hail leads", "sort": "", "columns": "[]"}
+    bad = {"and": [{"field": "roof_colour", "op": "equals", "value": "red"}, {"field": "stage", "op": "nope"}]}
+    before = tables()
+
+    refused = client.post(admin_url("add", SavedFilter), {**form, "filter_criteria": json.dumps(bad)})
+
+    assert refused.status_code == 200
+    assert refused.context["adminform"].form.errors == {
+        "filter_criteria": [
+            "and[0].field: unknown field 'roof_colour' for contacts; and[1].op: 'nope' is not an operator of "
+            "multi_select fields; use one of: equals, not_equals, in, not_in, is_null, is_not_null"
+        ]
+    }
+    assert tables() == before
+
+    good = {"field": "stage", "op": "equals", "value": "new"}
+    added = client.post(admin_url("add", SavedFilter), {**form, "filter_criteria": json.dumps(good)})
+
+    assert added.status_code == 302
+    assert SavedFilter.objects.get(tenant=tenant, name="Hail leads").created_by == user
 
 
 def test_a_manager_cannot_change_the_catalog(tenant):
