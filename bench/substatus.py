@@ -294,6 +294,7 @@ def main() -> None:
                 "substatus_stay_counts",
                 "substatus_stay_buckets",
                 "substatus_open_stay_counts",
+                "substatus_open_stay_day_counts",
             ):
                 connection.execute(f"VACUUM ANALYZE {table}")
     rollup_seconds = time.perf_counter() - began

@@ -254,8 +254,8 @@ class SubstatusStay(models.Model):
     history rows up to the watermark (`SubstatusStaysWatermark`), so that the analytics read one
     row per stay instead of ordering the history. A stay still running at the watermark has no
     `left_at`, `seconds` nor `next_status`. Not kept by the history triggers: their cost is
-    measured (bench/substatus.py). Counted per period in SubstatusStayCount, SubstatusStayBucket
-    and SubstatusOpenStayCount in the same transaction.
+    measured (bench/substatus.py). Counted per period in SubstatusStayCount, SubstatusStayBucket,
+    SubstatusOpenStayCount and SubstatusOpenStayDayCount in the same transaction.
     """
 
     tenant = models.ForeignKey(
@@ -459,6 +459,47 @@ class SubstatusOpenStayCount(models.Model):
 
     def __str__(self) -> str:
         return f"{self.entity} {self.status} {self.hour:%Y-%m-%d %H:00}: {self.entries}"
+
+
+class SubstatusOpenStayDayCount(models.Model):
+    """SubstatusOpenStayCount summed per UTC day of entry, kept with it by `substatus_stays_refresh`.
+
+    A long window reads a day's running stays as one cell when the whole day falls in one
+    duration bucket (every day older than about three weeks: the buckets are wider than a day
+    there), instead of its 24 hours: a year is about 365 cells per group instead of 8,760.
+    """
+
+    tenant = models.ForeignKey(
+        "crm.Tenant", on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
+    )
+    entity = models.CharField(max_length=20, choices=Entity.choices)
+    whole_status = models.BooleanField()
+    status = models.CharField(max_length=20)
+    substatus = models.ForeignKey(
+        SubstatusConfig,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    day = models.DateField()
+    entries = models.BigIntegerField()
+    micros = models.DecimalField(max_digits=38, decimal_places=0, help_text="sum of the entries' epoch microseconds")
+
+    class Meta:
+        db_table = "substatus_open_stay_day_counts"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "entity", "day", "whole_status", "status", "substatus"],
+                nulls_distinct=False,
+                name="substatus_open_stay_day_counts_cell_unique",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.entity} {self.status} {self.day}: {self.entries}"
 
 
 class SubstatusPurgedRecord(models.Model):

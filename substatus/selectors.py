@@ -39,14 +39,16 @@ def substatus_history_for_record(*, tenant_id: int, entity: str, record_id: int)
 # (substatus_stay_counts and substatus_stay_buckets: the whole months of those days, then the
 # days around them), so a two-year window reads about 24 months and 60 days of counts per group
 # instead of every stay. Stays still running entered in the window's whole UTC hours are read
-# from their hourly counts (substatus_open_stay_counts: their time is now - entry, so an hour's
-# stays fall in the duration buckets of its first and last instant). A day whose hours all fall
-# in one bucket counts as one cell (most days past the last three weeks: buckets are wider than
-# a day there); the hours of the other days are cells of their own, and the few hours that
-# straddle a bucket boundary are read stay by stay ("open_split"). The counts hold every running stay:
-# those of deleted records (indexed, usually few) and of records deleted for good
-# (substatus_purged_records, kept by a trigger) are taken back out as having no time
-# ("open_off"). Everything else is read stay by stay ("raw"): the fresh records' stays, and the
+# from their counts (their time is now - entry, so the stays of an hour or a day fall in the
+# duration buckets of its first and last instant). A whole UTC day that falls in one bucket is
+# one cell of substatus_open_stay_day_counts (every day past the last three weeks or so: buckets
+# are wider than a day there); the other days, and the hours of the window's first and last
+# days, are read from the hourly counts (substatus_open_stay_counts), a day of them counting as
+# one cell when its hours that hold stays fall in one bucket; the rest are cells of their own,
+# and the few hours that straddle a bucket boundary are read stay by stay ("open_split"). The
+# counts hold every running stay: those of deleted records (indexed, usually few) and of
+# records deleted for good (substatus_purged_records, kept by a trigger) are taken back out as
+# having no time ("open_off"). Everything else is read stay by stay ("raw"): the fresh records' stays, and the
 # stays entered in the hours before the first and after the last whole UTC day (or hour). The
 # fresh records' stays inside the counted periods are taken back out of the counts
 # ("recounted", "open_off": the history counts them again). Reading deleted records at request
@@ -131,12 +133,39 @@ gone AS MATERIALIZED (
     SELECT purged.record_id FROM substatus_purged_records AS purged
     WHERE purged.tenant_id = %(tenant)s AND purged.entity = %(entity)s
 ),
+whole_days AS MATERIALIZED (
+    SELECT utc.at, start.day::date AS day,
+           substatus_stay_bucket(
+               date_part('epoch', %(now)s - (utc.at + interval '24 hours' - interval '1 microsecond'))
+           ) AS low,
+           substatus_stay_bucket(date_part('epoch', %(now)s - utc.at)) AS high
+    FROM generate_series(%(cells_from)s::timestamp, %(cells_to)s::timestamp - interval '1 day', interval '1 day')
+         AS start (day)
+    CROSS JOIN LATERAL (SELECT start.day AT TIME ZONE 'UTC' AS at) AS utc
+),
+open_day_cells AS MATERIALIZED (
+    SELECT cell.whole_status, cell.status, cell.substatus_id, whole_days.at AS hour, cell.entries, cell.micros,
+           whole_days.low, whole_days.high
+    FROM whole_days
+    JOIN substatus_open_stay_day_counts AS cell
+      ON cell.tenant_id = %(tenant)s AND cell.entity = %(entity)s AND cell.day = whole_days.day
+    WHERE whole_days.low = whole_days.high
+),
 open_hours AS MATERIALIZED (
     SELECT cell.whole_status, cell.status, cell.substatus_id, COALESCE(cell.substatus_id, 0) AS sid, cell.hour,
            date_trunc('day', cell.hour, 'UTC') AS day, cell.entries, cell.micros
     FROM substatus_open_stay_counts AS cell
     WHERE cell.tenant_id = %(tenant)s AND cell.entity = %(entity)s
-      AND cell.hour >= %(first_hour)s AND cell.hour < %(last_hour)s
+      AND (cell.hour >= %(first_hour)s AND cell.hour < LEAST(%(first_day)s, %(last_hour)s)
+           OR cell.hour >= GREATEST(%(last_day)s, %(first_hour)s) AND cell.hour < %(last_hour)s)
+    UNION ALL
+    SELECT cell.whole_status, cell.status, cell.substatus_id, COALESCE(cell.substatus_id, 0), cell.hour,
+           date_trunc('day', cell.hour, 'UTC'), cell.entries, cell.micros
+    FROM whole_days
+    JOIN substatus_open_stay_counts AS cell
+      ON cell.tenant_id = %(tenant)s AND cell.entity = %(entity)s
+     AND cell.hour >= whole_days.at AND cell.hour < whole_days.at + interval '24 hours'
+    WHERE whole_days.low <> whole_days.high
 ),
 open_days AS MATERIALIZED (
     SELECT whole_status, status, substatus_id, sid, day, min(hour) AS hour, sum(entries) AS entries,
@@ -149,6 +178,9 @@ open_days AS MATERIALIZED (
     GROUP BY whole_status, status, substatus_id, sid, day
 ),
 open_cells AS MATERIALIZED (
+    SELECT whole_status, status, substatus_id, hour, entries, micros, low, high
+    FROM open_day_cells
+    UNION ALL
     SELECT whole_status, status, substatus_id, hour, entries, micros, low, high
     FROM open_days
     WHERE low = high

@@ -349,11 +349,25 @@ ON CONFLICT (tenant_id, entity, hour, whole_status, status, substatus_id)
 DO UPDATE SET entries = cell.entries + excluded.entries, micros = cell.micros + excluded.micros
 """
 
+# And per UTC day of their entry (substatus.models.SubstatusOpenStayDayCount): the same deltas.
+_STAYS_OPEN_DAY_SQL = """
+INSERT INTO substatus_open_stay_day_counts AS cell (tenant_id, entity, day, whole_status, status, substatus_id,
+                                                    entries, micros)
+SELECT tenant_id, entity, (entered_at AT TIME ZONE 'UTC')::date, whole_status, status, substatus_id, sum(sign),
+       sum(sign * micros)
+FROM substatus_stays_delta
+WHERE NOT finished
+GROUP BY 1, 2, 3, 4, 5, 6
+ON CONFLICT (tenant_id, entity, day, whole_status, status, substatus_id)
+DO UPDATE SET entries = cell.entries + excluded.entries, micros = cell.micros + excluded.micros
+"""
+
 # A stay recomputed alike leaves a count at zero: a cell with no stay is no row.
 _STAYS_EMPTY_SQL = """
 DELETE FROM substatus_stay_counts WHERE entries = 0;
 DELETE FROM substatus_stay_buckets WHERE entries = 0;
-DELETE FROM substatus_open_stay_counts WHERE entries = 0
+DELETE FROM substatus_open_stay_counts WHERE entries = 0;
+DELETE FROM substatus_open_stay_day_counts WHERE entries = 0
 """
 
 
@@ -400,7 +414,7 @@ def substatus_stays_refresh(*, attempts: int = 50, pause: float = 0.1) -> int | 
         if after == 0:  # nothing is rolled up (a first run, or a watermark removed to roll up again)
             cursor.execute(
                 "DELETE FROM substatus_stays; DELETE FROM substatus_stay_counts; DELETE FROM substatus_stay_buckets; "
-                "DELETE FROM substatus_open_stay_counts"
+                "DELETE FROM substatus_open_stay_counts; DELETE FROM substatus_open_stay_day_counts"
             )
         params = {"after": after, "upto": upto}
         cursor.execute(_STAYS_TOUCHED_SQL, params)
@@ -411,6 +425,7 @@ def substatus_stays_refresh(*, attempts: int = 50, pause: float = 0.1) -> int | 
         cursor.execute(_STAYS_COUNT_SQL)
         cursor.execute(_STAYS_BUCKET_SQL)
         cursor.execute(_STAYS_OPEN_SQL)
+        cursor.execute(_STAYS_OPEN_DAY_SQL)
         cursor.execute(_STAYS_EMPTY_SQL)
         cursor.execute("DROP TABLE substatus_stays_touched, substatus_stays_delta")
         SubstatusStaysWatermark.objects.filter(pk=1).update(history_id=upto, refreshed_at=timezone.now())

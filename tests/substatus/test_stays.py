@@ -326,6 +326,7 @@ def counts() -> dict[str, list[tuple]]:
         "substatus_stay_buckets": "tenant_id, entity, monthly, period, whole_status, status, substatus_id, "
         "bucket, entries",
         "substatus_open_stay_counts": "tenant_id, entity, hour, whole_status, status, substatus_id, entries, micros",
+        "substatus_open_stay_day_counts": "tenant_id, entity, day, whole_status, status, substatus_id, entries, micros",
     }
     with connection.cursor() as cursor:
         found = {}
