@@ -245,6 +245,12 @@ class Contact(SoftDeleteRecord):
             # The list's COUNT(*) reads this small index, a tenth of the size of the one above.
             models.Index(fields=["tenant"], condition=Q(is_deleted=False), name="contacts_tenant_alive_idx"),
             models.Index(fields=["substatus", "substatus_since"], name="contacts_substatus_since_idx"),
+            # The substatus analytics count the live contacts per stage and substatus from it.
+            models.Index(
+                fields=["tenant", "stage", "substatus"],
+                condition=Q(is_deleted=False),
+                name="contacts_alive_substatus_idx",
+            ),
             GinIndex(fields=["tags"], name="contacts_tags_gin"),
             GinIndex(fields=["search"], name="contacts_search_gin"),
             models.Index(
