@@ -419,14 +419,9 @@ class SubstatusStayBucket(models.Model):
         return f"{self.entity} {self.status} {self.period} bucket {self.bucket}: {self.entries}"
 
 
-class SubstatusOpenStayCount(models.Model):
-    """Stays still running at the watermark, counted per group and UTC hour of their entry.
-
-    Their time runs until "now", so they are counted by entry: `micros` sums their entry instants
-    (microseconds since the epoch), and an hour's stays fall in the duration buckets between
-    those of its first and last instant. Counted whatever becomes of their record: the analytics
-    take the stays of deleted or purged records (no time) back out.
-    """
+class OpenStayCell(models.Model):
+    """Stays still running of a group, counted by entry: `micros` sums their entry instants
+    (microseconds since the epoch), since their time runs until "now"."""
 
     tenant = models.ForeignKey(
         "crm.Tenant", on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
@@ -443,9 +438,22 @@ class SubstatusOpenStayCount(models.Model):
         blank=True,
         related_name="+",
     )
-    hour = models.DateTimeField()
     entries = models.BigIntegerField()
     micros = models.DecimalField(max_digits=38, decimal_places=0, help_text="sum of the entries' epoch microseconds")
+
+    class Meta:
+        abstract = True
+
+
+class SubstatusOpenStayCount(OpenStayCell):
+    """Stays still running at the watermark, counted per group and UTC hour of their entry.
+
+    An hour's stays fall in the duration buckets between those of its first and last instant.
+    Counted whatever becomes of their record: the analytics take the stays of deleted or purged
+    records (no time) back out.
+    """
+
+    hour = models.DateTimeField()
 
     class Meta:
         db_table = "substatus_open_stay_counts"
@@ -461,7 +469,7 @@ class SubstatusOpenStayCount(models.Model):
         return f"{self.entity} {self.status} {self.hour:%Y-%m-%d %H:00}: {self.entries}"
 
 
-class SubstatusOpenStayDayCount(models.Model):
+class SubstatusOpenStayDayCount(OpenStayCell):
     """SubstatusOpenStayCount summed per UTC day of entry, kept with it by `substatus_stays_refresh`.
 
     A long window reads a day's running stays as one cell when the whole day falls in one
@@ -469,24 +477,7 @@ class SubstatusOpenStayDayCount(models.Model):
     there), instead of its 24 hours: a year is about 365 cells per group instead of 8,760.
     """
 
-    tenant = models.ForeignKey(
-        "crm.Tenant", on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
-    )
-    entity = models.CharField(max_length=20, choices=Entity.choices)
-    whole_status = models.BooleanField()
-    status = models.CharField(max_length=20)
-    substatus = models.ForeignKey(
-        SubstatusConfig,
-        on_delete=models.DO_NOTHING,
-        db_constraint=False,
-        db_index=False,
-        null=True,
-        blank=True,
-        related_name="+",
-    )
     day = models.DateField()
-    entries = models.BigIntegerField()
-    micros = models.DecimalField(max_digits=38, decimal_places=0, help_text="sum of the entries' epoch microseconds")
 
     class Meta:
         db_table = "substatus_open_stay_day_counts"
