@@ -325,13 +325,9 @@ class SubstatusStaysWatermark(models.Model):
         return f"substatus stays up to history row {self.history_id}"
 
 
-# The finished stays (`left_at` set) counted per UTC day and per UTC month of their entry, so
-# that a window of whole days reads about a row per group, month (or day at its ends) and
-# next status (or duration bucket) instead of every stay; kept by `substatus_stays_refresh` in
-# the transaction that changes `substatus_stays`. Stays still running are not counted here:
-# their time runs until "now".
-class SubstatusStayCount(models.Model):
-    """Finished stays of a group entered in a period: how many, and their time summed in microseconds."""
+class StayGroup(models.Model):
+    """The group a count of stays is for: a tenant's status (`whole_status`) or substatus of an
+    entity. The counts name no foreign key in the database: they are rebuilt from the stays."""
 
     tenant = models.ForeignKey(
         "crm.Tenant", on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
@@ -348,6 +344,19 @@ class SubstatusStayCount(models.Model):
         blank=True,
         related_name="+",
     )
+
+    class Meta:
+        abstract = True
+
+
+# The finished stays (`left_at` set) counted per UTC day and per UTC month of their entry, so
+# that a window of whole days reads about a row per group, month (or day at its ends) and
+# next status (or duration bucket) instead of every stay; kept by `substatus_stays_refresh` in
+# the transaction that changes `substatus_stays`. Stays still running are not counted here:
+# their time runs until "now".
+class SubstatusStayCount(StayGroup):
+    """Finished stays of a group entered in a period: how many, and their time summed in microseconds."""
+
     monthly = models.BooleanField(help_text="`period` is the first day of a UTC month (else a UTC day).")
     period = models.DateField()
     next_status = models.CharField(max_length=20, null=True, blank=True)  # noqa: DJ001
@@ -377,7 +386,7 @@ class SubstatusStayCount(models.Model):
         return f"{self.entity} {self.status} {self.period}: {self.entries}"
 
 
-class SubstatusStayBucket(models.Model):
+class SubstatusStayBucket(StayGroup):
     """Finished stays of a group entered in a period whose time falls in a duration bucket.
 
     `bucket` is `substatus_stay_bucket(seconds)` (SQL, migration 0008): 0 below a second, then
@@ -385,21 +394,6 @@ class SubstatusStayBucket(models.Model):
     bucket that holds each percentile's stay, then read that bucket's stays only.
     """
 
-    tenant = models.ForeignKey(
-        "crm.Tenant", on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
-    )
-    entity = models.CharField(max_length=20, choices=Entity.choices)
-    whole_status = models.BooleanField()
-    status = models.CharField(max_length=20)
-    substatus = models.ForeignKey(
-        SubstatusConfig,
-        on_delete=models.DO_NOTHING,
-        db_constraint=False,
-        db_index=False,
-        null=True,
-        blank=True,
-        related_name="+",
-    )
     monthly = models.BooleanField(help_text="`period` is the first day of a UTC month (else a UTC day).")
     period = models.DateField()
     bucket = models.IntegerField()
@@ -419,25 +413,10 @@ class SubstatusStayBucket(models.Model):
         return f"{self.entity} {self.status} {self.period} bucket {self.bucket}: {self.entries}"
 
 
-class OpenStayCell(models.Model):
+class OpenStayCell(StayGroup):
     """Stays still running of a group, counted by entry: `micros` sums their entry instants
     (microseconds since the epoch), since their time runs until "now"."""
 
-    tenant = models.ForeignKey(
-        "crm.Tenant", on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
-    )
-    entity = models.CharField(max_length=20, choices=Entity.choices)
-    whole_status = models.BooleanField()
-    status = models.CharField(max_length=20)
-    substatus = models.ForeignKey(
-        SubstatusConfig,
-        on_delete=models.DO_NOTHING,
-        db_constraint=False,
-        db_index=False,
-        null=True,
-        blank=True,
-        related_name="+",
-    )
     entries = models.BigIntegerField()
     micros = models.DecimalField(max_digits=38, decimal_places=0, help_text="sum of the entries' epoch microseconds")
 
