@@ -443,7 +443,7 @@ def postmark_engagement(record_type: str, message_id: str, email: str) -> dict:
     return {**payload, "FirstOpen": True} if record_type == "Open" else payload
 
 
-def postmarked(actor, tenant, capture, *, provider_id: str = POSTMARK_ID, **contact_fields):
+def postmarked(actor, tenant, capture, *, provider_id=POSTMARK_ID, **contact_fields):
     """A campaign email the engine sent, with the id Postmark gave it (campaign_email_send's
     answer under Postmark's anymail backend, recorded as the execution's provider_message_id)."""
     campaign = build(actor, steps=[EMAIL])
