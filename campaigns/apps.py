@@ -6,8 +6,14 @@ class CampaignsConfig(AppConfig):
     verbose_name = "Campaigns"
 
     def ready(self) -> None:
+        from anymail.signals import tracking
+
+        from campaigns.public import anymail_tracking_received
         from crm.constraints import constraint_register
         from crm.errors import Conflict
+
+        # What the ESPs report through django-anymail's webhooks (bounces, complaints, delivery).
+        tracking.connect(anymail_tracking_received, dispatch_uid="campaigns.anymail_tracking")
 
         # Rules kept by triggers (campaigns/migrations/0002_database_rules.py).
         for table in ("campaign_steps", "campaign_triggers"):

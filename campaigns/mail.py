@@ -5,10 +5,16 @@ in signed click redirects, an unsubscribe line added unless the body has `{{ uns
 and as HTML (the same text escaped, links clickable, plus the open pixel). The
 `List-Unsubscribe` and `List-Unsubscribe-Post` headers (RFC 2369, RFC 8058) let mail clients
 offer their own one-click unsubscribe.
+
+Sent through a django-anymail backend, the message's id at the ESP (`anymail_status.message_id`)
+is what its webhooks name it by, so that is the provider id recorded; through any other backend
+(SMTP, console, locmem) it is the Message-ID header.
 """
 
+from anymail.exceptions import AnymailRecipientsRefused
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
+from django.core.mail.message import make_msgid
 from django.utils.html import escape, linebreaks
 
 from campaigns.content import MergeContext, render
@@ -17,6 +23,11 @@ from campaigns.models import CampaignStepExecution
 from crm.models import EMAIL_FROM, Tenant
 
 UNSUBSCRIBE_LINE = "To stop receiving these emails, unsubscribe: {url}"
+
+
+class EmailRefused(OSError):
+    """The ESP refused the recipient (anymail's AnymailRecipientsRefused: suppressed, invalid):
+    nothing was sent. An OSError, as smtplib's refusals are, so it is recorded as a final failure."""
 
 
 def tenant_sender(tenant: Tenant) -> str:
@@ -73,3 +84,20 @@ def campaign_email(
     )
     message.attach_alternative(html, "text/html")
     return message
+
+
+def campaign_email_send(*, execution: CampaignStepExecution, subject: str, body: str) -> str:
+    """Send the execution's email through Django's email backend; its provider id: the ESP's
+    message id under django-anymail, else the Message-ID header it was given.
+
+    Raises OSError (connection failures, smtplib's errors, EmailRefused) when it was not sent.
+    Precondition: as campaign_email's."""
+    message_id = make_msgid(domain=settings.CAMPAIGN_EMAIL_DOMAIN)
+    message = campaign_email(execution=execution, subject=subject, body=body, message_id=message_id)
+    try:
+        message.send()
+    except AnymailRecipientsRefused as exc:
+        raise EmailRefused(str(exc)) from exc
+    status = getattr(message, "anymail_status", None)  # set by anymail's backends only
+    esp_id = getattr(status, "message_id", None)  # a set when recipients got different ids: one recipient here
+    return str(esp_id) if isinstance(esp_id, str | int) else message_id

@@ -669,6 +669,12 @@ class CampaignStepExecution(models.Model):
             ),
             # The A/B figures: a step's sends by variant.
             models.Index(fields=["step", "variant"], condition=~Q(variant=""), name="executions_variant_idx"),
+            # Providers' webhooks find the message they report on by its id (sent rows only).
+            models.Index(
+                fields=["provider_message_id"],
+                condition=~Q(provider_message_id=""),
+                name="executions_provider_id_idx",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -1,15 +1,22 @@
 """What recipients reach without logging in: unsubscribe, the open pixel, click redirects (signed
 links, `/mail/<tenant>/...`, not part of the API schema); and what providers post: Twilio's
-inbound-SMS webhook (`/api/v1/webhooks/twilio/<tenant>/sms/`) and the mail provider's bounces and
-complaints (`/api/v1/webhooks/email/<tenant>/events/`), each checked by its signature.
+inbound-SMS webhook (`/api/v1/webhooks/twilio/<tenant>/sms/`) and its status callbacks
+(`/api/v1/webhooks/twilio/<tenant>/status/<execution>/`), each checked by Twilio's signature; the
+mail provider's bounces and complaints, signed by us (`/api/v1/webhooks/email/<tenant>/events/`)
+or through django-anymail's webhooks (`/webhooks/anymail/<esp>/tracking/`, its basic auth and the
+ESP's own signature), whose `tracking` signal `anymail_tracking_received` takes.
 
 A token that is not ours, is malformed, or belongs to another tenant is a 404, as is a tenant
 or row that does not exist: nothing tells a stranger which tokens or tenants are real.
 """
 
+import logging
+import re
 from base64 import b64decode
+from collections.abc import Mapping
 from typing import cast
 
+from anymail.signals import AnymailTrackingEvent, EventType
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
 from django.shortcuts import get_object_or_404, render
@@ -27,19 +34,23 @@ from rest_framework.views import APIView
 
 from campaigns.links import BadToken, click_read, open_read, unsubscribe_read
 from campaigns.models import Campaign, CampaignStepExecution, StepType
-from campaigns.sms import sms_inbound, twilio_signature_valid
+from campaigns.sms import sms_inbound, sms_status_record, twilio_signature_valid
 from campaigns.tracking import (
     BOUNCE,
     COMPLAINT,
-    contact_email_event,
+    DELIVERED,
     contact_email_unsubscribe,
+    email_event_record,
     email_event_signature_valid,
+    email_execution_find,
     execution_event,
 )
 from contacts.models import Contact
 from crm.api.parsers import JSONParser
 from crm.errors import Forbidden, NotFound
 from crm.models import Tenant
+
+logger = logging.getLogger(__name__)
 
 # A transparent 1x1 GIF.
 PIXEL = b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
@@ -122,6 +133,8 @@ urlpatterns = [
 # Providers' webhooks --------------------------------------------------------------------------
 
 TENANT_ID = OpenApiParameter("tenant_id", int, OpenApiParameter.PATH, description="The tenant's id.")
+EXECUTION_ID = OpenApiParameter("execution_id", int, OpenApiParameter.PATH, description="The SMS's execution id.")
+EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 
 
 class TwilioInboundSerializer(serializers.Serializer):
@@ -153,17 +166,78 @@ class TwilioInboundSmsView(APIView):
         },
     )
     def post(self, request: Request, tenant_id: int) -> HttpResponse:
-        url = settings.CAMPAIGN_PUBLIC_URL + request.get_full_path()
-        form = cast(QueryDict, request.data)  # FormParser's
-        params = {name: form.getlist(name) for name in form}
-        if not twilio_signature_valid(url=url, params=params, signature=request.headers.get("X-Twilio-Signature", "")):
-            raise Forbidden("X-Twilio-Signature is missing or does not match this request.", attr="X-Twilio-Signature")
+        _twilio_signed(request)
         # After the signature: a stranger learns nothing about which tenants exist.
         tenant = get_object_or_404(Tenant, pk=tenant_id, is_active=True)
         payload = TwilioInboundSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         sms_inbound(tenant=tenant, sender=payload.validated_data["From"], body=payload.validated_data["Body"])
-        return HttpResponse('<?xml version="1.0" encoding="UTF-8"?><Response/>', content_type="text/xml")
+        return HttpResponse(EMPTY_TWIML, content_type="text/xml")
+
+
+class TwilioStatusSerializer(serializers.Serializer):
+    """The fields of Twilio's status callback that Ridgeline reads (the others are signed too)."""
+
+    MessageSid = serializers.CharField(max_length=64, help_text="The message's sid, as Twilio answered the send.")
+    MessageStatus = serializers.CharField(
+        max_length=32, help_text="queued, sending, sent, delivered, undelivered, failed, ..."
+    )
+    ErrorCode = serializers.RegexField(
+        r"^[0-9]{1,10}$", required=False, allow_blank=True, default="", help_text="Twilio's error code, if any."
+    )
+
+
+class TwilioStatusCallbackView(APIView):
+    """The delivery status of a campaign SMS, as Twilio posts it to the StatusCallback URL the send
+    gave it (signed like the inbound webhook). `delivered`, `undelivered` and `failed` are recorded
+    once in the execution's `result_data["delivery"]` (with the error code); an error about the
+    number (21610 unsubscribed, 21211 invalid, 21614 not mobile, 30005 unknown, 30006 landline)
+    opts the contact out of SMS with the code as reason. A callback about another message than the
+    execution's (a person sent it again since) is answered and ignored."""
+
+    authentication_classes: list[type] = []
+    permission_classes = [AllowAny]
+    parser_classes = [FormParser]
+
+    @extend_schema(
+        parameters=[TENANT_ID, EXECUTION_ID],
+        request=TwilioStatusSerializer,
+        responses={
+            204: OpenApiResponse(description="Recorded, recorded before, or nothing to record."),
+            403: OpenApiResponse(ErrorResponse403Serializer, description="X-Twilio-Signature is missing or wrong."),
+        },
+    )
+    def post(self, request: Request, tenant_id: int, execution_id: int) -> HttpResponse:
+        _twilio_signed(request)
+        execution = get_object_or_404(
+            CampaignStepExecution.objects.select_related("enrollment__contact__tenant"),
+            pk=execution_id,
+            tenant_id=tenant_id,
+            step__step_type=StepType.SEND_SMS,
+        )
+        payload = TwilioStatusSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        data = payload.validated_data
+        # Empty while the engine still records the send (Twilio can be that quick): the URL is this execution's.
+        if execution.provider_message_id and execution.provider_message_id != data["MessageSid"]:
+            logger.info(
+                "Twilio status %s for %s, not execution %s's message: ignored.",
+                data["MessageStatus"],
+                data["MessageSid"],
+                execution.pk,
+            )
+        else:
+            sms_status_record(execution=execution, status=data["MessageStatus"], error_code=data["ErrorCode"])
+        return HttpResponse(status=204)
+
+
+def _twilio_signed(request: Request) -> None:
+    """Refuse (403) a request X-Twilio-Signature does not sign: the public URL and the form."""
+    url = settings.CAMPAIGN_PUBLIC_URL + request.get_full_path()
+    form = cast(QueryDict, request.data)  # FormParser's
+    params = {name: form.getlist(name) for name in form}
+    if not twilio_signature_valid(url=url, params=params, signature=request.headers.get("X-Twilio-Signature", "")):
+        raise Forbidden("X-Twilio-Signature is missing or does not match this request.", attr="X-Twilio-Signature")
 
 
 class EmailEventSerializer(serializers.Serializer):
@@ -205,16 +279,63 @@ class EmailEventView(APIView):
         payload = EmailEventSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         data = payload.validated_data
-        execution = (
-            CampaignStepExecution.objects.select_related("enrollment__contact__tenant")
-            .filter(
-                tenant_id=tenant_id,
-                step__step_type=StepType.SEND_EMAIL,
-                provider_message_id=f"<{data['message_id'].strip().strip('<>')}>",
-            )
-            .first()
-        )
+        execution = email_execution_find(message_id=f"<{data['message_id'].strip().strip('<>')}>", tenant_id=tenant_id)
         if execution is None:
             raise NotFound("No campaign email of this tenant has this Message-ID.", attr="message_id")
-        contact_email_event(contact=execution.enrollment.contact, event=data["event"], reason=data["reason"])
+        email_event_record(execution=execution, event=data["event"], reason=data["reason"])
         return HttpResponse(status=204)
+
+
+# django-anymail's tracking webhooks ------------------------------------------------------------
+
+# anymail's normalized event types and what a campaign email records of each; the others
+# (queued, sent, deferred, rejected, unsubscribed, ...) change nothing.
+ANYMAIL_EVENTS = {
+    EventType.BOUNCED: BOUNCE,
+    EventType.COMPLAINED: COMPLAINT,
+    EventType.DELIVERED: DELIVERED,
+    EventType.OPENED: "opened",
+    EventType.CLICKED: "clicked",
+}
+# How ESPs mark a soft bounce that anymail still calls `bounced`: Postmark's Type, Brevo's event,
+# SendGrid's type, Amazon SES's bounceType.
+SOFT_BOUNCES = frozenset({"SoftBounce", "soft_bounce", "blocked", "Transient"})
+_TEMPORARY_SMTP = re.compile(r"\s*(?:smtp;\s*)?4[0-9]{2}\b", re.IGNORECASE)
+
+
+def _bounce_permanent(event: AnymailTrackingEvent) -> bool:
+    """Whether a `bounced` event is a hard bounce: no ESP mark of a soft one, no 4xx SMTP reply.
+    A soft bounce (mailbox full, greylisting) says nothing about the address being invalid."""
+    esp = event.esp_event if isinstance(event.esp_event, Mapping) else {}
+    ses = esp.get("bounce")
+    marks = {esp.get("Type"), esp.get("event"), esp.get("type")}
+    if isinstance(ses, Mapping):
+        marks.add(ses.get("bounceType"))
+    return not (marks & SOFT_BOUNCES) and not _TEMPORARY_SMTP.match(event.mta_response or "")
+
+
+def anymail_tracking_received(sender: object, event: AnymailTrackingEvent, esp_name: str, **kwargs: object) -> None:
+    """anymail's `tracking` signal (connected in CampaignsConfig.ready): the event, about the
+    campaign email the ESP calls `event.message_id` (its provider_message_id), sent to
+    `event.recipient`. An event about no campaign email, or about another address than the
+    contact's, is logged and ignored: the ESP still gets its 200, or it would retry for days."""
+    kind = ANYMAIL_EVENTS.get(event.event_type)
+    if kind is None or (kind == BOUNCE and not _bounce_permanent(event)):
+        return
+    execution = email_execution_find(message_id=str(event.message_id or ""))
+    if execution is None:
+        logger.info("%s reported %s about message %r, no campaign email: ignored.", esp_name, kind, event.message_id)
+        return
+    address = execution.enrollment.contact.email or ""
+    if event.recipient and event.recipient.lower() != address.lower():
+        logger.warning(
+            "%s reported %s about message %r to %r, but execution %s went to another address: ignored.",
+            esp_name,
+            kind,
+            event.message_id,
+            event.recipient,
+            execution.pk,
+        )
+        return
+    detail = event.mta_response or event.description or event.reject_reason or ""
+    email_event_record(execution=execution, event=kind, reason=f"{esp_name}: {detail}" if detail else esp_name)

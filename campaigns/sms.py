@@ -7,11 +7,19 @@ or `unknown` (the provider may have taken it: a person decides, as for a worker 
 Inbound (Twilio's webhook, one URL per tenant), a STOP keyword opts the sender's number out of
 SMS, START opts it back in, and anything else is a reply to the latest SMS the tenant's
 campaigns sent to that number.
+
+Twilio's status callbacks (one URL per execution, asked for on each SMS when CAMPAIGN_PUBLIC_URL
+is a public origin) report the delivery: `delivered`, `undelivered` or `failed` is recorded once
+in the execution's `result_data["delivery"]`. An error that is about the number itself (the
+recipient unsubscribed at the carrier, the number is not one SMS can reach), in a callback or in
+Twilio's answer to the send, opts the contact out of SMS with the code as its reason: the model
+has no "invalid number" flag, and opting out is what stops every campaign from sending to it.
 """
 
 import base64
 import hashlib
 import hmac
+import ipaddress
 import re
 import sys
 import uuid
@@ -19,15 +27,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
+from urllib.parse import urlsplit
 
 import httpx2
 from django.conf import settings
 from django.db.models import F, Func, Q, QuerySet, Value
+from django.urls import reverse
 from django.utils import timezone
 
 from campaigns.content import MergeContext, render
 from campaigns.models import CampaignStepExecution, ExecutionStatus, StepType
-from campaigns.tracking import execution_event
+from campaigns.tracking import execution_delivery, execution_event
 from contacts.models import Contact
 from contacts.services import contact_update
 from crm.actor import Actor, Source
@@ -37,16 +47,29 @@ STOP_KEYWORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "Q
 START_KEYWORDS = frozenset({"START", "UNSTOP"})
 
 
+# Twilio's error codes that are about the number, not the message: each opts the contact out.
+PERMANENT_ERRORS = {
+    "21610": "the recipient unsubscribed from this sender (replied STOP at the carrier)",
+    "21211": "the number is not a valid phone number",
+    "21614": "the number is not a mobile number",
+    "30005": "the number is unknown to its carrier (it may no longer exist)",
+    "30006": "the number is a landline or its carrier cannot receive SMS",
+}
+# Twilio's final message statuses; the others (queued, sending, sent, ...) are on the way.
+FINAL_STATUSES = frozenset({"delivered", "undelivered", "failed"})
+
+
 @dataclass(frozen=True)
 class Sent:
     message_id: str = ""
     error: str = ""
     transient: bool = False
     unknown: bool = False
+    error_code: str = ""
 
 
 class SmsProvider(Protocol):
-    def send(self, *, to: str, sender: str, body: str) -> Sent: ...
+    def send(self, *, to: str, sender: str, body: str, status_callback: str = "") -> Sent: ...
 
 
 def e164(raw: str) -> str:
@@ -67,26 +90,30 @@ def e164(raw: str) -> str:
 class ConsoleProvider:
     """Prints the message (development and `make run`); its id is made up."""
 
-    def send(self, *, to: str, sender: str, body: str) -> Sent:
+    def send(self, *, to: str, sender: str, body: str, status_callback: str = "") -> Sent:
         sys.stdout.write(f"SMS from {sender or '(default sender)'} to {to}:\n{body}\n")
         sys.stdout.flush()
         return Sent(message_id=f"console-{uuid.uuid4()}")
 
 
 class TwilioProvider:
-    """Twilio's Messages API (form POST, basic auth with the account's SID and auth token)."""
+    """Twilio's Messages API (form POST, basic auth with the account's SID and auth token); with a
+    `status_callback` URL, Twilio posts the message's delivery status there."""
 
-    def send(self, *, to: str, sender: str, body: str) -> Sent:
+    def send(self, *, to: str, sender: str, body: str, status_callback: str = "") -> Sent:
         sid, token = settings.TWILIO_ACCOUNT_SID, settings.TWILIO_AUTH_TOKEN
         if not sid or not token:
             return Sent(error="TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN must be set to send SMS through Twilio.")
         if not sender:
             return Sent(error="No sender number: set the tenant's settings.sms_from or TWILIO_FROM_NUMBER.")
         url = f"{settings.TWILIO_API_URL}/2010-04-01/Accounts/{sid}/Messages.json"
+        form = {"To": to, "From": sender, "Body": body}
+        if status_callback:
+            form["StatusCallback"] = status_callback
         try:
             response = httpx2.post(
                 url,
-                data={"To": to, "From": sender, "Body": body},
+                data=form,
                 auth=(sid, token),
                 timeout=settings.SMS_TIMEOUT_SECONDS,
             )
@@ -100,22 +127,24 @@ class TwilioProvider:
             except (ValueError, KeyError, TypeError):
                 return Sent(error=f"Twilio answered {response.status_code} without a message sid.", unknown=True)
             return Sent(message_id=str(message_id))
-        detail = _twilio_error(response)
+        detail, code = _twilio_error(response)
         if response.status_code in (429, 503):  # refused for now: nothing was sent
             return Sent(error=f"Twilio answered {response.status_code}: {detail}", transient=True)
         if response.status_code >= 500:
             return Sent(error=f"Twilio answered {response.status_code}: {detail}", unknown=True)
-        return Sent(error=f"Twilio refused the SMS ({response.status_code}): {detail}")
+        return Sent(error=f"Twilio refused the SMS ({response.status_code}): {detail}", error_code=code)
 
 
-def _twilio_error(response: httpx2.Response) -> str:
+def _twilio_error(response: httpx2.Response) -> tuple[str, str]:
+    """Twilio's error message and its code (empty when it gave none)."""
     try:
         payload = response.json()
     except ValueError:
-        return response.text[:200]
+        return response.text[:200], ""
     if isinstance(payload, dict):
-        return f"{payload.get('message', '')} (code {payload.get('code', '?')})"
-    return str(payload)[:200]
+        code = str(payload.get("code") or "")
+        return f"{payload.get('message', '')} (code {code or '?'})", code
+    return str(payload)[:200], ""
 
 
 def sms_provider() -> SmsProvider:
@@ -127,8 +156,23 @@ def tenant_sms_sender(tenant: Tenant) -> str:
     return sender if isinstance(sender, str) and sender else settings.TWILIO_FROM_NUMBER
 
 
+def status_callback_url(execution: CampaignStepExecution) -> str:
+    """Where Twilio posts the SMS's delivery status; empty while CAMPAIGN_PUBLIC_URL is a local
+    origin (localhost, a loopback address), which Twilio could not reach."""
+    host = urlsplit(settings.CAMPAIGN_PUBLIC_URL).hostname or ""
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost" or host.endswith(".localhost")
+    if not host or loopback:
+        return ""
+    path = reverse("twilio-status-callback", kwargs={"tenant_id": execution.tenant_id, "execution_id": execution.pk})
+    return settings.CAMPAIGN_PUBLIC_URL + path
+
+
 def sms_send(*, execution: CampaignStepExecution, body: str) -> Sent:
     """Send a send_sms execution to its contact: `body` is the step's (or its variant's) text.
+    A refusal that is about the number (PERMANENT_ERRORS) also opts the contact out of SMS.
 
     Preconditions: the engine checked consent (sms_opt_in and not sms_opt_out, a number); the
     execution was loaded with its enrollment, campaign, tenant and contact."""
@@ -139,7 +183,48 @@ def sms_send(*, execution: CampaignStepExecution, body: str) -> Sent:
     if not to:
         return Sent(error=f"The contact's number {raw!r} is not a phone number SMS can reach.")
     context = MergeContext(tenant=tenant, contact=contact, project=enrollment.project, user=contact.assigned_to)
-    return sms_provider().send(to=to, sender=tenant_sms_sender(tenant), body=render(body, context))
+    sent = sms_provider().send(
+        to=to,
+        sender=tenant_sms_sender(tenant),
+        body=render(body, context),
+        status_callback=status_callback_url(execution),
+    )
+    if sent.error_code in PERMANENT_ERRORS:
+        contact_sms_refused(contact=contact, error_code=sent.error_code)
+    return sent
+
+
+def contact_sms_refused(*, contact: Contact, error_code: str, now: datetime | None = None) -> bool:
+    """Opt the contact out of SMS for a Twilio error about its number (one of PERMANENT_ERRORS),
+    with the date and the code; whether this call did (an earlier opt-out is kept as it was)."""
+    now = now or timezone.now()
+    actor = Actor(tenant=contact.tenant, user=None, source=Source.CAMPAIGN)
+    with actor.atomic():
+        locked = Contact.objects.select_for_update().get(pk=contact.pk)
+        if locked.sms_opt_out:
+            return False
+        contact_update(
+            contact=locked,
+            actor=actor,
+            sms_opt_out=True,
+            sms_opt_out_date=now,
+            sms_opt_out_reason=f"Twilio error {error_code}: {PERMANENT_ERRORS[error_code]}.",
+        )
+    return True
+
+
+def sms_status_record(*, execution: CampaignStepExecution, status: str, error_code: str = "") -> bool:
+    """What Twilio's status callback says of the execution's SMS: a final status is recorded once
+    (with its error code), and an error about the number opts the contact out. Whether this call
+    changed anything (an intermediate status changes nothing).
+
+    Precondition: the execution was loaded with its enrollment's contact and its tenant."""
+    changed = False
+    if status in FINAL_STATUSES:
+        changed = execution_delivery(execution=execution, status=status, error_code=error_code)
+    if status in ("undelivered", "failed") and error_code in PERMANENT_ERRORS:
+        changed = contact_sms_refused(contact=execution.enrollment.contact, error_code=error_code) or changed
+    return changed
 
 
 # Inbound -------------------------------------------------------------------------------------

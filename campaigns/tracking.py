@@ -1,9 +1,11 @@
-"""What recipients do with a campaign message: unsubscribe, open, click, reply, bounce, complain.
+"""What recipients do with a campaign message: unsubscribe, open, click, reply, bounce, complain;
+and what the provider says of its delivery.
 
 Each event counts once however often it arrives (a pixel loads on every view of the message,
-Twilio retries its webhooks): the execution's timestamp is set by a conditional UPDATE (`WHERE
-opened_at IS NULL`), and the enrollment's counter moves only when that UPDATE changed a row, in
-the same transaction.
+Twilio and the ESPs retry their webhooks): the execution's timestamp is set by a conditional
+UPDATE (`WHERE opened_at IS NULL`), and the enrollment's counter moves only when that UPDATE
+changed a row, in the same transaction. The provider's last word on delivery (delivered,
+bounced, undelivered, failed) is kept once, in the execution's `result_data["delivery"]`.
 """
 
 import hashlib
@@ -17,7 +19,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from campaigns.models import Campaign, CampaignEnrollment, CampaignStepExecution
+from campaigns.models import Campaign, CampaignEnrollment, CampaignStepExecution, StepType
 from contacts.models import Contact
 from contacts.services import contact_update
 from crm.actor import Actor, Source
@@ -49,6 +51,35 @@ def execution_event(*, execution: CampaignStepExecution, event: str, now: dateti
     return bool(recorded)
 
 
+def execution_delivery(
+    *,
+    execution: CampaignStepExecution,
+    status: str,
+    error_code: str = "",
+    detail: str = "",
+    now: datetime | None = None,
+) -> bool:
+    """Record the provider's final word on the message's delivery (`delivered`, `bounced`,
+    `undelivered`, `failed`) in `result_data["delivery"]`, unless one was recorded before; whether
+    this call recorded it. The execution's status stays what the send made it (it was sent).
+
+    Safe while the engine still holds the row as `sending`: both write under the row's lock, and
+    the engine keeps the result_data it finds."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        locked = CampaignStepExecution.objects.select_for_update().only("pk", "result_data").get(pk=execution.pk)
+        if "delivery" in locked.result_data:
+            return False
+        delivery = {"status": status, "at": now.isoformat()}
+        if error_code:
+            delivery["error_code"] = error_code
+        if detail:
+            delivery["detail"] = detail[:1000]
+        locked.result_data = {**locked.result_data, "delivery": delivery}
+        locked.save(update_fields=["result_data", "updated_at"])
+    return True
+
+
 def _recipient(tenant: Tenant) -> Actor:
     """The contact acting on their own consent: no user, recorded as coming from a campaign."""
     return Actor(tenant=tenant, user=None, source=Source.CAMPAIGN)
@@ -78,6 +109,7 @@ def contact_email_unsubscribe(*, contact: Contact, campaign: Campaign | None, on
 
 BOUNCE = "bounce"
 COMPLAINT = "complaint"
+DELIVERED = "delivered"
 _SIGNATURE = re.compile(r"t=(?P<t>[0-9]{1,12}),v1=(?P<v1>[0-9a-f]{64})")
 
 
@@ -95,6 +127,36 @@ def email_event_signature_valid(*, body: bytes, header: str, now: float | None =
         return False
     expected = hmac.new(secret.encode(), match["t"].encode() + b"." + body, hashlib.sha256).hexdigest()
     return hmac.compare_digest(expected, match["v1"])
+
+
+def email_execution_find(*, message_id: str, tenant_id: int | None = None) -> CampaignStepExecution | None:
+    """The campaign email the provider calls `message_id` (what the send recorded as
+    provider_message_id), in `tenant_id` when given; None when no email, or more than one, has it."""
+    if not message_id:
+        return None
+    executions = CampaignStepExecution.objects.select_related("enrollment__contact__tenant").filter(
+        provider_message_id=message_id, step__step_type=StepType.SEND_EMAIL
+    )
+    if tenant_id is not None:
+        executions = executions.filter(tenant_id=tenant_id)
+    found = list(executions[:2])
+    return found[0] if len(found) == 1 else None
+
+
+def email_event_record(*, execution: CampaignStepExecution, event: str, reason: str = "") -> bool:
+    """What the mail provider reported about a campaign email, once: a (permanent) bounce is its
+    delivery and marks the address invalid, a complaint opts the contact out, delivered is its
+    delivery, opened and clicked its engagement. Whether this call changed anything.
+
+    Precondition: the execution was loaded with its enrollment's contact."""
+    if event == BOUNCE:
+        recorded = execution_delivery(execution=execution, status="bounced", detail=reason)
+        return contact_email_event(contact=execution.enrollment.contact, event=BOUNCE, reason=reason) or recorded
+    if event == COMPLAINT:
+        return contact_email_event(contact=execution.enrollment.contact, event=COMPLAINT, reason=reason)
+    if event == DELIVERED:
+        return execution_delivery(execution=execution, status=DELIVERED)
+    return execution_event(execution=execution, event=event)
 
 
 def contact_email_event(*, contact: Contact, event: str, reason: str) -> bool:

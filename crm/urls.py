@@ -1,12 +1,13 @@
 """The wiring: every app's API routes, the admin, the schema and the health check."""
 
+from django.conf import settings
 from django.contrib import admin
 from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework.routers import DefaultRouter
 
 from ai_chat.views import AuditConversationViewSet, ConversationViewSet, UsageView
-from campaigns.public import EmailEventView, TwilioInboundSmsView
+from campaigns.public import EmailEventView, TwilioInboundSmsView, TwilioStatusCallbackView
 from campaigns.views import (
     CampaignEnrollmentViewSet,
     CampaignStepExecutionViewSet,
@@ -96,6 +97,11 @@ api_v1: list[URLPattern | URLResolver] = [
     path("filters/count/", FilterCountView.as_view(), name="filters-count"),
     path("filters/usage/", FilterUsageView.as_view(), name="filters-usage"),
     path("webhooks/twilio/<tenant_id:tenant_id>/sms/", TwilioInboundSmsView.as_view(), name="twilio-inbound-sms"),
+    path(
+        "webhooks/twilio/<tenant_id:tenant_id>/status/<tenant_id:execution_id>/",
+        TwilioStatusCallbackView.as_view(),
+        name="twilio-status-callback",
+    ),
     path("webhooks/email/<tenant_id:tenant_id>/events/", EmailEventView.as_view(), name="email-events"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", ApiDocsView.as_view(url_name="schema"), name="docs"),
@@ -109,6 +115,10 @@ urlpatterns = [
     path("mail/", include("campaigns.public")),
     path("healthz", healthz, name="healthz"),
 ]
+if settings.ANYMAIL_WEBHOOK_SECRETS:
+    # django-anymail's ESP webhooks (/webhooks/anymail/<esp>/tracking/), behind their basic auth:
+    # campaigns.public.anymail_tracking_received records what they report.
+    urlpatterns.append(path("webhooks/anymail/", include("anymail.urls")))
 
 handler404 = "crm.api.errors.not_found"
 handler500 = "crm.api.errors.server_error"

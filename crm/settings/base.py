@@ -142,6 +142,23 @@ EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10, minimum=1)
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Ridgeline <no-reply@localhost>")
+# django-anymail (EMAIL_BACKEND=anymail.backends.<esp>.EmailBackend): every ANYMAIL_<NAME>
+# variable is its setting <NAME>, e.g. ANYMAIL_POSTMARK_SERVER_TOKEN, ANYMAIL_MAILGUN_API_KEY,
+# ANYMAIL_MAILGUN_WEBHOOK_SIGNING_KEY (strings). ANYMAIL_WEBHOOK_SECRET is the basic-auth
+# `user:password` the ESP's tracking webhooks send (several, comma-separated, while rotating);
+# the webhooks (/webhooks/anymail/<esp>/tracking/) are mounted only when it is set.
+ANYMAIL: dict[str, Any] = {
+    name.removeprefix("ANYMAIL_"): value for name, value in os.environ.items() if name.startswith("ANYMAIL_")
+}
+ANYMAIL_WEBHOOK_SECRETS = env_list("ANYMAIL_WEBHOOK_SECRET", [])
+for _secret in ANYMAIL_WEBHOOK_SECRETS:
+    if ":" not in _secret:
+        raise ImproperlyConfigured(
+            "ANYMAIL_WEBHOOK_SECRET is the basic auth the ESP sends, `user:password` (comma-separated when several): "
+            "one has no colon."
+        )
+if ANYMAIL_WEBHOOK_SECRETS:
+    ANYMAIL["WEBHOOK_SECRET"] = ANYMAIL_WEBHOOK_SECRETS
 EMAIL_FILE_PATH = os.environ.get("EMAIL_FILE_PATH", "")  # the file backend's folder (one file per connection)
 
 # Membership invitations: the emailed link (`{token}` is replaced by the signed token) and
@@ -168,6 +185,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "drf_standardized_errors",
+    "anymail",
     "crm",
     "contacts",
     "campaigns",

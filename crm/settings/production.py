@@ -59,6 +59,13 @@ CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", True)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+# An ESP through django-anymail reports bounces and complaints to its webhooks, which are
+# mounted only with their basic-auth secret: without it they would be lost (or, mounted, open).
+if EMAIL_BACKEND.startswith("anymail.") and not os.environ.get("ANYMAIL_WEBHOOK_SECRET"):
+    raise ImproperlyConfigured(
+        f"EMAIL_BACKEND={EMAIL_BACKEND} sends through an ESP, whose bounce and complaint webhooks need "
+        "ANYMAIL_WEBHOOK_SECRET (user:password, the basic auth set in the ESP's webhook URL); it is not set."
+    )
 if SMS_PROVIDER == "twilio":
     TWILIO_ACCOUNT_SID = required("TWILIO_ACCOUNT_SID")
     TWILIO_AUTH_TOKEN = required("TWILIO_AUTH_TOKEN")

@@ -3,6 +3,7 @@
 import os
 
 from crm.settings.base import *  # noqa: F403
+from crm.settings.base import ANYMAIL as BASE_ANYMAIL
 from crm.settings.base import CACHES as BASE_CACHES
 from crm.settings.base import REDIS_URL
 
@@ -27,3 +28,7 @@ CACHES = {
 # Filter usage goes to this process's own list, under the cache's prefix (emptied after every test).
 FILTER_USAGE_REDIS_URL = CELERY_BROKER_URL
 FILTER_USAGE_QUEUE = f"ridgeline-test-{os.getpid()}:filter-usage"
+
+# django-anymail's webhooks are mounted (they are only with a secret), with this basic auth.
+ANYMAIL_WEBHOOK_SECRETS = ["ridgeline-test:anymail-webhook-secret"]
+ANYMAIL = {**BASE_ANYMAIL, "WEBHOOK_SECRET": ANYMAIL_WEBHOOK_SECRETS}

@@ -8,7 +8,7 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
 from campaigns.defaults import TEMPLATES, default_templates_ensure
-from campaigns.models import CampaignTemplate
+from campaigns.models import CampaignStepExecution, CampaignTemplate
 from campaigns.services import templates_visible
 from tests.campaigns.test_content import DEFAULT_NAMES
 
@@ -78,3 +78,34 @@ def test_missing_defaults_are_put_back(default_templates):
     assert default_templates_ensure() == 1
     assert default_templates_ensure() == 0
     assert CampaignTemplate.objects.filter(tenant__isnull=True).count() == 6
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_provider_id_index_goes_forwards_and_backwards():
+    """0008, outside a transaction as `migrate` runs it: built CONCURRENTLY, dropped on the way back."""
+    index = "SELECT indexdef FROM pg_indexes WHERE indexname = 'executions_provider_id_idx'"
+    migrate([("campaigns", "0007_executions_analytics_indexes")])
+    assert rows(index) == []
+
+    migrate([("campaigns", "0008_executions_provider_id_index")])
+    assert rows(index) == [
+        (
+            "CREATE INDEX executions_provider_id_idx ON public.campaign_step_executions USING btree "
+            "(provider_message_id) WHERE (NOT ((provider_message_id)::text = ''::text))",
+        )
+    ]
+
+    migrate([("campaigns", "0007_executions_analytics_indexes")])
+    assert rows(index) == []
+
+    migrate(latest())
+    assert len(rows(index)) == 1
+    # The webhooks' lookup can use it (the planner proves `= '<id>'` is inside `NOT (= '')`).
+    with connection.cursor() as cursor:
+        cursor.execute("SET enable_seqscan = off")
+    try:
+        plan = CampaignStepExecution.objects.filter(provider_message_id="883953f4-6105-42a2").explain()
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("RESET enable_seqscan")
+    assert "executions_provider_id_idx" in plan

@@ -127,10 +127,27 @@ def test_twilio_gets_one_request_per_sms_from_the_tenants_number(
         {
             "path": f"/2010-04-01/Accounts/{SID}/Messages.json",
             "authorization": "Basic " + base64.b64encode(f"{SID}:{TOKEN}".encode()).decode(),
-            "form": {"To": ["+15550100199"], "From": ["+15557770000"], "Body": ["Hi Ada"]},
+            "form": {
+                "To": ["+15550100199"],
+                "From": ["+15557770000"],
+                "Body": ["Hi Ada"],
+                "StatusCallback": [f"{PUBLIC}/api/v1/webhooks/twilio/{tenant.pk}/status/{execution.pk}/"],
+            },
         }
     ]
     assert (execution.status, execution.provider_message_id) == ("completed", f"SM{1:032d}")
+
+
+@pytest.mark.parametrize("public", ["http://localhost:8000", "http://127.0.0.1:8000", "http://crm.localhost"])
+def test_no_status_callback_is_asked_for_while_the_public_url_is_local(
+    actor, tenant, twilio, settings, django_capture_on_commit_callbacks, public
+):
+    """Twilio could not reach it: the callbacks would only fail at Twilio (error 11200)."""
+    settings.CAMPAIGN_PUBLIC_URL = public
+
+    enroll_and_run(actor, tenant, django_capture_on_commit_callbacks)
+
+    assert [sorted(request["form"]) for request in twilio.requests] == [["Body", "From", "To"]]
 
 
 @pytest.mark.parametrize(
@@ -163,6 +180,40 @@ def test_twilios_refusals_fail_retry_or_wait_for_a_person(
     _contact, [execution] = enroll_and_run(actor, tenant, django_capture_on_commit_callbacks)
 
     assert (execution.status, execution.error_message, len(twilio.requests)) == (status, error, 1)
+
+
+@pytest.mark.parametrize(
+    ("code", "reason"),
+    [
+        ("21610", "Twilio error 21610: the recipient unsubscribed from this sender (replied STOP at the carrier)."),
+        ("21211", "Twilio error 21211: the number is not a valid phone number."),
+    ],
+)
+def test_a_refusal_about_the_number_opts_the_contact_out_of_sms(
+    actor, tenant, twilio, django_capture_on_commit_callbacks, code, reason
+):
+    twilio.answers.append((400, {"code": int(code), "message": "Refused."}))
+
+    contact, [execution] = enroll_and_run(actor, tenant, django_capture_on_commit_callbacks)
+
+    assert (execution.status, execution.error_message) == (
+        "failed",
+        f"Twilio refused the SMS (400): Refused. (code {code})",
+    )
+    contact.refresh_from_db()
+    assert (contact.sms_opt_out, contact.sms_opt_out_reason, contact.sms_opt_in) == (True, reason, True)
+    assert contact.sms_opt_out_date is not None
+
+
+def test_a_refusal_about_the_message_keeps_the_contacts_consent(
+    actor, tenant, twilio, django_capture_on_commit_callbacks
+):
+    twilio.answers.append((400, {"code": 21602, "message": "Message body is required."}))
+
+    contact, [execution] = enroll_and_run(actor, tenant, django_capture_on_commit_callbacks)
+
+    assert execution.status == "failed"
+    assert row(contact)["sms_opt_out"] is False
 
 
 def test_an_unreachable_twilio_is_tried_again_later(actor, tenant, twilio, django_capture_on_commit_callbacks):
@@ -355,3 +406,141 @@ def test_a_tenant_sms_sender_must_be_e164(tenant, value):
     )
     assert_invalid(response, attr="settings", code="invalid_setting", detail=detail)
     assert row(tenant) == before
+
+
+# Status callbacks ----------------------------------------------------------------------------
+
+
+def status_callback(tenant_id, execution_id, fields, *, signature=None):
+    path = f"/api/v1/webhooks/twilio/{tenant_id}/status/{execution_id}/"
+    params = {name: [value] for name, value in fields.items()}
+    signature = (
+        signature if signature is not None else twilio_signature(url=PUBLIC + path, params=params, auth_token=TOKEN)
+    )
+    return Client().post(path, urlencode(fields), content_type=FORM, HTTP_X_TWILIO_SIGNATURE=signature)
+
+
+def status(execution, message_status: str, error_code: str = "") -> dict:
+    """A status callback's form as Twilio posts it."""
+    fields = {
+        "AccountSid": SID,
+        "ApiVersion": "2010-04-01",
+        "From": "+15550000000",
+        "MessageSid": execution.provider_message_id,
+        "MessageStatus": message_status,
+        "SmsSid": execution.provider_message_id,
+        "SmsStatus": message_status,
+        "To": "+15550100199",
+    }
+    if error_code:
+        fields["ErrorCode"] = error_code
+    return fields
+
+
+@pytest.fixture
+def sent_sms(actor, tenant, twilio, django_capture_on_commit_callbacks):
+    return enroll_and_run(actor, tenant, django_capture_on_commit_callbacks)
+
+
+def test_delivered_is_recorded_once(tenant, sent_sms):
+    contact, [execution] = sent_sms
+
+    first = status_callback(tenant.pk, execution.pk, status(execution, "delivered"))
+    recorded = row(execution)
+    second = status_callback(tenant.pk, execution.pk, status(execution, "delivered"))
+
+    assert (first.status_code, second.status_code) == (204, 204)
+    assert recorded["result_data"]["delivery"]["status"] == "delivered"
+    assert set(recorded["result_data"]["delivery"]) == {"status", "at"}
+    assert (recorded["status"], recorded["error_message"]) == ("completed", "")
+    assert row(execution) == recorded
+    assert row(contact)["sms_opt_out"] is False
+
+
+def test_statuses_on_the_way_change_nothing(tenant, sent_sms):
+    _contact, [execution] = sent_sms
+    before = row(execution)
+
+    for message_status in ("queued", "sending", "sent"):
+        assert status_callback(tenant.pk, execution.pk, status(execution, message_status)).status_code == 204
+
+    assert row(execution) == before
+
+
+@pytest.mark.parametrize(
+    ("message_status", "code", "opted_out"),
+    [
+        ("undelivered", "30003", False),  # the handset is off or unreachable: maybe next time
+        ("failed", "30007", False),  # filtered by the carrier
+        ("undelivered", "21610", True),
+        ("failed", "30006", True),
+    ],
+)
+def test_undelivered_and_failed_keep_their_code_and_a_bad_number_opts_out(
+    tenant, sent_sms, message_status, code, opted_out
+):
+    contact, [execution] = sent_sms
+
+    response = status_callback(tenant.pk, execution.pk, status(execution, message_status, code))
+    again = status_callback(tenant.pk, execution.pk, status(execution, "delivered"))
+
+    assert (response.status_code, again.status_code) == (204, 204)
+    execution.refresh_from_db()
+    delivery = execution.result_data["delivery"]
+    assert (execution.status, delivery["status"], delivery["error_code"]) == ("completed", message_status, code)
+    contact.refresh_from_db()
+    assert contact.sms_opt_out is opted_out
+    if opted_out:
+        assert contact.sms_opt_out_reason.startswith(f"Twilio error {code}: ")
+
+
+def test_a_callback_about_an_older_message_of_the_execution_is_ignored(tenant, sent_sms):
+    _contact, [execution] = sent_sms
+    before = row(execution)
+    fields = {**status(execution, "failed", "21610"), "MessageSid": "SM" + "9" * 32}
+
+    assert status_callback(tenant.pk, execution.pk, fields).status_code == 204
+
+    assert row(execution) == before
+
+
+@pytest.mark.parametrize(
+    ("case", "status_code", "attr"),
+    [
+        ("bad signature", 403, "X-Twilio-Signature"),
+        ("no signature", 403, "X-Twilio-Signature"),
+        ("other tenant", 404, None),
+        ("no such execution", 404, None),
+        ("not an sms", 404, None),
+        ("no status", 400, "MessageStatus"),
+        ("bad error code", 400, "ErrorCode"),
+    ],
+)
+def test_bad_status_callbacks_are_refused_and_change_nothing(
+    actor, tenant, other_tenant, sent_sms, django_capture_on_commit_callbacks, case, status_code, attr
+):
+    contact, [execution] = sent_sms
+    _other_contact, [task] = enroll_and_run(actor, tenant, django_capture_on_commit_callbacks, steps=[TASK])
+    before = (row(contact), row(execution))
+    fields, target, execution_id, options = status(execution, "failed", "21610"), tenant.pk, execution.pk, {}
+    if case == "bad signature":
+        options["signature"] = "bad-signature"
+    elif case == "no signature":
+        options["signature"] = ""
+    elif case == "other tenant":
+        target = other_tenant.pk
+    elif case == "no such execution":
+        execution_id = 10**15
+    elif case == "not an sms":
+        execution_id = task.pk
+    elif case == "no status":
+        del fields["MessageStatus"]
+    else:
+        fields["ErrorCode"] = "30003; DROP TABLE"
+
+    response = status_callback(target, execution_id, fields, **options)
+
+    assert response.status_code == status_code, response.content
+    if attr:
+        assert [error["attr"] for error in response.json()["errors"]] == [attr]
+    assert (row(contact), row(execution)) == before

@@ -88,6 +88,7 @@ OTHER_ROUTES = {
     "/api/v1/auth/logout/": {"post"},
     "/api/v1/auth/logout-all/": {"post"},
     "/api/v1/webhooks/twilio/{tenant_id}/sms/": {"post"},
+    "/api/v1/webhooks/twilio/{tenant_id}/status/{execution_id}/": {"post"},
     "/api/v1/webhooks/email/{tenant_id}/events/": {"post"},
 }
 

@@ -256,3 +256,54 @@ def test_a_boolean_setting_that_is_not_one_is_refused():
     assert result.stderr.strip().splitlines()[-1] == (
         "django.core.exceptions.ImproperlyConfigured: DEBUG='maybe' is not a boolean: use true/false or 1/0."
     )
+
+
+def test_production_refuses_an_anymail_backend_without_its_webhook_secret():
+    result = run(
+        "-c",
+        "import django; django.setup()",
+        **PRODUCTION,
+        SECRET_KEY=STRONG_KEY,
+        EMAIL_BACKEND="anymail.backends.postmark.EmailBackend",
+    )
+
+    assert result.stderr.strip().splitlines()[-1] == (
+        "django.core.exceptions.ImproperlyConfigured: EMAIL_BACKEND=anymail.backends.postmark.EmailBackend sends "
+        "through an ESP, whose bounce and complaint webhooks need ANYMAIL_WEBHOOK_SECRET (user:password, the basic "
+        "auth set in the ESP's webhook URL); it is not set."
+    )
+
+
+def test_a_webhook_secret_that_is_no_basic_auth_is_refused():
+    result = run("-c", "import django; django.setup()", **PRODUCTION, SECRET_KEY=STRONG_KEY, ANYMAIL_WEBHOOK_SECRET="x")
+
+    assert result.stderr.strip().splitlines()[-1] == (
+        "django.core.exceptions.ImproperlyConfigured: ANYMAIL_WEBHOOK_SECRET is the basic auth the ESP sends, "
+        "`user:password` (comma-separated when several): one has no colon."
+    )
+
+
+SHOW_ANYMAIL = (
+    "import django; django.setup(); from django.conf import settings as s; from django.urls import resolve, "
+    "Resolver404\ntry: resolve('/webhooks/anymail/postmark/tracking/'); mounted = True\n"
+    "except Resolver404: mounted = False\nprint(mounted, s.ANYMAIL)"
+)
+
+
+def test_anymail_webhooks_are_mounted_only_with_their_secret_and_read_their_settings():
+    without = run("-c", SHOW_ANYMAIL, **PRODUCTION, SECRET_KEY=STRONG_KEY)
+    with_secret = run(
+        "-c",
+        SHOW_ANYMAIL,
+        **PRODUCTION,
+        SECRET_KEY=STRONG_KEY,
+        EMAIL_BACKEND="anymail.backends.postmark.EmailBackend",
+        ANYMAIL_POSTMARK_SERVER_TOKEN="server-token",
+        ANYMAIL_WEBHOOK_SECRET="old:secret, new:secret",
+    )
+
+    assert (without.returncode, without.stdout) == (0, "False {}\n")
+    assert (with_secret.returncode, with_secret.stderr) == (0, "")
+    assert with_secret.stdout == (
+        "True {'POSTMARK_SERVER_TOKEN': 'server-token', 'WEBHOOK_SECRET': ['old:secret', 'new:secret']}\n"
+    )
