@@ -10,6 +10,10 @@ commit together, so a run killed at any point continues from its last committed 
 When a batch's INSERT fails (a constraint of Ridgeline's the old data breaks), the batch is
 written again row by row, each in a savepoint, and the failing rows are refused with the
 database's message.
+
+Two small tables are decided in Python instead, with the same legacy_ids and checkpoints: the
+substatus catalog (a valid catalog is a decision over all of a tenant's rows) and saved
+filters (each one's criteria converted and validated as the filters app does, batch by batch).
 """
 
 import json
