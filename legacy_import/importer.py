@@ -479,6 +479,7 @@ TABLES: tuple[Table, ...] = (
 )
 CATALOG = "status_substatus_configs"
 SAVED_FILTERS = "saved_filters"
+RENAMED = " (imported)"  # after the name of an old saved filter whose name the tenant already uses
 # A saved filter's entity -> the substatus entity its substatus conditions name.
 FILTER_SUBSTATUS_ENTITIES = {"contacts": "contact", "projects": "project", "pipeline": "project"}
 ORDER = (
@@ -1017,17 +1018,31 @@ class Run:
                             "system filter of the same name"
                         )
                         return int(found[0])
+                name = self.saved_filter_name(cursor, row, tenant)
                 cursor.execute(
                     "INSERT INTO saved_filters (tenant_id, entity_type, name, description, filter_criteria, "
                     "created_by_id, is_shared, is_default, is_system, is_stale, stale_reason, usage_count, "
                     "last_used_at, created_at, updated_at, sort, columns, is_active) "
                     "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, '', '[]', true) RETURNING id",
-                    [tenant, row["entity_type"], row["name"], *values],
+                    [tenant, row["entity_type"], name, *values],
                 )
                 return int(cursor.fetchone()[0])
         except DatabaseError as error:
             self.refuse(old_id, str(error).splitlines()[0])
             return None
+
+    def saved_filter_name(self, cursor: CursorWrapper, row: dict[str, Any], tenant: int) -> str:
+        """The old name, unless Ridgeline's 100 characters or a filter the tenant already has forbid it."""
+        name = row["name"][:100]
+        cursor.execute(
+            "SELECT 1 FROM saved_filters WHERE tenant_id = %s AND entity_type = %s AND name = %s",
+            [tenant, row["entity_type"], name],
+        )
+        if cursor.fetchone() is not None:
+            name = f"{row['name'][: 100 - len(RENAMED)]}{RENAMED}"
+        if name != row["name"]:
+            self.report.value(SAVED_FILTERS, "name", row["name"], Mapped(name, parked=False), 1)
+        return name
 
     # -- after the tables --------------------------------------------------------------------
 

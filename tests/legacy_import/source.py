@@ -123,7 +123,8 @@ VALUES ('61000000-0000-4000-8000-000000000001', '60000000-0000-4000-8000-0000000
         '{"name": "search_contacts"}', '2024-01-01 10:01+00');
 -- Saved filters: the old flat format (a user's uuid, a substatus key), a tree already, a field
 -- Ridgeline does not filter on (kept, stale), the system filter every tenant has, a second
--- default of one user, and one of the refused duplicate user.
+-- default of one user, one of the refused duplicate user, and a user's filter named as one of
+-- the system filters every Ridgeline tenant starts with.
 INSERT INTO saved_filters (id, tenant_id, entity_type, name, description, filter_criteria, created_by, is_shared,
                            is_default, is_system, usage_count, last_used_at, created_at, updated_at)
 VALUES ('70000000-0000-4000-8000-000000000001', '10000000-0000-4000-8000-000000000001', 'contacts', 'Storm leads',
@@ -151,7 +152,11 @@ VALUES ('70000000-0000-4000-8000-000000000001', '10000000-0000-4000-8000-0000000
         '2023-01-06 10:00+00'),
        ('70000000-0000-4000-8000-000000000007', '10000000-0000-4000-8000-000000000002', 'activities', 'Calls',
         NULL, '{"and": [{"field": "type", "op": "in", "value": ["call"]}]}', '00000000-0000-4000-8000-000000000004',
-        true, false, false, 1, NULL, '2023-01-07 10:00+00', '2023-01-08 10:00+00');
+        true, false, false, 1, NULL, '2023-01-07 10:00+00', '2023-01-08 10:00+00'),
+       ('70000000-0000-4000-8000-000000000008', '10000000-0000-4000-8000-000000000001', 'contacts',
+        'Hot Leads (Score > 70)', NULL, '{"lead_score": {"operator": "greater_than", "value": 80}}',
+        '00000000-0000-4000-8000-000000000001', false, false, false, 0, NULL, '2023-01-08 10:00+00',
+        '2023-01-08 10:00+00');
 -- Impersonation sessions: an ended one, one still "active" of the refused duplicate user, one in peak.
 INSERT INTO impersonation_logs (id, tenant_id, admin_user_id, impersonated_user_id, started_at, ended_at, reason,
                                 ip_address, user_agent, status, created_at, updated_at)

@@ -439,11 +439,15 @@ def test_saved_filters_are_converted_to_trees_or_kept_stale_and_reported(old_url
     assert filters[saved(6)]["filter_criteria"] == {"and": [{"field": "priority", "op": "equals", "value": "high"}]}
     # A tree already: as it was.
     assert filters[saved(7)]["filter_criteria"] == {"and": [{"field": "type", "op": "in", "value": ["call"]}]}
+    # A user's filter named as a system filter the tenant has: renamed, reported.
+    assert filters[saved(8)]["name"] == "Hot Leads (Score > 70) (imported)"
+    assert filters[saved(8)]["is_system"] is False
+    assert "saved_filters.name 'Hot Leads (Score > 70)': mapped to 'Hot Leads (Score > 70) (imported)'" in text
     assert report["tables"]["saved_filters"] | {"seconds": 0} == {
-        "old": 7,
-        "new": 6,
-        "read": 7,
-        "written": 6,
+        "old": 8,
+        "new": 7,
+        "read": 8,
+        "written": 7,
         "skipped": 0,
         "refused": 1,
         "seconds": 0,
@@ -459,7 +463,7 @@ def test_a_saved_filters_checkpoint_is_where_the_next_run_continues(old_url, tmp
             "RETURNING new_id) DELETE FROM saved_filters WHERE id IN (SELECT new_id FROM gone)",
             [saved(5)],
         )
-        assert cursor.rowcount == 2
+        assert cursor.rowcount == 3
     # As a run killed after the batch that ended at the fifth filter leaves it.
     ImportCheckpoint.objects.create(
         run_key=run_key(without_password(old_url), []), source_table="saved_filters", last_old_id=saved(5), rows_read=5
@@ -467,8 +471,8 @@ def test_a_saved_filters_checkpoint_is_where_the_next_run_continues(old_url, tmp
     report_file = tmp_path / "report.json"
     run(old_url, "--report-json", str(report_file))
     stats = json.loads(report_file.read_text())["tables"]["saved_filters"]
-    assert (stats["read"], stats["written"], stats["new"]) == (2, 2, 6)
-    assert set(new_rows("saved_filters", "saved_filters")) == {saved(n) for n in (1, 2, 3, 4, 6, 7)}
+    assert (stats["read"], stats["written"], stats["new"]) == (3, 3, 7)
+    assert set(new_rows("saved_filters", "saved_filters")) == {saved(n) for n in (1, 2, 3, 4, 6, 7, 8)}
     assert not ImportCheckpoint.objects.exists()
 
 
