@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import psycopg
@@ -15,6 +16,7 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 from rest_framework.test import APIClient
 
+from contacts.merge import merge_module
 from legacy_import.mapping import CHOICES, PARKED_KEY, map_value, run_key
 from legacy_import.models import ImportCheckpoint
 from legacy_import.source import without_password
@@ -529,7 +531,7 @@ NEW_PROJECT = "49000000-0000-4000-8000-000000000001"
 
 
 @pytest.mark.django_db
-def test_a_second_import_merges_the_new_organizations_and_keeps_one_set_of_backups(tmp_path):
+def test_a_second_import_merges_the_new_organizations_and_reversing_restores_both_imports(tmp_path):
     with old_database("legacy_second", contacts=110) as url:
         run(url)
         with psycopg.connect(url, autocommit=True) as conn:
@@ -546,6 +548,7 @@ def test_a_second_import_merges_the_new_organizations_and_keeps_one_set_of_backu
             )
         report_file = tmp_path / "report.json"
         run(url, "--report-json", str(report_file))
+        organizations, projects = old_rows(url, "organizations"), old_rows(url, "projects")
     report = json.loads(report_file.read_text())
     assert report["tables"]["organizations"]["written"] == 1
     assert any("were folded into merge_backups" in note for note in report["notes"])
@@ -576,3 +579,28 @@ def test_a_second_import_merges_the_new_organizations_and_keeps_one_set_of_backu
         assert cursor.fetchone() == (late, None)
         cursor.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'merge_backups%%'")
         assert cursor.fetchall() == [("merge_backups",)]
+
+    # Reversing, as `migrate contacts 0003` does once the legacy table and column are back,
+    # restores the organizations of both imports and every linked project's contact.
+    data = merge_module(connection, ("contacts", "0006_merge_organizations"))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE TEMP TABLE organizations AS SELECT * FROM merge_backups.organizations WITH NO DATA; "
+            "ALTER TABLE projects ADD COLUMN organization_id bigint"
+        )
+        data.unmerge(None, SimpleNamespace(connection=connection))
+        cursor.execute("SELECT id, name FROM organizations ORDER BY id")
+        restored = dict(cursor.fetchall())
+        cursor.execute("SELECT id, organization_id, contact_id FROM projects WHERE organization_id IS NOT NULL")
+        linked = {row[0]: row[1:] for row in cursor.fetchall()}
+        cursor.execute("SELECT count(*) FROM contacts WHERE is_organization")
+        assert cursor.fetchone() == (0,)
+    assert restored == {back[("organizations", old)]: org["name"] for old, org in organizations.items()}
+    assert linked == {
+        back[("projects", old)]: (
+            back[("organizations", str(project["organization_id"]))],
+            back.get(("contacts", str(project["contact_id"]))),
+        )
+        for old, project in projects.items()
+        if project["organization_id"] and ("projects", old) in back
+    }
