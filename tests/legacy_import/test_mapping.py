@@ -79,20 +79,19 @@ def test_the_report_lists_every_parked_value_and_refused_row():
     assert "projects p-1: contact_id c-9 belongs to another tenant" in text
 
 
-def context(**fields) -> TenantFilterContext:
+def context() -> TenantFilterContext:
     catalog = {
         "stage": CatalogField(1, "stage", "Stage", "multi_select", True),
         "assigned_to": CatalogField(2, "assigned_to", "Assigned to", "user_select", True),
         "substatus": CatalogField(3, "substatus", "Substatus", "multi_select", True),
         "priority": CatalogField(4, "priority", "Priority", "select", False),
     }
-    base = {
-        "catalog": catalog,
-        "users": {"00000000-0000-4000-8000-000000000001": 7},
-        "members": frozenset({7}),
-        "substatuses": {"fresh": [30], "twice": [31, 32]},
-    }
-    return TenantFilterContext(**(base | fields))
+    return TenantFilterContext(
+        catalog=catalog,
+        users={"00000000-0000-4000-8000-000000000001": 7},
+        members=frozenset({7}),
+        substatuses={"fresh": [30], "twice": [31, 32]},
+    )
 
 
 def test_an_old_flat_filter_becomes_a_tree_with_ridgeline_ids():
