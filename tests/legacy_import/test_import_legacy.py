@@ -12,6 +12,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from django.db import connection
 from rest_framework.test import APIClient
@@ -445,6 +446,18 @@ def test_saved_filters_are_converted_to_trees_or_kept_stale_and_reported(old_url
     assert filters[saved(8)]["name"] == "Hot Leads (Score > 70) (imported)"
     assert filters[saved(8)]["is_system"] is False
     assert "saved_filters.name 'Hot Leads (Score > 70)': mapped to 'Hot Leads (Score > 70) (imported)'" in text
+    # Through the API: a converted filter applies, a stale one answers 409 with its reasons.
+    client = APIClient()
+    client.force_authenticate(get_user_model().objects.get(pk=dana))
+    client.credentials(HTTP_X_TENANT="summit")
+    response = client.get(f"/api/v1/contacts/?saved_filter={filters[saved(8)]['id']}")
+    assert response.status_code == 200, response.content
+    scores = [item["lead_score"] for item in response.json()["results"]]
+    assert scores
+    assert min(scores) > 80
+    response = client.get(f"/api/v1/projects/?saved_filter={red['id']}")
+    assert response.status_code == 409, response.content
+    assert "unknown field 'roof_color' for projects" in response.content.decode()
     assert report["tables"]["saved_filters"] | {"seconds": 0} == {
         "old": 8,
         "new": 7,
