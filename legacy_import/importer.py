@@ -10,8 +10,13 @@ commit together, so a run killed at any point continues from its last committed 
 When a batch's INSERT fails (a constraint of Ridgeline's the old data breaks), the batch is
 written again row by row, each in a savepoint, and the failing rows are refused with the
 database's message.
+
+Two small tables are decided in Python instead, with the same legacy_ids and checkpoints: the
+substatus catalog (a valid catalog is a decision over all of a tenant's rows) and saved
+filters (each one's criteria converted and validated as the filters app does, batch by batch).
 """
 
+import json
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
@@ -26,6 +31,7 @@ from django.db.backends.utils import CursorWrapper
 from psycopg import sql
 
 from contacts.merge import merge_module
+from filters.language import CatalogField
 from legacy_import import source
 from legacy_import.mapping import (
     CHOICES,
@@ -34,12 +40,15 @@ from legacy_import.mapping import (
     CatalogRow,
     Mapped,
     Report,
+    TenantFilterContext,
     catalog_defaults,
+    convert_filter,
     map_value,
 )
 from legacy_import.models import ImportCheckpoint
 
 BATCH = 5000
+EARLIER_BACKUPS = "merge_backups_earlier_import"  # only inside the merge's transaction
 LOCK = 7_318_004  # pg_advisory_lock key: one import at a time per target database
 
 
@@ -259,6 +268,17 @@ SELECT s._new_id, s._tenant, s._conversation_id, CASE WHEN s.role = 'user' THEN 
 FROM {stage} s JOIN ai_conversations c ON c.id = s._conversation_id WHERE {rows}
 """
 
+# Old impersonation sessions are history, not sessions: see LegacyImpersonationLog.
+IMPERSONATION_INSERT = """
+INSERT INTO legacy_import_impersonation_logs (id, tenant_id, admin_user_id, impersonated_user_id, old_admin_user_id,
+    old_impersonated_user_id, started_at, ended_at, duration_seconds, reason, ip_address, user_agent, status,
+    created_at, updated_at)
+SELECT s._new_id, s._tenant, s._admin_user_id, s._impersonated_user_id, s.admin_user_id, s.impersonated_user_id,
+       s.started_at, s.ended_at, s.duration_seconds, s.reason, s.ip_address, s.user_agent, s.status, s.created_at,
+       s.updated_at
+FROM {stage} s WHERE {rows}
+"""
+
 
 def _prepare_messages(run: "Run", cursor: CursorWrapper, stage: str) -> None:
     """A message's tenant is its conversation's."""
@@ -449,8 +469,19 @@ TABLES: tuple[Table, ...] = (
         prepare=_prepare_messages,
         tenant_column="",
     ),
+    Table(
+        "impersonation_logs",
+        "public.impersonation_logs",
+        "legacy_import_impersonation_logs",
+        refs=(Ref("admin_user_id", "auth.users"), Ref("impersonated_user_id", "auth.users")),
+        insert=IMPERSONATION_INSERT,
+    ),
 )
 CATALOG = "status_substatus_configs"
+SAVED_FILTERS = "saved_filters"
+RENAMED = " (imported)"  # after the name of an old saved filter whose name the tenant already uses
+# A saved filter's entity -> the substatus entity its substatus conditions name.
+FILTER_SUBSTATUS_ENTITIES = {"contacts": "contact", "projects": "project", "pipeline": "project"}
 ORDER = (
     "auth.users",
     "tenants",
@@ -462,6 +493,8 @@ ORDER = (
     "activities",
     "ai_conversations",
     "ai_messages",
+    SAVED_FILTERS,
+    "impersonation_logs",
 )
 
 
@@ -813,6 +846,204 @@ class Run:
                 f"{target!r} after {hours} h not kept (no such substatus in its status, a terminal one, or no delay)"
             )
 
+    # -- saved filters: each one's criteria converted and validated in Python, batch by batch --
+
+    def import_saved_filters(self) -> None:
+        self.table = Table(SAVED_FILTERS, f"public.{SAVED_FILTERS}", SAVED_FILTERS)
+        checkpoint = self.checkpoint(SAVED_FILTERS)
+        stats = self.report.table(SAVED_FILTERS)
+        if checkpoint.finished:
+            self.say(f"{SAVED_FILTERS:<26} done by the interrupted run")
+            return
+        began = time.monotonic()
+        columns = source.COLUMNS[self.table.source]
+        texts = {"id", "tenant_id", "created_by"}
+        with transaction.atomic() if self.strict else nullcontext():
+            while True:
+                scope = self.scope(self.table.source)
+                if checkpoint.last_old_id:
+                    scope = sql.SQL("({}) AND id > {}").format(scope, sql.Literal(str(checkpoint.last_old_id)))
+                query = sql.SQL("SELECT {} FROM {} WHERE {} ORDER BY id LIMIT {}").format(
+                    sql.SQL(", ").join(
+                        sql.SQL("{}::text").format(sql.Identifier(c)) if c in texts else sql.Identifier(c)
+                        for c in columns
+                    ),
+                    sql.Identifier("public", SAVED_FILTERS),
+                    scope,
+                    sql.Literal(self.batch),
+                )
+                rows = [dict(zip(columns, row, strict=True)) for row in self.source.execute(query)]
+                if not rows:
+                    break
+                with transaction.atomic(), connection.cursor() as cursor:
+                    written, skipped = self.saved_filter_batch(cursor, rows)
+                    stats.read += len(rows)
+                    stats.written += written
+                    stats.skipped += skipped
+                    checkpoint.last_old_id = rows[-1]["id"]
+                    checkpoint.rows_read += len(rows)
+                    checkpoint.rows_written += written
+                    checkpoint.rows_skipped += skipped
+                    checkpoint.rows_refused = stats.refused
+                    checkpoint.save()
+                stats.seconds = time.monotonic() - began
+                self.say(stats.progress())
+                if len(rows) < self.batch:
+                    break
+            checkpoint.finished = True
+            checkpoint.save(update_fields=["finished"])
+
+    def saved_filter_batch(self, cursor: CursorWrapper, rows: list[dict[str, Any]]) -> tuple[int, int]:
+        """Write one batch of old saved filters; (written, skipped as imported before)."""
+        cursor.execute(
+            "SELECT old_id::text FROM legacy_ids WHERE source_table = %s AND old_id = ANY(%s::uuid[])",
+            [SAVED_FILTERS, [row["id"] for row in rows]],
+        )
+        done = {old_id for (old_id,) in cursor.fetchall()}
+        cursor.execute(
+            "SELECT source_table, old_id::text, new_id FROM legacy_ids WHERE source_table = 'auth.users' "
+            "OR (source_table = 'tenants' AND old_id = ANY(%s::uuid[]))",
+            [list({row["tenant_id"] for row in rows})],
+        )
+        known: dict[tuple[str, str], int] = {(table, old): new for table, old, new in cursor.fetchall()}
+        users = {old: new for (table, old), new in known.items() if table == "auth.users"}
+        contexts: dict[tuple[int, str], TenantFilterContext] = {}
+        written = 0
+        for row in rows:
+            if row["id"] in done:
+                continue
+            tenant = known.get(("tenants", row["tenant_id"]))
+            if tenant is None:
+                self.refuse(row["id"], f"its tenant {row['tenant_id']} was not imported")
+                continue
+            owner = users.get(row["created_by"])
+            if owner is None and not row["is_system"]:
+                self.refuse(row["id"], f"created_by {row['created_by']} was not imported")
+                continue
+            key = (tenant, row["entity_type"])
+            if key not in contexts:
+                contexts[key] = self.filter_context(cursor, tenant, row["entity_type"], users)
+            new_id = self.write_saved_filter(cursor, row, tenant, owner, contexts[key])
+            if new_id is None:
+                continue
+            cursor.execute(
+                "INSERT INTO legacy_ids (source_table, old_id, new_id, tenant_id) VALUES (%s, %s, %s, %s)",
+                [SAVED_FILTERS, row["id"], new_id, tenant],
+            )
+            written += 1
+        return written, len(done)
+
+    def filter_context(
+        self, cursor: CursorWrapper, tenant: int, entity_type: str, users: dict[str, int]
+    ) -> TenantFilterContext:
+        cursor.execute(
+            "SELECT id, field_name, field_label, field_type, is_active FROM filter_configs "
+            "WHERE tenant_id = %s AND entity_type = %s",
+            [tenant, entity_type],
+        )
+        catalog = {row[1]: CatalogField(*row) for row in cursor.fetchall()}
+        cursor.execute("SELECT user_id FROM tenant_users WHERE tenant_id = %s", [tenant])
+        members = frozenset(user_id for (user_id,) in cursor.fetchall())
+        substatuses: dict[str, list[int]] = {}
+        entity = FILTER_SUBSTATUS_ENTITIES.get(entity_type)
+        if entity is not None:
+            cursor.execute(
+                "SELECT key, id FROM status_substatus_configs WHERE tenant_id = %s AND entity = %s ORDER BY id",
+                [tenant, entity],
+            )
+            for key, substatus_id in cursor.fetchall():
+                substatuses.setdefault(key, []).append(substatus_id)
+        return TenantFilterContext(catalog=catalog, users=users, members=members, substatuses=substatuses)
+
+    def write_saved_filter(
+        self, cursor: CursorWrapper, row: dict[str, Any], tenant: int, owner: int | None, context: TenantFilterContext
+    ) -> int | None:
+        """Insert the filter (a system one takes over the tenant's default of the same name); its new id.
+
+        Criteria that do not convert are kept as they were, the filter marked stale with the
+        reasons: it stays listed, applying it answers 409 with them, and saving a valid tree
+        over it clears the mark (filters.services). None when the row is refused.
+        """
+        old_id = row["id"]
+        tree, errors = convert_filter(row["filter_criteria"], row["entity_type"], context)
+        stale = bool(errors)
+        reason = ""
+        if stale:
+            tree = row["filter_criteria"]
+            reason = ("the old system's criteria did not convert: " + "; ".join(errors))[:300]
+            self.report.park_row(SAVED_FILTERS, old_id, "stale, its criteria kept as they were: " + "; ".join(errors))
+        system = bool(row["is_system"])
+        default = bool(row["is_default"]) and not system
+        if default:
+            cursor.execute(
+                "SELECT 1 FROM saved_filters WHERE tenant_id = %s AND created_by_id = %s AND entity_type = %s "
+                "AND is_default",
+                [tenant, owner, row["entity_type"]],
+            )
+            if cursor.fetchone() is not None:
+                default = False
+                self.report.notes.append(
+                    f"saved filter {old_id}: not its owner's default for {row['entity_type']} (an earlier one is)"
+                )
+        values = [
+            row["description"] or "",
+            json.dumps(tree),
+            None if system else owner,
+            True if system else bool(row["is_shared"]),
+            default,
+            system,
+            stale,
+            reason,
+            max(row["usage_count"] or 0, 0),
+            row["last_used_at"],
+            row["created_at"],
+            row["updated_at"],
+        ]
+        try:
+            with transaction.atomic():
+                if system:
+                    cursor.execute(
+                        "UPDATE saved_filters SET description = %s, filter_criteria = %s, created_by_id = %s, "
+                        "is_shared = %s, is_default = %s, is_system = %s, is_stale = %s, stale_reason = %s, "
+                        "usage_count = %s, last_used_at = %s, created_at = %s, updated_at = %s "
+                        "WHERE tenant_id = %s AND entity_type = %s AND name = %s AND is_system "
+                        "AND NOT EXISTS (SELECT 1 FROM legacy_ids m WHERE m.source_table = 'saved_filters' "
+                        "AND m.new_id = saved_filters.id) RETURNING id",
+                        [*values, tenant, row["entity_type"], row["name"]],
+                    )
+                    found = cursor.fetchone()
+                    if found is not None:
+                        self.report.notes.append(
+                            f"saved filter {old_id} ({row['entity_type']} {row['name']!r}): took over Ridgeline's "
+                            "system filter of the same name"
+                        )
+                        return int(found[0])
+                name = self.saved_filter_name(cursor, row, tenant)
+                cursor.execute(
+                    "INSERT INTO saved_filters (tenant_id, entity_type, name, description, filter_criteria, "
+                    "created_by_id, is_shared, is_default, is_system, is_stale, stale_reason, usage_count, "
+                    "last_used_at, created_at, updated_at, sort, columns, is_active) "
+                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, '', '[]', true) RETURNING id",
+                    [tenant, row["entity_type"], name, *values],
+                )
+                return int(cursor.fetchone()[0])
+        except DatabaseError as error:
+            self.refuse(old_id, str(error).splitlines()[0])
+            return None
+
+    def saved_filter_name(self, cursor: CursorWrapper, row: dict[str, Any], tenant: int) -> str:
+        """The old name, unless Ridgeline's 100 characters or a filter the tenant already has forbid it."""
+        name = row["name"][:100]
+        cursor.execute(
+            "SELECT 1 FROM saved_filters WHERE tenant_id = %s AND entity_type = %s AND name = %s",
+            [tenant, row["entity_type"], name],
+        )
+        if cursor.fetchone() is not None:
+            name = f"{row['name'][: 100 - len(RENAMED)]}{RENAMED}"
+        if name != row["name"]:
+            self.report.value(SAVED_FILTERS, "name", row["name"], Mapped(name, parked=False), 1)
+        return name
+
     # -- after the tables --------------------------------------------------------------------
 
     def link_parents(self) -> None:
@@ -893,6 +1124,10 @@ class Run:
         connection.migrate_stdout = out  # type: ignore[attr-defined]
         try:
             with transaction.atomic(), connection.cursor() as cursor:
+                earlier = data.backups_present(cursor)
+                if earlier:
+                    # An earlier merge's backups: set aside, folded into this merge's below.
+                    cursor.execute(f"ALTER SCHEMA {data.BACKUP_SCHEMA} RENAME TO {EARLIER_BACKUPS}")
                 cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
                 cursor.execute(
                     f"CREATE TEMP TABLE organizations AS SELECT {', '.join(columns)} FROM legacy_import_organizations"
@@ -904,6 +1139,8 @@ class Run:
                 )
                 preflight.check_legacy_data(None, editor)
                 data.merge(None, editor)
+                if earlier:
+                    self.fold_backups(cursor, data.BACKUP_SCHEMA)
                 cursor.execute("ALTER TABLE projects DROP COLUMN organization_id")
                 cursor.execute("DROP TABLE pg_temp.organizations")
                 cursor.execute("DELETE FROM legacy_import_project_organizations")
@@ -912,12 +1149,36 @@ class Run:
             del connection.migrate_stdout  # type: ignore[attr-defined]
         self.report.notes.append(f"organizations merge: {staged} organizations became company contacts")
 
+    def fold_backups(self, cursor: CursorWrapper, schema: str) -> None:
+        """One set of backups for every merge the imports ran, so reversing restores them all.
+
+        The organizations of the two merges are disjoint (legacy ids follow the highest merged
+        one); a project linked to an organization keeps the row of the merge that linked it
+        (its contact before that merge), any other the newest row.
+        """
+        cursor.execute(f"INSERT INTO {schema}.organizations SELECT * FROM {EARLIER_BACKUPS}.organizations")
+        folded = cursor.rowcount
+        cursor.execute(
+            f"UPDATE {schema}.projects n SET tenant_id = o.tenant_id, contact_id = o.contact_id, "
+            f"organization_id = o.organization_id FROM {EARLIER_BACKUPS}.projects o "
+            "WHERE n.id = o.id AND o.organization_id IS NOT NULL"
+        )
+        cursor.execute(
+            f"INSERT INTO {schema}.projects SELECT o.* FROM {EARLIER_BACKUPS}.projects o "
+            f"WHERE NOT EXISTS (SELECT 1 FROM {schema}.projects n WHERE n.id = o.id)"
+        )
+        cursor.execute(f"DROP SCHEMA {EARLIER_BACKUPS} CASCADE")
+        self.report.notes.append(
+            f"organizations merge: the backups of the earlier merge ({folded} organizations) were folded into "
+            f"{schema}: reversing the merge restores the organizations of both"
+        )
+
     def count(self) -> None:
         """Old and new row counts per table, for the report."""
         with connection.cursor() as cursor:
             for name in ORDER:
                 table = next((t for t in TABLES if t.name == name), None)
-                qualified = table.source if table else f"public.{CATALOG}"
+                qualified = table.source if table else f"public.{name}"
                 schema, relation = qualified.split(".")
                 row = self.source.execute(
                     sql.SQL("SELECT count(*) FROM {} WHERE {}").format(
@@ -928,6 +1189,14 @@ class Run:
                 stats = self.report.table(name)
                 stats.source_rows = row[0] if row else 0
                 stats.target_rows = cursor.fetchone()[0]
+        for qualified in source.UNREAD:
+            rows = source.unread_rows(self.source, qualified, self.tenants)
+            if rows:
+                self.report.table(qualified.split(".")[1]).source_rows = rows
+                self.report.notes.append(
+                    f"{qualified}: {rows} rows not imported (the import does not know this table's old columns); "
+                    "keep a dump of it"
+                )
 
 
 @contextmanager
@@ -953,6 +1222,8 @@ def import_run(run: Run, *, dry_run: bool, out: OutputWrapper | None) -> Report:
         for name in ORDER:
             if name == CATALOG:
                 run.import_catalog()
+            elif name == SAVED_FILTERS:
+                run.import_saved_filters()
             else:
                 run.import_table(next(t for t in TABLES if t.name == name))
         run.link_parents()

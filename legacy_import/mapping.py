@@ -11,6 +11,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from filters.fields import Kind, field_spec
+from filters.language import GROUP_KEYS, CatalogField, normalise_flat, tree_validate
+
 # The key, in a row's `custom_fields` (activities: `outcome_details`; tenants: `settings`),
 # under which values Ridgeline has no place for are kept: {"<column>": <old value>, ...}.
 PARKED_KEY = "legacy_import"
@@ -123,6 +126,68 @@ def catalog_defaults(rows: Iterable[CatalogRow]) -> list[CatalogDecision]:
     return decisions
 
 
+@dataclass(frozen=True)
+class TenantFilterContext:
+    """What converting one old saved filter needs of its tenant (read by the importer)."""
+
+    catalog: dict[str, CatalogField]  # the tenant's filter catalog for the filter's entity, by field name
+    users: dict[str, int]  # old user uuid -> Ridgeline user id (imported users)
+    members: frozenset[int]  # the tenant's members (user ids), current or former
+    substatuses: dict[str, list[int]]  # substatus key -> the tenant's substatus ids of the entity
+
+
+def _translated(node: Any, entity_type: str, context: TenantFilterContext) -> Any:
+    """The tree with old user uuids and substatus keys as Ridgeline ids where the answer is certain."""
+    if not isinstance(node, dict):
+        return node
+    groups = [key for key in GROUP_KEYS if key in node]
+    if groups and len(node) == 1:
+        key = groups[0]
+        children = node[key]
+        if key == "not":
+            return {"not": _translated(children, entity_type, context)}
+        if isinstance(children, list):
+            return {key: [_translated(child, entity_type, context) for child in children]}
+        return node
+    name = node.get("field")
+    spec = field_spec(entity_type, name) if isinstance(name, str) and name in context.catalog else None
+    if spec is None or "value" not in node or spec.kind not in (Kind.USER, Kind.SUBSTATUS):
+        return node
+
+    def one(value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        if spec.kind == Kind.USER:
+            return context.users.get(value, value)
+        ids = context.substatuses.get(value, [])
+        return ids[0] if len(ids) == 1 else value
+
+    value = node["value"]
+    return {**node, "value": [one(item) for item in value] if isinstance(value, list) else one(value)}
+
+
+def convert_filter(raw: Any, entity_type: str, context: TenantFilterContext) -> tuple[Any, list[str]]:
+    """An old saved filter's criteria as a Ridgeline filter tree, or the problems that prevent it.
+
+    The old flat format becomes an AND tree (`filters.language.normalise_flat`), old user uuids
+    become the imported users' ids and substatus keys the tenant's substatus ids (when one key
+    names one substatus); then the tree is validated as the filters app validates a saved one
+    (the tenant's catalog, members and substatuses). Precondition: none; any JSON is accepted.
+    """
+    tree = _translated(normalise_flat(raw), entity_type, context)
+    normalised, state = tree_validate(tree=tree, entity_type=entity_type, catalog=context.catalog)
+    errors = list(state.errors)
+    if not errors:
+        known = {substatus for ids in context.substatuses.values() for substatus in ids}
+        for user_id, paths in state.user_ids.items():
+            if user_id not in context.members:
+                errors += [f"{path}: user {user_id} is not a member of this tenant" for path in paths]
+        for substatus_id, paths in state.substatus_ids.items():
+            if substatus_id not in known:
+                errors += [f"{path}: substatus {substatus_id} is not one of this tenant's" for path in paths]
+    return normalised, errors
+
+
 def run_key(source: str, tenants: Sequence[str]) -> str:
     """Names a run (its checkpoints): the source without its password, and the tenants asked for."""
     return hashlib.sha256("\n".join([source, *sorted(tenants)]).encode()).hexdigest()[:64]
@@ -152,6 +217,8 @@ class Report:
     # (table, column, old value) -> (new value, rows, parked)
     values: dict[tuple[str, str, str], tuple[str | None, int, bool]] = field(default_factory=dict)
     refused: list[dict[str, str]] = field(default_factory=list)  # table, old_id, reason
+    # Imported rows with a part Ridgeline cannot use kept as it was: table, old_id, reason
+    parked_rows: list[dict[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     dry_run: bool = False
 
@@ -164,6 +231,9 @@ class Report:
 
     def refuse(self, table: str, old_id: str, reason: str) -> None:
         self.refused.append({"table": table, "old_id": old_id, "reason": reason})
+
+    def park_row(self, table: str, old_id: str, reason: str) -> None:
+        self.parked_rows.append({"table": table, "old_id": old_id, "reason": reason})
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -185,6 +255,7 @@ class Report:
                 for (table, column, raw), (new, rows, parked) in sorted(self.values.items())
             ],
             "refused": self.refused,
+            "parked_rows": self.parked_rows,
             "notes": self.notes,
         }
 
@@ -201,6 +272,9 @@ class Report:
         if self.refused:
             lines += ["", f"Refused rows ({len(self.refused)}):"]
             lines += [f"  {r['table']} {r['old_id']}: {r['reason']}" for r in self.refused]
+        if self.parked_rows:
+            lines += ["", f"Imported with a part kept as it was ({len(self.parked_rows)}):"]
+            lines += [f"  {r['table']} {r['old_id']}: {r['reason']}" for r in self.parked_rows]
         if self.notes:
             lines += ["", "Notes:", *(f"  {note}" for note in self.notes)]
         return "\n".join(lines)

@@ -92,3 +92,41 @@ class StagedProjectOrganization(models.Model):
 
     def __str__(self) -> str:
         return f"project {self.project_id} -> organization {self.organization_id}"
+
+
+class LegacyImpersonationLog(models.Model):
+    """An old-system impersonation session, kept verbatim as history (never a Ridgeline session).
+
+    Ridgeline's `impersonation_logs` is append-only and each row is a session bound to a
+    credential, with an expiry and an end reason the old rows do not have; an old "active"
+    row there would be a live session. So the old rows land here, every column as it was,
+    the users resolved where they were imported (their old uuids always kept).
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    tenant = models.ForeignKey("crm.Tenant", on_delete=models.CASCADE, related_name="+")
+    admin_user = models.ForeignKey(
+        "crm.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="+", db_index=False
+    )
+    impersonated_user = models.ForeignKey(
+        "crm.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="+", db_index=False
+    )
+    old_admin_user_id = models.UUIDField(help_text="The admin's uuid in the old system.")
+    old_impersonated_user_id = models.UUIDField(help_text="The impersonated user's uuid in the old system.")
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+    duration_seconds = models.IntegerField(null=True, blank=True)
+    reason = models.TextField(null=True, blank=True)  # noqa: DJ001 - the old column, NULL and '' differ
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.TextField(null=True, blank=True)  # noqa: DJ001 - the old column, NULL and '' differ
+    status = models.TextField(help_text="As the old system left it (an old 'active' session is not live here).")
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "legacy_import_impersonation_logs"
+        ordering = ["-started_at", "-id"]
+        indexes = [models.Index(fields=["tenant", "-started_at"], name="legacy_imp_logs_tenant_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.old_admin_user_id} as {self.old_impersonated_user_id} ({self.status})"

@@ -121,6 +121,56 @@ VALUES ('61000000-0000-4000-8000-000000000001', '60000000-0000-4000-8000-0000000
         '2024-01-01 10:00+00'),
        ('61000000-0000-4000-8000-000000000002', '60000000-0000-4000-8000-000000000001', 'assistant', 'These.',
         '{"name": "search_contacts"}', '2024-01-01 10:01+00');
+-- Saved filters: the old flat format (a user's uuid, a substatus key), a tree already, a field
+-- Ridgeline does not filter on (kept, stale), the system filter every tenant has, a second
+-- default of one user, one of the refused duplicate user, and a user's filter named as one of
+-- the system filters every Ridgeline tenant starts with.
+INSERT INTO saved_filters (id, tenant_id, entity_type, name, description, filter_criteria, created_by, is_shared,
+                           is_default, is_system, usage_count, last_used_at, created_at, updated_at)
+VALUES ('70000000-0000-4000-8000-000000000001', '10000000-0000-4000-8000-000000000001', 'contacts', 'Storm leads',
+        'Mine, new or called', '{"stage": {"operator": "in", "value": ["new", "contacted"]},
+        "assigned_to": {"operator": "equals", "value": "00000000-0000-4000-8000-000000000001"}}',
+        '00000000-0000-4000-8000-000000000001', true, true, false, 12, '2024-02-01 10:00+00', '2023-01-01 10:00+00',
+        '2023-06-01 10:00+00'),
+       ('70000000-0000-4000-8000-000000000002', '10000000-0000-4000-8000-000000000001', 'contacts', 'Fresh ones',
+        NULL, '{"substatus": {"operator": "in", "value": ["fresh"]}}', '00000000-0000-4000-8000-000000000002',
+        false, false, false, 0, NULL, '2023-01-02 10:00+00', '2023-01-02 10:00+00'),
+       ('70000000-0000-4000-8000-000000000003', '10000000-0000-4000-8000-000000000001', 'projects', 'Red roofs',
+        NULL, '{"roof_color": {"operator": "equals", "value": "red"}}', '00000000-0000-4000-8000-000000000001',
+        false, false, false, 3, NULL, '2023-01-03 10:00+00', '2023-01-03 10:00+00'),
+       ('70000000-0000-4000-8000-000000000004', '10000000-0000-4000-8000-000000000001', 'contacts',
+        'My Active Leads', 'Open leads assigned to you.',
+        '{"stage": {"operator": "in", "value": ["new", "contacted", "qualified", "proposal"]},
+          "assigned_to": {"operator": "equals", "value": "me"}}', '00000000-0000-4000-8000-000000000001', true,
+        false, true, 40, '2024-03-01 10:00+00', '2021-01-01 09:00+00', '2021-01-01 09:00+00'),
+       ('70000000-0000-4000-8000-000000000005', '10000000-0000-4000-8000-000000000001', 'contacts', 'Dup user''s',
+        NULL, '{"stage": {"operator": "in", "value": ["won"]}}', '00000000-0000-4000-8000-000000000003', false,
+        false, false, 0, NULL, '2023-01-05 10:00+00', '2023-01-05 10:00+00'),
+       ('70000000-0000-4000-8000-000000000006', '10000000-0000-4000-8000-000000000001', 'contacts',
+        'Second default', NULL, '{"priority": {"operator": "equals", "value": "high"}}',
+        '00000000-0000-4000-8000-000000000001', false, true, false, 0, NULL, '2023-01-06 10:00+00',
+        '2023-01-06 10:00+00'),
+       ('70000000-0000-4000-8000-000000000007', '10000000-0000-4000-8000-000000000002', 'activities', 'Calls',
+        NULL, '{"and": [{"field": "type", "op": "in", "value": ["call"]}]}', '00000000-0000-4000-8000-000000000004',
+        true, false, false, 1, NULL, '2023-01-07 10:00+00', '2023-01-08 10:00+00'),
+       ('70000000-0000-4000-8000-000000000008', '10000000-0000-4000-8000-000000000001', 'contacts',
+        'Hot Leads (Score > 70)', NULL, '{"lead_score": {"operator": "greater_than", "value": 80}}',
+        '00000000-0000-4000-8000-000000000001', false, false, false, 0, NULL, '2023-01-08 10:00+00',
+        '2023-01-08 10:00+00');
+-- Impersonation sessions: an ended one, one still "active" of the refused duplicate user, one in peak.
+INSERT INTO impersonation_logs (id, tenant_id, admin_user_id, impersonated_user_id, started_at, ended_at, reason,
+                                ip_address, user_agent, status, created_at, updated_at)
+VALUES ('80000000-0000-4000-8000-000000000001', '10000000-0000-4000-8000-000000000001',
+        '00000000-0000-4000-8000-000000000001', '00000000-0000-4000-8000-000000000002', '2024-04-01 10:00+00',
+        '2024-04-01 10:30+00', 'Ticket 42', '10.0.0.1', 'Mozilla/5.0', 'ended', '2024-04-01 10:00+00',
+        '2024-04-01 10:30+00'),
+       ('80000000-0000-4000-8000-000000000002', '10000000-0000-4000-8000-000000000001',
+        '00000000-0000-4000-8000-000000000001', '00000000-0000-4000-8000-000000000003', '2024-04-02 10:00+00', NULL,
+        NULL, NULL, NULL, 'active', '2024-04-02 10:00+00', '2024-04-02 10:00+00'),
+       ('80000000-0000-4000-8000-000000000003', '10000000-0000-4000-8000-000000000002',
+        '00000000-0000-4000-8000-000000000001', '00000000-0000-4000-8000-000000000004', '2024-04-03 10:00+00',
+        '2024-04-03 11:00+00', 'Setup help', '2001:db8::1', 'curl', 'expired', '2024-04-03 10:00+00',
+        '2024-04-03 11:00+00');
 """
 
 

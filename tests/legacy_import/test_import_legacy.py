@@ -7,15 +7,20 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import psycopg
 import pytest
+from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from django.db import connection
 from rest_framework.test import APIClient
 
-from legacy_import.mapping import CHOICES, PARKED_KEY, map_value
+from contacts.merge import merge_module
+from legacy_import.mapping import CHOICES, PARKED_KEY, map_value, run_key
+from legacy_import.models import ImportCheckpoint
+from legacy_import.source import without_password
 from tests.legacy_import.source import CONTACTS, PASSWORD, old_database, server_url
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -86,6 +91,8 @@ def snapshot() -> dict[str, str]:
             "project_contacts",
             "activities",
             "merged_organizations",
+            "saved_filters",
+            "legacy_import_impersonation_logs",
             "legacy_ids",
         ):
             cursor.execute(
@@ -358,3 +365,255 @@ def test_killed_in_the_middle_of_contacts_and_restarted_ends_like_an_uninterrupt
     finally:
         with connection.cursor() as cursor:
             cursor.execute("DROP SCHEMA IF EXISTS merge_backups CASCADE")
+
+
+def user_id(old: str) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT new_id FROM legacy_ids WHERE source_table = 'auth.users' AND old_id = %s", [old])
+        return cursor.fetchone()[0]
+
+
+DANA, LUIS, DUPLICATE_USER = (f"00000000-0000-4000-8000-00000000000{n}" for n in (1, 2, 3))
+
+
+def saved(n: int) -> str:
+    return f"70000000-0000-4000-8000-00000000000{n}"
+
+
+@pytest.mark.django_db
+def test_saved_filters_are_converted_to_trees_or_kept_stale_and_reported(old_url, tmp_path):
+    report_file = tmp_path / "report.json"
+    text = run(old_url, "--report-json", str(report_file))
+    report = json.loads(report_file.read_text())
+    filters = new_rows("saved_filters", "saved_filters")
+    dana = user_id(DANA)
+
+    # The old flat format: an AND tree, the owner's uuid as the imported user's id.
+    storm = filters[saved(1)]
+    assert storm["filter_criteria"] == {
+        "and": [
+            {"field": "stage", "op": "in", "value": ["new", "contacted"]},
+            {"field": "assigned_to", "op": "equals", "value": dana},
+        ]
+    }
+    assert (storm["created_by_id"], storm["is_shared"], storm["is_default"], storm["is_stale"]) == (
+        dana,
+        True,
+        True,
+        False,
+    )
+    assert (storm["name"], storm["description"], storm["usage_count"]) == ("Storm leads", "Mine, new or called", 12)
+    # A substatus key: the tenant's substatus id.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.id FROM status_substatus_configs c JOIN tenants t ON t.id = c.tenant_id "
+            "WHERE t.subdomain = 'summit' AND c.entity = 'contact' AND c.key = 'fresh'"
+        )
+        (fresh,) = cursor.fetchone()
+    assert filters[saved(2)]["filter_criteria"] == {"and": [{"field": "substatus", "op": "in", "value": [fresh]}]}
+    assert filters[saved(2)]["created_by_id"] == user_id(LUIS)
+    # A field Ridgeline does not filter on: imported, stale, its old criteria as they were.
+    red = filters[saved(3)]
+    assert red["is_stale"] is True
+    assert red["filter_criteria"] == {"roof_color": {"operator": "equals", "value": "red"}}
+    assert "unknown field 'roof_color' for projects" in red["stale_reason"]
+    assert [r["old_id"] for r in report["parked_rows"]] == [saved(3)]
+    assert f"saved_filters {saved(3)}: stale, its criteria kept as they were" in text
+    # The old system filter takes over the one every Ridgeline tenant starts with.
+    system = filters[saved(4)]
+    assert (system["is_system"], system["created_by_id"], system["is_shared"], system["usage_count"]) == (
+        True,
+        None,
+        True,
+        40,
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM saved_filters f JOIN tenants t ON t.id = f.tenant_id "
+            "WHERE t.subdomain = 'summit' AND f.name = 'My Active Leads'"
+        )
+        assert cursor.fetchone() == (1,)
+    # Its owner was refused (a duplicate email): refused too, and said why.
+    refused = {(r["table"], r["old_id"]): r["reason"] for r in report["refused"]}
+    assert refused[("saved_filters", saved(5))] == f"created_by {DUPLICATE_USER} was not imported"
+    assert saved(5) not in filters
+    # A second default of one user for one entity: an ordinary filter.
+    assert filters[saved(6)]["is_default"] is False
+    assert filters[saved(6)]["filter_criteria"] == {"and": [{"field": "priority", "op": "equals", "value": "high"}]}
+    # A tree already: as it was.
+    assert filters[saved(7)]["filter_criteria"] == {"and": [{"field": "type", "op": "in", "value": ["call"]}]}
+    # A user's filter named as a system filter the tenant has: renamed, reported.
+    assert filters[saved(8)]["name"] == "Hot Leads (Score > 70) (imported)"
+    assert filters[saved(8)]["is_system"] is False
+    assert "saved_filters.name 'Hot Leads (Score > 70)': mapped to 'Hot Leads (Score > 70) (imported)'" in text
+    # Through the API: a converted filter applies, a stale one answers 409 with its reasons.
+    client = APIClient()
+    client.force_authenticate(get_user_model().objects.get(pk=dana))
+    client.credentials(HTTP_X_TENANT="summit")
+    response = client.get(f"/api/v1/contacts/?saved_filter={filters[saved(8)]['id']}")
+    assert response.status_code == 200, response.content
+    scores = [item["lead_score"] for item in response.json()["results"]]
+    assert scores
+    assert min(scores) > 80
+    response = client.get(f"/api/v1/projects/?saved_filter={red['id']}")
+    assert response.status_code == 409, response.content
+    assert "unknown field 'roof_color' for projects" in response.content.decode()
+    assert report["tables"]["saved_filters"] | {"seconds": 0} == {
+        "old": 8,
+        "new": 7,
+        "read": 8,
+        "written": 7,
+        "skipped": 0,
+        "refused": 1,
+        "seconds": 0,
+    }
+
+
+@pytest.mark.django_db
+def test_a_saved_filters_checkpoint_is_where_the_next_run_continues(old_url, tmp_path):
+    run(old_url)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "WITH gone AS (DELETE FROM legacy_ids WHERE source_table = 'saved_filters' AND old_id > %s "
+            "RETURNING new_id) DELETE FROM saved_filters WHERE id IN (SELECT new_id FROM gone)",
+            [saved(5)],
+        )
+        assert cursor.rowcount == 3
+    # As a run killed after the batch that ended at the fifth filter leaves it.
+    ImportCheckpoint.objects.create(
+        run_key=run_key(without_password(old_url), []), source_table="saved_filters", last_old_id=saved(5), rows_read=5
+    )
+    report_file = tmp_path / "report.json"
+    run(old_url, "--report-json", str(report_file))
+    stats = json.loads(report_file.read_text())["tables"]["saved_filters"]
+    assert (stats["read"], stats["written"], stats["new"]) == (3, 3, 7)
+    assert set(new_rows("saved_filters", "saved_filters")) == {saved(n) for n in (1, 2, 3, 4, 6, 7, 8)}
+    assert not ImportCheckpoint.objects.exists()
+
+
+@pytest.mark.django_db
+def test_impersonation_sessions_are_kept_as_history_not_as_sessions(old_url, tmp_path):
+    report_file = tmp_path / "report.json"
+    run(old_url, "--report-json", str(report_file))
+    logs = new_rows("impersonation_logs", "legacy_import_impersonation_logs")
+    ended = logs["80000000-0000-4000-8000-000000000001"]
+    assert (ended["admin_user_id"], ended["impersonated_user_id"]) == (user_id(DANA), user_id(LUIS))
+    assert (ended["duration_seconds"], ended["ip_address"], ended["user_agent"], ended["reason"], ended["status"]) == (
+        1800,
+        "10.0.0.1",
+        "Mozilla/5.0",
+        "Ticket 42",
+        "ended",
+    )
+    # The impersonated user was refused: the old uuid stays, the session stays what it was.
+    open_one = logs["80000000-0000-4000-8000-000000000002"]
+    assert (open_one["impersonated_user_id"], str(open_one["old_impersonated_user_id"]), open_one["status"]) == (
+        None,
+        DUPLICATE_USER,
+        "active",
+    )
+    assert logs["80000000-0000-4000-8000-000000000003"]["ip_address"] == "2001:db8::1"
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM impersonation_logs")
+        assert cursor.fetchone() == (0,)  # no live session, no invented credential
+    stats = json.loads(report_file.read_text())["tables"]["impersonation_logs"]
+    assert (stats["old"], stats["new"], stats["refused"]) == (3, 3, 0)
+
+
+@pytest.mark.django_db
+def test_old_tables_the_import_does_not_read_are_counted_in_the_report(tmp_path):
+    with old_database("legacy_unread", contacts=110) as url:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("CREATE TABLE campaigns (id uuid PRIMARY KEY, tenant_id uuid, name text)")
+            conn.execute(
+                "INSERT INTO campaigns VALUES (gen_random_uuid(), '10000000-0000-4000-8000-000000000001', 'Spring'), "
+                "(gen_random_uuid(), '10000000-0000-4000-8000-000000000002', 'Fall')"
+            )
+            conn.execute("CREATE TABLE filter_configs (id uuid PRIMARY KEY)")
+        report_file = tmp_path / "report.json"
+        text = run(url, "--tenant", "summit", "--report-json", str(report_file))
+    report = json.loads(report_file.read_text())
+    assert report["tables"]["campaigns"]["old"] == 1
+    assert report["tables"]["campaigns"]["new"] == 0
+    assert "filter_configs" not in report["tables"]  # empty: nothing to keep
+    assert "public.campaigns: 1 rows not imported" in text
+
+
+NEW_ORGANIZATION = "39000000-0000-4000-8000-000000000001"
+NEW_PROJECT = "49000000-0000-4000-8000-000000000001"
+
+
+@pytest.mark.django_db
+def test_a_second_import_merges_the_new_organizations_and_reversing_restores_both_imports(tmp_path):
+    with old_database("legacy_second", contacts=110) as url:
+        run(url)
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(
+                "INSERT INTO organizations (id, tenant_id, name, org_type, stage, primary_contact_id) VALUES "
+                "(%s, '10000000-0000-4000-8000-000000000001', 'Late Org', 'developer', 'active', "
+                "'21000000-0000-4000-8000-000000000010')",
+                [NEW_ORGANIZATION],
+            )
+            conn.execute(
+                "INSERT INTO projects (id, tenant_id, organization_id, name) "
+                "VALUES (%s, '10000000-0000-4000-8000-000000000001', %s, 'Late job')",
+                [NEW_PROJECT, NEW_ORGANIZATION],
+            )
+        report_file = tmp_path / "report.json"
+        run(url, "--report-json", str(report_file))
+        organizations, projects = old_rows(url, "organizations"), old_rows(url, "projects")
+    report = json.loads(report_file.read_text())
+    assert report["tables"]["organizations"]["written"] == 1
+    assert any("were folded into merge_backups" in note for note in report["notes"])
+    back = {(table, old): new for (table, new), old in old_ids().items()}
+    late = back[("organizations", NEW_ORGANIZATION)]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT contact_id FROM merged_organizations WHERE organization_id = %s", [late])
+        (company,) = cursor.fetchone()
+        cursor.execute("SELECT contact_id FROM projects WHERE id = %s", [back[("projects", NEW_PROJECT)]])
+        assert cursor.fetchone() == (back[("contacts", "21000000-0000-4000-8000-000000000010")],)
+        cursor.execute(
+            "SELECT role FROM project_contacts WHERE project_id = %s AND contact_id = %s",
+            [back[("projects", NEW_PROJECT)], company],
+        )
+        assert cursor.fetchall() == [("organization",)]
+        # One set of backups holding both merges: reversing restores every organization.
+        cursor.execute("SELECT count(*) FROM merge_backups.organizations")
+        assert cursor.fetchone() == (TENANTS * 6 + 1,)
+        cursor.execute(
+            "SELECT organization_id FROM merge_backups.projects WHERE id = %s",
+            [back[("projects", "41000000-0000-4000-8000-000000000001")]],
+        )
+        assert cursor.fetchone() == (back[("organizations", "31000000-0000-4000-8000-000000000001")],)
+        cursor.execute(
+            "SELECT organization_id, contact_id FROM merge_backups.projects WHERE id = %s",
+            [back[("projects", NEW_PROJECT)]],
+        )
+        assert cursor.fetchone() == (late, None)
+        cursor.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'merge_backups%%'")
+        assert cursor.fetchall() == [("merge_backups",)]
+
+    # Reversing, as `migrate contacts 0003` does once the legacy table and column are back,
+    # restores the organizations of both imports and every linked project's contact.
+    data = merge_module(connection, ("contacts", "0006_merge_organizations"))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE TEMP TABLE organizations AS SELECT * FROM merge_backups.organizations WITH NO DATA; "
+            "ALTER TABLE projects ADD COLUMN organization_id bigint"
+        )
+        data.unmerge(None, SimpleNamespace(connection=connection))
+        cursor.execute("SELECT id, name FROM organizations ORDER BY id")
+        restored = dict(cursor.fetchall())
+        cursor.execute("SELECT id, organization_id, contact_id FROM projects WHERE organization_id IS NOT NULL")
+        linked = {row[0]: row[1:] for row in cursor.fetchall()}
+        cursor.execute("SELECT count(*) FROM contacts WHERE is_organization")
+        assert cursor.fetchone() == (0,)
+    assert restored == {back[("organizations", old)]: org["name"] for old, org in organizations.items()}
+    assert linked == {
+        back[("projects", old)]: (
+            back[("organizations", str(project["organization_id"]))],
+            back.get(("contacts", str(project["contact_id"]))),
+        )
+        for old, project in projects.items()
+        if project["organization_id"] and ("projects", old) in back
+    }

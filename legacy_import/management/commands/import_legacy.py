@@ -21,8 +21,9 @@ from legacy_import.mapping import Report, run_key
 class Command(BaseCommand):
     help = (
         "Import an old-system (Supabase) database: users, tenants, memberships, substatuses, contacts, "
-        "organizations, projects and activities, keeping every old uuid (legacy_ids); then the organizations "
-        "merge. Idempotent and resumable; reads the source read-only."
+        "organizations, projects, activities, AI conversations, saved filters and impersonation logs (as history), "
+        "keeping every old uuid (legacy_ids); then the organizations merge. Idempotent and resumable; reads the "
+        "source read-only."
     )
     requires_system_checks = []
 
