@@ -22,7 +22,6 @@ from urllib.parse import urlsplit
 import hypothesis
 import pytest
 import schemathesis
-from django.apps import apps
 from django.core.signals import request_finished, request_started
 from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections
@@ -34,20 +33,15 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from crm.models import Membership, Role, Tenant, User
+from crm.models import Role, Tenant, User
 from crm.services import auth_token_create
-from tests.factories import (
-    ActivityFactory,
-    CompanyFactory,
-    ContactFactory,
-    MembershipFactory,
-    ProjectContactFactory,
-    ProjectFactory,
-    TenantFactory,
-    UserFactory,
-)
+from tests.crm.api_footing import Footing, Footings, footings_kept, known_path_parameters, tenant_rows
 
 MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "25"))
+# Generated requests per operation as a member and as a viewer.
+ROLE_MAX_EXAMPLES = int(os.environ.get("FUZZ_ROLE_MAX_EXAMPLES", "5"))
+# A fixed seed: CI draws the same requests on every run; FUZZ_SEED explores others locally.
+SEED = int(os.environ.get("FUZZ_SEED", "17"))
 CHECKS = [
     schemathesis.checks.not_a_server_error,
     status_code_conformance,
@@ -63,10 +57,13 @@ schema.config.generation.update(
     # The test database is rolled back after each operation: examples are not kept between runs.
     database="none",
 )
+schema.config.seed = SEED
 
 
-# Requests sent, per operation; the module's last line in the terminal sums them up.
+# Requests sent, per role, and the operations they went to; the module's last line in the
+# terminal sums them up.
 SENT: dict[str, int] = {}
+FUZZED: set[str] = set()
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -76,38 +73,8 @@ def _fuzz_figures(request):
     capture = request.config.pluginmanager.get_plugin("capturemanager")
     if reporter is not None and capture is not None and SENT:
         with capture.global_and_fixture_disabled():
-            reporter.write_line(f"API fuzz: {len(SENT)} operations, {sum(SENT.values())} requests")
-
-
-def tenant_with_data(subdomain: str) -> tuple[Tenant, User]:
-    """A tenant with a row of every kind (live and deleted) and staff of each role; returns its owner."""
-    tenant = TenantFactory.create(name=f"{subdomain.title()} Roofing", subdomain=subdomain)
-    owner = UserFactory.create(username=f"{subdomain}-owner")
-    MembershipFactory(tenant=tenant, user=owner, role=Role.OWNER)
-    for role in (Role.ADMIN, Role.MANAGER, Role.MEMBER, Role.VIEWER):
-        MembershipFactory(tenant=tenant, user=UserFactory(username=f"{subdomain}-{role}"), role=role)
-    company = CompanyFactory(tenant=tenant)
-    person = ContactFactory(tenant=tenant, company_contact=company)
-    ContactFactory(tenant=tenant, is_deleted=True)
-    project = ProjectFactory(tenant=tenant, contact=person, project_number=f"{subdomain}-1")
-    ProjectFactory(tenant=tenant, contact=person, parent_project=project)
-    ProjectFactory(tenant=tenant, is_deleted=True)
-    ProjectContactFactory(tenant=tenant, project=project, contact=company, role="organization")
-    ActivityFactory(tenant=tenant, contact=person, project=project)
-    ActivityFactory(tenant=tenant, contact=person, outcome_details={"answered": True})
-    return tenant, owner
-
-
-def tenant_rows(tenant: Tenant) -> dict[str, list[dict[str, Any]]]:
-    """Every row of every tenant-owned table that belongs to `tenant`, and its members' accounts."""
-    rows = {
-        model._meta.label: list(model._default_manager.filter(tenant=tenant).order_by("pk").values())
-        for model in apps.get_models()
-        if any(field.name == "tenant" and field.is_relation for field in model._meta.fields)
-    }
-    members = Membership.objects.filter(tenant=tenant).values("user_id")
-    rows["users"] = [dict(user) for user in User.objects.filter(pk__in=members).order_by("pk").values()]
-    return rows
+            sent = ", ".join(f"{count} as {role}" for role, count in SENT.items())
+            reporter.write_line(f"API fuzz: {len(FUZZED)} operations; requests: {sent}")
 
 
 @contextmanager
@@ -123,13 +90,16 @@ def connection_kept() -> Iterator[None]:
         request_finished.connect(close_old_connections)
 
 
+@pytest.fixture(scope="module")
+def footings(django_db_setup, django_db_blocker) -> Iterator[Footings]:
+    with footings_kept(django_db_blocker) as made:
+        yield made
+
+
 @pytest.fixture
-def fuzz_footing(db):
-    tenant, owner = tenant_with_data("summit")
-    other, _ = tenant_with_data("valley")
-    before = tenant_rows(other)
-    yield tenant, owner
-    assert tenant_rows(other) == before
+def fuzz_footing(footings: Footings, db) -> Iterator[Footing]:
+    yield footings.ours
+    assert tenant_rows(footings.other.tenant) == footings.other_rows
 
 
 @pytest.fixture
@@ -138,31 +108,31 @@ def known_paths() -> dict[str, list[dict[str, int]]]:
     return {}
 
 
-def collection_ids(client: Client, path: str) -> list[int]:
-    response = client.get(path, {"page_size": 200})
-    if response.status_code != 200:
-        return []
-    body = response.json()
-    rows = body["results"] if isinstance(body, dict) and "results" in body else body
-    return [row["id"] for row in rows if isinstance(row, dict) and isinstance(row.get("id"), int)]
+def headers_for(user: User, tenant: Tenant) -> dict[str, str]:
+    _, token = auth_token_create(user=user)
+    return {"Authorization": f"Token {token}", "X-Tenant": tenant.subdomain}
 
 
-def known_path_parameters(client: Client, template: str) -> list[dict[str, int]]:
-    """Every assignment of the path's parameters to ids the fuzzer can list, walking the path
-    from the left: `/projects/{project_pk}/contacts/{id}/` lists /projects/, then each project's
-    /projects/<pk>/contacts/."""
-    found: list[tuple[str, dict[str, int]]] = [("", {})]
-    for segment in template.strip("/").split("/"):
-        if not (segment.startswith("{") and segment.endswith("}")):
-            found = [(prefix + "/" + segment, values) for prefix, values in found]
-            continue
-        name = segment[1:-1]
-        found = [
-            (f"{prefix}/{pk}", {**values, name: pk})
-            for prefix, values in found[:5]
-            for pk in collection_ids(client, prefix + "/")
-        ]
-    return [values for _, values in found]
+def fuzz(case: Any, role: Role, footing: Footing, known_paths: dict[str, list[dict[str, int]]]) -> None:
+    tenant, user = footing.tenant, footing.staff[role]
+    headers = headers_for(user, tenant)
+    if case.path_parameters:
+        template = urlsplit(case.operation.base_url or "").path.rstrip("/") + case.path
+        if template not in known_paths:
+            # The role's own rows (its conversations, its saved filters), else the owner's: a
+            # path the role may not list still gets real ids, to be refused on.
+            owner = Client(headers=headers_for(footing.staff[Role.OWNER], tenant))
+            known_paths[template] = known_path_parameters(Client(headers=headers), template) or (
+                known_path_parameters(owner, template)
+            )
+        known = known_paths[template]
+        drawn = next(iter(case.path_parameters.values()))
+        if known and isinstance(drawn, int) and drawn % 2 == 0:
+            case.path_parameters = dict(known[(drawn // 2) % len(known)])
+    SENT[role] = SENT.get(role, 0) + 1
+    FUZZED.add(case.operation.label)
+    with connection_kept():
+        case.call_and_validate(headers=headers, checks=CHECKS)
 
 
 @schema.parametrize()
@@ -172,17 +142,20 @@ def known_path_parameters(client: Client, template: str) -> list[dict[str, int]]
     suppress_health_check=list(hypothesis.HealthCheck),
 )
 def test_api_fuzz(case, fuzz_footing, known_paths):
-    tenant, owner = fuzz_footing
-    _, token = auth_token_create(user=owner)
-    headers = {"Authorization": f"Token {token}", "X-Tenant": tenant.subdomain}
-    if case.path_parameters:
-        template = urlsplit(case.operation.base_url or "").path.rstrip("/") + case.path
-        if template not in known_paths:
-            known_paths[template] = known_path_parameters(Client(headers=headers), template)
-        known = known_paths[template]
-        drawn = next(iter(case.path_parameters.values()))
-        if known and isinstance(drawn, int) and drawn % 2 == 0:
-            case.path_parameters = dict(known[(drawn // 2) % len(known)])
-    SENT[case.operation.label] = SENT.get(case.operation.label, 0) + 1
-    with connection_kept():
-        case.call_and_validate(headers=headers, checks=CHECKS)
+    """As the owner: every operation, with the schema's own examples and edge cases (the
+    coverage phase) and FUZZ_MAX_EXAMPLES generated requests."""
+    fuzz(case, Role.OWNER, fuzz_footing, known_paths)
+
+
+@schema.parametrize()
+@pytest.mark.parametrize("role", [Role.MEMBER, Role.VIEWER])
+@hypothesis.settings(
+    deadline=None,
+    max_examples=ROLE_MAX_EXAMPLES,
+    phases=[hypothesis.Phase.generate],
+    suppress_health_check=list(hypothesis.HealthCheck),
+)
+def test_api_fuzz_as_role(case, role, fuzz_footing, known_paths):
+    """As a member and as a viewer: every operation again, with fewer requests (generated ones
+    only), since most of what they may not do is refused before the request is read."""
+    fuzz(case, role, fuzz_footing, known_paths)
