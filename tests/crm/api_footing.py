@@ -36,8 +36,11 @@ from tests.factories import (
     UserFactory,
 )
 
-TASK = {"step_type": "create_task", "step_config": {"title": "Call {{ contact.first_name }}"}}
-EMAIL = {"step_type": "send_email", "step_config": {"subject": "Hi {{ contact.first_name }}", "body": "A note."}}
+TASK: dict[str, Any] = {"step_type": "create_task", "step_config": {"title": "Call {{ contact.first_name }}"}}
+EMAIL: dict[str, Any] = {
+    "step_type": "send_email",
+    "step_config": {"subject": "Hi {{ contact.first_name }}", "body": "A note."},
+}
 
 
 @dataclass(frozen=True)
@@ -54,19 +57,18 @@ def tenant_with_data(subdomain: str) -> Footing:
     impersonation session. Its catalog of filters and its substatuses are the defaults every
     tenant starts with."""
     tenant = TenantFactory.create(name=f"{subdomain.title()} Roofing", subdomain=subdomain)
-    staff = {
-        role: MembershipFactory(tenant=tenant, user=UserFactory(username=f"{subdomain}-{role}"), role=role).user
-        for role in Role
-    }
-    company = CompanyFactory(tenant=tenant)
-    person = ContactFactory(tenant=tenant, company_contact=company)
-    ContactFactory(tenant=tenant, is_deleted=True)
-    project = ProjectFactory(tenant=tenant, contact=person, project_number=f"{subdomain}-1")
-    ProjectFactory(tenant=tenant, contact=person, parent_project=project)
-    ProjectFactory(tenant=tenant, is_deleted=True)
-    ProjectContactFactory(tenant=tenant, project=project, contact=company, role="organization")
-    ActivityFactory(tenant=tenant, contact=person, project=project)
-    ActivityFactory(tenant=tenant, contact=person, outcome_details={"answered": True})
+    staff = {role: UserFactory.create(username=f"{subdomain}-{role}") for role in Role}
+    for role, user in staff.items():
+        MembershipFactory.create(tenant=tenant, user=user, role=role)
+    company = CompanyFactory.create(tenant=tenant)
+    person = ContactFactory.create(tenant=tenant, company_contact=company)
+    ContactFactory.create(tenant=tenant, is_deleted=True)
+    project = ProjectFactory.create(tenant=tenant, contact=person, project_number=f"{subdomain}-1")
+    ProjectFactory.create(tenant=tenant, contact=person, parent_project=project)
+    ProjectFactory.create(tenant=tenant, is_deleted=True)
+    ProjectContactFactory.create(tenant=tenant, project=project, contact=company, role="organization")
+    ActivityFactory.create(tenant=tenant, contact=person, project=project)
+    ActivityFactory.create(tenant=tenant, contact=person, outcome_details={"answered": True})
 
     owner = Actor(tenant=tenant, user=staff[Role.OWNER], source=Source.API)
     for role, user in staff.items():

@@ -16,12 +16,14 @@ real rows and not only 404s. A second tenant's rows are unchanged at the end of 
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import hypothesis
 import pytest
 import schemathesis
+from django.conf import settings
 from django.core.signals import request_finished, request_started
 from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections
@@ -159,3 +161,92 @@ def test_api_fuzz_as_role(case, role, fuzz_footing, known_paths):
     """As a member and as a viewer: every operation again, with fewer requests (generated ones
     only), since most of what they may not do is refused before the request is read."""
     fuzz(case, role, fuzz_footing, known_paths)
+
+
+# The role table of docs/api-roles.md -----------------------------------------------------
+
+ROLES_DOC = Path(settings.BASE_DIR) / "docs" / "api-roles.md"
+TABLE_START = "<!-- The table below is checked by tests/crm/test_api_fuzz.py; API_ROLES_DOC_WRITE=1 rewrites it. -->"
+TABLE_END = "<!-- End of the checked table. -->"
+NO_ROW = 999_999_999  # a path id no row has, for a path whose collection the fuzzer cannot list
+
+
+def probes() -> list[tuple[str, str, dict[str, str]]]:
+    """(method, path, query) for every operation of the schema, and again with each of its
+    true/false query parameters set (`?deleted=true` asks more of the role than a plain list)."""
+    found: list[tuple[str, str, dict[str, str]]] = []
+    for path, item in schema.raw_schema["paths"].items():
+        for method, operation in item.items():
+            if method not in ("get", "post", "put", "patch", "delete"):
+                continue
+            found.append((method.upper(), path, {}))
+            for parameter in operation.get("parameters", []):
+                if parameter["in"] == "query" and parameter.get("schema", {}).get("type") == "boolean":
+                    found.append((method.upper(), path, {parameter["name"]: "true"}))
+    return found
+
+
+def probe_label(method: str, path: str, query: dict[str, str]) -> str:
+    return f"{method} {path}" + "".join(f"?{name}={value}" for name, value in query.items())
+
+
+def probe(footing: Footing, role: Role, method: str, path: str, query: dict[str, str]) -> int:
+    """The status `role` gets for the operation on the footing's rows, with an empty body: a
+    refusal for the role comes before the body is read."""
+    client = Client(headers=headers_for(footing.staff[role], footing.tenant))
+    owner = Client(headers=headers_for(footing.staff[Role.OWNER], footing.tenant))
+    parameters = {}
+    if "{" in path:
+        known = known_path_parameters(client, path) or known_path_parameters(owner, path)
+        names = [segment[1:-1] for segment in path.split("/") if segment.startswith("{")]
+        parameters = known[0] if known else dict.fromkeys(names, NO_ROW)
+    url = path.format(**parameters) + ("?" + "&".join(f"{k}={v}" for k, v in query.items()) if query else "")
+    if method in ("POST", "PUT", "PATCH"):
+        return getattr(client, method.lower())(url, {}, content_type="application/json").status_code
+    return getattr(client, method.lower())(url).status_code
+
+
+def role_table(footing: Footing) -> tuple[list[tuple[str, str, str]], dict[str, set[Role]]]:
+    """The rows of the table (operation, member, viewer) where a member or a viewer is refused
+    what the owner may do; and, per operation, the roles the API refused."""
+    refused: dict[str, set[Role]] = {}
+    plain: dict[str, tuple[str, str]] = {}
+    rows = []
+    for method, path, query in probes():
+        answers = {role: probe(footing, role, method, path, query) for role in (Role.OWNER, Role.MEMBER, Role.VIEWER)}
+        operation = f"{method} {path}"
+        refused.setdefault(operation, set()).update(role for role, status in answers.items() if status == 403)
+        member, viewer = ("403" if answers[role] == 403 else "allowed" for role in (Role.MEMBER, Role.VIEWER))
+        cells = (member, viewer)
+        if not query:
+            plain[operation] = cells
+        if answers[Role.OWNER] == 403 or "403" not in cells or (query and plain.get(operation) == cells):
+            continue
+        rows.append((probe_label(method, path, query), *cells))
+    return rows, refused
+
+
+def render(rows: list[tuple[str, str, str]]) -> str:
+    lines = ["| operation | member | viewer |", "|---|---|---|"]
+    lines += [f"| `{label}` | {member} | {viewer} |" for label, member, viewer in rows]
+    return "\n".join(lines)
+
+
+def test_the_documented_role_table_is_what_the_api_answers(fuzz_footing):
+    rows, refused = role_table(fuzz_footing)
+    table = render(rows)
+    text = ROLES_DOC.read_text()
+    before, rest = text.split(TABLE_START + "\n")
+    _, after = rest.split(TABLE_END)
+    if os.environ.get("API_ROLES_DOC_WRITE") == "1":
+        ROLES_DOC.write_text(f"{before}{TABLE_START}\n{table}\n{TABLE_END}{after}")
+    documented = rest.split("\n" + TABLE_END)[0]
+
+    assert documented == table, f"docs/api-roles.md is out of date; the API answers:\n{table}"
+    declared = {
+        f"{method.upper()} {path}"
+        for path, item in schema.raw_schema["paths"].items()
+        for method, operation in item.items()
+        if isinstance(operation, dict) and "403" in operation.get("responses", {})
+    }
+    assert {label for label, roles in refused.items() if roles} <= declared
