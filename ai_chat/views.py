@@ -196,6 +196,13 @@ class ConversationViewSet(TenantScopedViewSet):
         conversation = conversation_archive(conversation=self.get_object(), actor=self.request.actor, archived=False)
         return Response(self.get_serializer(conversation).data)
 
+    def get_renderers(self) -> list[renderers.BaseRenderer]:
+        # Only a turn's answer streams: the list of messages is JSON (a client asking for events
+        # only gets a 406, and `?format=event-stream` a 404, as for any format an action lacks).
+        if getattr(self, "action", None) == "messages" and self.request.method == "GET":
+            return [renderers.JSONRenderer()]
+        return super().get_renderers()
+
     def perform_content_negotiation(self, request: Request, force: bool = False) -> tuple[Any, str]:
         wanted = request.query_params.get("format")
         if not force and getattr(self, "action", None) == "export" and wanted not in (None, "json", "markdown"):

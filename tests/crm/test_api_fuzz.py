@@ -191,15 +191,17 @@ def probe_label(method: str, path: str, query: dict[str, str]) -> str:
 
 
 def probe(footing: Footing, role: Role, method: str, path: str, query: dict[str, str]) -> int:
-    """The status `role` gets for the operation on the footing's rows, with an empty body: a
-    refusal for the role comes before the body is read."""
+    """The status `role` gets for the operation on the footing's rows, with an empty body: the
+    refusals of a role come before the body is read (the services' own, which depend on what
+    is asked, are described in the doc's text)."""
     client = Client(headers=headers_for(footing.staff[role], footing.tenant))
     owner = Client(headers=headers_for(footing.staff[Role.OWNER], footing.tenant))
     parameters = {}
     if "{" in path:
         known = known_path_parameters(client, path) or known_path_parameters(owner, path)
         names = [segment[1:-1] for segment in path.split("/") if segment.startswith("{")]
-        parameters = known[0] if known else dict.fromkeys(names, NO_ROW)
+        # The newest row the role lists: its own where it has one (a saved filter, a conversation).
+        parameters = max(known, key=lambda values: tuple(values.values())) if known else dict.fromkeys(names, NO_ROW)
     url = path.format(**parameters) + ("?" + "&".join(f"{k}={v}" for k, v in query.items()) if query else "")
     if method in ("POST", "PUT", "PATCH"):
         return getattr(client, method.lower())(url, {}, content_type="application/json").status_code
