@@ -136,6 +136,16 @@ def _with_retry_after(response: Response, exc: Exception) -> Response:
     return response
 
 
+# One server-sent event of a streamed turn, as a client reads it: its name and its data (JSON).
+SSE_EVENT = {
+    "type": "object",
+    "properties": {
+        "event": {"type": "string", "enum": ["start", "delta", "tool_call", "tool_result", "done", "error"]},
+        "data": {"type": "string", "description": "The event's JSON."},
+    },
+    "required": ["event", "data"],
+}
+
 MESSAGE_ERRORS = {
     409: OpenApiResponse(description="The conversation is archived or deleted."),
     429: OpenApiResponse(description="The tenant's monthly token budget is used up (Retry-After: until it resets)."),
@@ -224,7 +234,7 @@ class ConversationViewSet(TenantScopedViewSet):
     @extend_schema(
         methods=["POST"],
         request=MessageCreateSerializer,
-        responses={200: ReplySerializer, (200, "text/event-stream"): OpenApiTypes.STR, **MESSAGE_ERRORS},
+        responses={200: ReplySerializer, (200, "text/event-stream"): SSE_EVENT, **MESSAGE_ERRORS},
         description=(
             "Send a message; the answer comes after the tool loop. With `Accept: text/event-stream` it streams as "
             "server-sent events: `start` (the stored user message), `delta` (text), `tool_call`, `tool_result`, "

@@ -404,3 +404,19 @@ def test_the_list_of_messages_is_json_only_never_an_event_stream(conversation, m
     operations = schema["paths"]["/api/v1/ai/conversations/{id}/messages/"]
     assert list(operations["get"]["responses"]["200"]["content"]) == ["application/json"]
     assert list(operations["post"]["responses"]["200"]["content"]) == ["application/json", "text/event-stream"]
+
+
+def test_the_schema_describes_each_streamed_event(member_user):
+    """The API fuzz found it: the stream was declared a plain string, where a client (and
+    schemathesis) reads it as events, each with its name and its JSON data."""
+    schema = client_for(member_user).get("/api/v1/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+
+    stream = schema["paths"]["/api/v1/ai/conversations/{id}/messages/"]["post"]["responses"]["200"]["content"]
+    assert stream["text/event-stream"]["schema"] == {
+        "type": "object",
+        "properties": {
+            "event": {"type": "string", "enum": ["start", "delta", "tool_call", "tool_result", "done", "error"]},
+            "data": {"type": "string", "description": "The event's JSON."},
+        },
+        "required": ["event", "data"],
+    }
