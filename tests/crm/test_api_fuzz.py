@@ -1,16 +1,20 @@
 """The whole API fuzzed by schemathesis, from the schema the server publishes at /api/v1/schema/.
 
 Every operation of the schema is a test (nothing is excluded: an endpoint added later is
-fuzzed with no change here), with a bounded number of generated requests each
-(FUZZ_MAX_EXAMPLES, 25 by default), valid and invalid ones. The fuzzer acts as the owner of a
-tenant with data, with `X-Tenant`; it must never get a 5xx, and every response must conform
-to the schema (status code, content type, headers, body).
+fuzzed with no change here; test_api_surface.py holds the operations the schema leaves out,
+each with its reason), with a fixed seed (FUZZ_SEED) and a bounded number of generated
+requests, valid and invalid: as the tenant's owner, the schema's edge cases and
+FUZZ_MAX_EXAMPLES (25) more; then as a member and as a viewer, FUZZ_ROLE_MAX_EXAMPLES (5).
+The fuzzer sends `X-Tenant`; it must never get a 5xx, and every response must conform to the
+schema (status code, content type, headers, body), a 403 included.
 
-Its footing: each request carries a new token (logout and token revocation are fuzzed too),
-the fuzzer is the tenant's only owner (the last-owner rule keeps it), and each operation's test
-runs in a transaction rolled back after it. Path ids are half the time those of rows the
-fuzzer can list (of every collection the path goes through), so that reads and writes reach
-real rows and not only 404s. A second tenant's rows are unchanged at the end of each operation.
+Its footing (api_footing.py): a tenant with a row of every app's kind, made once for the
+module; each request carries a new token (logout and token revocation are fuzzed too), the
+fuzzer is the tenant's only owner (the last-owner rule keeps it), and each operation's test
+runs in a savepoint rolled back after it. Path ids are half the time those of rows the role
+(else the owner) can list, of every collection the path goes through, so that reads and
+writes reach real rows and not only 404s. A second tenant's rows are unchanged at the end of
+each operation. The last test checks docs/api-roles.md's table of the 403s against the API.
 """
 
 import os
