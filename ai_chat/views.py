@@ -136,6 +136,16 @@ def _with_retry_after(response: Response, exc: Exception) -> Response:
     return response
 
 
+# One server-sent event of a streamed turn, as a client reads it: its name and its data (JSON).
+SSE_EVENT = {
+    "type": "object",
+    "properties": {
+        "event": {"type": "string", "enum": ["start", "delta", "tool_call", "tool_result", "done", "error"]},
+        "data": {"type": "string", "description": "The event's JSON."},
+    },
+    "required": ["event", "data"],
+}
+
 MESSAGE_ERRORS = {
     409: OpenApiResponse(description="The conversation is archived or deleted."),
     429: OpenApiResponse(description="The tenant's monthly token budget is used up (Retry-After: until it resets)."),
@@ -196,6 +206,13 @@ class ConversationViewSet(TenantScopedViewSet):
         conversation = conversation_archive(conversation=self.get_object(), actor=self.request.actor, archived=False)
         return Response(self.get_serializer(conversation).data)
 
+    def get_renderers(self) -> list[renderers.BaseRenderer]:
+        # Only a turn's answer streams: the list of messages is JSON (a client asking for events
+        # only gets a 406, and `?format=event-stream` a 404, as for any format an action lacks).
+        if getattr(self, "action", None) == "messages" and self.request.method == "GET":
+            return [renderers.JSONRenderer()]
+        return super().get_renderers()
+
     def perform_content_negotiation(self, request: Request, force: bool = False) -> tuple[Any, str]:
         wanted = request.query_params.get("format")
         if not force and getattr(self, "action", None) == "export" and wanted not in (None, "json", "markdown"):
@@ -217,7 +234,7 @@ class ConversationViewSet(TenantScopedViewSet):
     @extend_schema(
         methods=["POST"],
         request=MessageCreateSerializer,
-        responses={200: ReplySerializer, (200, "text/event-stream"): OpenApiTypes.STR, **MESSAGE_ERRORS},
+        responses={200: ReplySerializer, (200, "text/event-stream"): SSE_EVENT, **MESSAGE_ERRORS},
         description=(
             "Send a message; the answer comes after the tool loop. With `Accept: text/event-stream` it streams as "
             "server-sent events: `start` (the stored user message), `delta` (text), `tool_call`, `tool_result`, "

@@ -388,3 +388,35 @@ def test_the_title_comes_from_the_first_message_without_a_model_call(conversatio
         Conversation.objects.get(pk=conversation.pk).title == "Which of my estimates haven't been followed up in seven…"
     )
     assert len(fake_openai.requests) == 1
+
+
+def test_the_list_of_messages_is_json_only_never_an_event_stream(conversation, member_user):
+    """The API fuzz found it: `GET .../messages/?format=event-stream` answered 200 with the page
+    wrapped in an SSE `error` event, which the schema did not describe."""
+    client = client_for(member_user)
+
+    by_format = client.get(messages_url(conversation), {"format": "event-stream"})
+    by_accept = client.get(messages_url(conversation), HTTP_ACCEPT="text/event-stream")
+    schema = client.get("/api/v1/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+
+    assert (by_format.status_code, by_format["Content-Type"]) == (404, "application/json")
+    assert (by_accept.status_code, by_accept["Content-Type"]) == (406, "application/json")
+    operations = schema["paths"]["/api/v1/ai/conversations/{id}/messages/"]
+    assert list(operations["get"]["responses"]["200"]["content"]) == ["application/json"]
+    assert list(operations["post"]["responses"]["200"]["content"]) == ["application/json", "text/event-stream"]
+
+
+def test_the_schema_describes_each_streamed_event(member_user):
+    """The API fuzz found it: the stream was declared a plain string, where a client (and
+    schemathesis) reads it as events, each with its name and its JSON data."""
+    schema = client_for(member_user).get("/api/v1/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+
+    stream = schema["paths"]["/api/v1/ai/conversations/{id}/messages/"]["post"]["responses"]["200"]["content"]
+    assert stream["text/event-stream"]["schema"] == {
+        "type": "object",
+        "properties": {
+            "event": {"type": "string", "enum": ["start", "delta", "tool_call", "tool_result", "done", "error"]},
+            "data": {"type": "string", "description": "The event's JSON."},
+        },
+        "required": ["event", "data"],
+    }

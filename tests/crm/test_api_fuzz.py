@@ -1,31 +1,36 @@
 """The whole API fuzzed by schemathesis, from the schema the server publishes at /api/v1/schema/.
 
 Every operation of the schema is a test (nothing is excluded: an endpoint added later is
-fuzzed with no change here), with a bounded number of generated requests each
-(FUZZ_MAX_EXAMPLES, 25 by default), valid and invalid ones. The fuzzer acts as the owner of a
-tenant with data, with `X-Tenant`; it must never get a 5xx, and every response must conform
-to the schema (status code, content type, headers, body).
+fuzzed with no change here; test_api_surface.py holds the operations the schema leaves out,
+each with its reason), with a fixed seed (FUZZ_SEED) and a bounded number of generated
+requests, valid and invalid: as the tenant's owner, the schema's edge cases and
+FUZZ_MAX_EXAMPLES (25) more; then as a member and as a viewer, FUZZ_ROLE_MAX_EXAMPLES (5).
+The fuzzer sends `X-Tenant`; it must never get a 5xx, and every response must conform to the
+schema (status code, content type, headers, body), a 403 included.
 
-Its footing: each request carries a new token (logout and token revocation are fuzzed too),
-the fuzzer is the tenant's only owner (the last-owner rule keeps it), and each operation's test
-runs in a transaction rolled back after it. Path ids are half the time those of rows the
-fuzzer can list (of every collection the path goes through), so that reads and writes reach
-real rows and not only 404s. A second tenant's rows are unchanged at the end of each operation.
+Its footing (api_footing.py): a tenant with a row of every app's kind, made once for the
+module; each request carries a new token (logout and token revocation are fuzzed too), the
+fuzzer is the tenant's only owner (the last-owner rule keeps it), and each operation's test
+runs in a savepoint rolled back after it. Path ids are half the time those of rows the role
+(else the owner) can list, of every collection the path goes through, so that reads and
+writes reach real rows and not only 404s. A second tenant's rows are unchanged at the end of
+each operation. The last test checks docs/api-roles.md's table of the 403s against the API.
 """
 
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import hypothesis
 import pytest
 import schemathesis
-from django.apps import apps
+from django.conf import settings
 from django.core.signals import request_finished, request_started
 from django.core.wsgi import get_wsgi_application
-from django.db import close_old_connections
+from django.db import close_old_connections, transaction
 from django.test import Client
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -34,20 +39,15 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from crm.models import Membership, Role, Tenant, User
+from crm.models import Role, Tenant, User
 from crm.services import auth_token_create
-from tests.factories import (
-    ActivityFactory,
-    CompanyFactory,
-    ContactFactory,
-    MembershipFactory,
-    ProjectContactFactory,
-    ProjectFactory,
-    TenantFactory,
-    UserFactory,
-)
+from tests.crm.api_footing import Footing, Footings, footings_kept, known_path_parameters, tenant_rows
 
 MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "25"))
+# Generated requests per operation as a member and as a viewer.
+ROLE_MAX_EXAMPLES = int(os.environ.get("FUZZ_ROLE_MAX_EXAMPLES", "5"))
+# A fixed seed: CI draws the same requests on every run; FUZZ_SEED explores others locally.
+SEED = int(os.environ.get("FUZZ_SEED", "17"))
 CHECKS = [
     schemathesis.checks.not_a_server_error,
     status_code_conformance,
@@ -63,10 +63,13 @@ schema.config.generation.update(
     # The test database is rolled back after each operation: examples are not kept between runs.
     database="none",
 )
+schema.config.seed = SEED
 
 
-# Requests sent, per operation; the module's last line in the terminal sums them up.
+# Requests sent, per role, and the operations they went to; the module's last line in the
+# terminal sums them up.
 SENT: dict[str, int] = {}
+FUZZED: set[str] = set()
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -76,38 +79,8 @@ def _fuzz_figures(request):
     capture = request.config.pluginmanager.get_plugin("capturemanager")
     if reporter is not None and capture is not None and SENT:
         with capture.global_and_fixture_disabled():
-            reporter.write_line(f"API fuzz: {len(SENT)} operations, {sum(SENT.values())} requests")
-
-
-def tenant_with_data(subdomain: str) -> tuple[Tenant, User]:
-    """A tenant with a row of every kind (live and deleted) and staff of each role; returns its owner."""
-    tenant = TenantFactory.create(name=f"{subdomain.title()} Roofing", subdomain=subdomain)
-    owner = UserFactory.create(username=f"{subdomain}-owner")
-    MembershipFactory(tenant=tenant, user=owner, role=Role.OWNER)
-    for role in (Role.ADMIN, Role.MANAGER, Role.MEMBER, Role.VIEWER):
-        MembershipFactory(tenant=tenant, user=UserFactory(username=f"{subdomain}-{role}"), role=role)
-    company = CompanyFactory(tenant=tenant)
-    person = ContactFactory(tenant=tenant, company_contact=company)
-    ContactFactory(tenant=tenant, is_deleted=True)
-    project = ProjectFactory(tenant=tenant, contact=person, project_number=f"{subdomain}-1")
-    ProjectFactory(tenant=tenant, contact=person, parent_project=project)
-    ProjectFactory(tenant=tenant, is_deleted=True)
-    ProjectContactFactory(tenant=tenant, project=project, contact=company, role="organization")
-    ActivityFactory(tenant=tenant, contact=person, project=project)
-    ActivityFactory(tenant=tenant, contact=person, outcome_details={"answered": True})
-    return tenant, owner
-
-
-def tenant_rows(tenant: Tenant) -> dict[str, list[dict[str, Any]]]:
-    """Every row of every tenant-owned table that belongs to `tenant`, and its members' accounts."""
-    rows = {
-        model._meta.label: list(model._default_manager.filter(tenant=tenant).order_by("pk").values())
-        for model in apps.get_models()
-        if any(field.name == "tenant" and field.is_relation for field in model._meta.fields)
-    }
-    members = Membership.objects.filter(tenant=tenant).values("user_id")
-    rows["users"] = [dict(user) for user in User.objects.filter(pk__in=members).order_by("pk").values()]
-    return rows
+            sent = ", ".join(f"{count} as {role}" for role, count in SENT.items())
+            reporter.write_line(f"API fuzz: {len(FUZZED)} operations; requests: {sent}")
 
 
 @contextmanager
@@ -123,13 +96,16 @@ def connection_kept() -> Iterator[None]:
         request_finished.connect(close_old_connections)
 
 
+@pytest.fixture(scope="module")
+def footings(django_db_setup, django_db_blocker) -> Iterator[Footings]:
+    with footings_kept(django_db_blocker) as made:
+        yield made
+
+
 @pytest.fixture
-def fuzz_footing(db):
-    tenant, owner = tenant_with_data("summit")
-    other, _ = tenant_with_data("valley")
-    before = tenant_rows(other)
-    yield tenant, owner
-    assert tenant_rows(other) == before
+def fuzz_footing(footings: Footings, db) -> Iterator[Footing]:
+    yield footings.ours
+    assert tenant_rows(footings.other.tenant) == footings.other_rows
 
 
 @pytest.fixture
@@ -138,31 +114,31 @@ def known_paths() -> dict[str, list[dict[str, int]]]:
     return {}
 
 
-def collection_ids(client: Client, path: str) -> list[int]:
-    response = client.get(path, {"page_size": 200})
-    if response.status_code != 200:
-        return []
-    body = response.json()
-    rows = body["results"] if isinstance(body, dict) and "results" in body else body
-    return [row["id"] for row in rows if isinstance(row, dict) and isinstance(row.get("id"), int)]
+def headers_for(user: User, tenant: Tenant) -> dict[str, str]:
+    _, token = auth_token_create(user=user)
+    return {"Authorization": f"Token {token}", "X-Tenant": tenant.subdomain}
 
 
-def known_path_parameters(client: Client, template: str) -> list[dict[str, int]]:
-    """Every assignment of the path's parameters to ids the fuzzer can list, walking the path
-    from the left: `/projects/{project_pk}/contacts/{id}/` lists /projects/, then each project's
-    /projects/<pk>/contacts/."""
-    found: list[tuple[str, dict[str, int]]] = [("", {})]
-    for segment in template.strip("/").split("/"):
-        if not (segment.startswith("{") and segment.endswith("}")):
-            found = [(prefix + "/" + segment, values) for prefix, values in found]
-            continue
-        name = segment[1:-1]
-        found = [
-            (f"{prefix}/{pk}", {**values, name: pk})
-            for prefix, values in found[:5]
-            for pk in collection_ids(client, prefix + "/")
-        ]
-    return [values for _, values in found]
+def fuzz(case: Any, role: Role, footing: Footing, known_paths: dict[str, list[dict[str, int]]]) -> None:
+    tenant, user = footing.tenant, footing.staff[role]
+    headers = headers_for(user, tenant)
+    if case.path_parameters:
+        template = urlsplit(case.operation.base_url or "").path.rstrip("/") + case.path
+        if template not in known_paths:
+            # The role's own rows (its conversations, its saved filters), else the owner's: a
+            # path the role may not list still gets real ids, to be refused on.
+            owner = Client(headers=headers_for(footing.staff[Role.OWNER], tenant))
+            known_paths[template] = known_path_parameters(Client(headers=headers), template) or (
+                known_path_parameters(owner, template)
+            )
+        known = known_paths[template]
+        drawn = next(iter(case.path_parameters.values()))
+        if known and isinstance(drawn, int) and drawn % 2 == 0:
+            case.path_parameters = dict(known[(drawn // 2) % len(known)])
+    SENT[role] = SENT.get(role, 0) + 1
+    FUZZED.add(case.operation.label)
+    with connection_kept():
+        case.call_and_validate(headers=headers, checks=CHECKS)
 
 
 @schema.parametrize()
@@ -172,17 +148,113 @@ def known_path_parameters(client: Client, template: str) -> list[dict[str, int]]
     suppress_health_check=list(hypothesis.HealthCheck),
 )
 def test_api_fuzz(case, fuzz_footing, known_paths):
-    tenant, owner = fuzz_footing
-    _, token = auth_token_create(user=owner)
-    headers = {"Authorization": f"Token {token}", "X-Tenant": tenant.subdomain}
-    if case.path_parameters:
-        template = urlsplit(case.operation.base_url or "").path.rstrip("/") + case.path
-        if template not in known_paths:
-            known_paths[template] = known_path_parameters(Client(headers=headers), template)
-        known = known_paths[template]
-        drawn = next(iter(case.path_parameters.values()))
-        if known and isinstance(drawn, int) and drawn % 2 == 0:
-            case.path_parameters = dict(known[(drawn // 2) % len(known)])
-    SENT[case.operation.label] = SENT.get(case.operation.label, 0) + 1
-    with connection_kept():
-        case.call_and_validate(headers=headers, checks=CHECKS)
+    """As the owner: every operation, with the schema's own examples and edge cases (the
+    coverage phase) and FUZZ_MAX_EXAMPLES generated requests."""
+    fuzz(case, Role.OWNER, fuzz_footing, known_paths)
+
+
+@schema.parametrize()
+@pytest.mark.parametrize("role", [Role.MEMBER, Role.VIEWER])
+@hypothesis.settings(
+    deadline=None,
+    max_examples=ROLE_MAX_EXAMPLES,
+    phases=[hypothesis.Phase.generate],
+    suppress_health_check=list(hypothesis.HealthCheck),
+)
+def test_api_fuzz_as_role(case, role, fuzz_footing, known_paths):
+    """As a member and as a viewer: every operation again, with fewer requests (generated ones
+    only), since most of what they may not do is refused before the request is read."""
+    fuzz(case, role, fuzz_footing, known_paths)
+
+
+# The role table of docs/api-roles.md -----------------------------------------------------
+
+ROLES_DOC = Path(settings.BASE_DIR) / "docs" / "api-roles.md"
+TABLE_START = "<!-- The table below is checked by tests/crm/test_api_fuzz.py; API_ROLES_DOC_WRITE=1 rewrites it. -->"
+TABLE_END = "<!-- End of the checked table. -->"
+NO_ROW = 999_999_999  # a path id no row has, for a path whose collection the fuzzer cannot list
+
+
+def probes() -> list[tuple[str, str, dict[str, str]]]:
+    """(method, path, query) for every operation of the schema, and again with each of its
+    true/false query parameters set (`?deleted=true` asks more of the role than a plain list)."""
+    found: list[tuple[str, str, dict[str, str]]] = []
+    for path, item in schema.raw_schema["paths"].items():
+        for method, operation in item.items():
+            if method not in ("get", "post", "put", "patch", "delete"):
+                continue
+            found.append((method.upper(), path, {}))
+            for parameter in operation.get("parameters", []):
+                if parameter["in"] == "query" and parameter.get("schema", {}).get("type") == "boolean":
+                    found.append((method.upper(), path, {parameter["name"]: "true"}))
+    return found
+
+
+def probe_label(method: str, path: str, query: dict[str, str]) -> str:
+    return f"{method} {path}" + "".join(f"?{name}={value}" for name, value in query.items())
+
+
+def probe(footing: Footing, role: Role, method: str, path: str, query: dict[str, str]) -> int:
+    """The status `role` gets for the operation on the footing's rows, with an empty body: the
+    refusals of a role come before the body is read (the services' own, which depend on what
+    is asked, are described in the doc's text)."""
+    client = Client(headers=headers_for(footing.staff[role], footing.tenant))
+    owner = Client(headers=headers_for(footing.staff[Role.OWNER], footing.tenant))
+    parameters = {}
+    if "{" in path:
+        known = known_path_parameters(client, path) or known_path_parameters(owner, path)
+        names = [segment[1:-1] for segment in path.split("/") if segment.startswith("{")]
+        # The newest row the role lists: its own where it has one (a saved filter, a conversation).
+        parameters = max(known, key=lambda values: tuple(values.values())) if known else dict.fromkeys(names, NO_ROW)
+    url = path.format(**parameters) + ("?" + "&".join(f"{k}={v}" for k, v in query.items()) if query else "")
+    body = {"data": {}, "content_type": "application/json"} if method in ("POST", "PUT", "PATCH") else {}
+    with transaction.atomic():  # undone: the owner's DELETE must not take the next probe's row away
+        status = getattr(client, method.lower())(url, **body).status_code
+        transaction.set_rollback(True)
+    return status
+
+
+def role_table(footing: Footing) -> tuple[list[tuple[str, str, str]], dict[str, set[Role]]]:
+    """The rows of the table (operation, member, viewer) where a member or a viewer is refused
+    what the owner may do; and, per operation, the roles the API refused."""
+    refused: dict[str, set[Role]] = {}
+    plain: dict[str, tuple[str, str]] = {}
+    rows = []
+    for method, path, query in probes():
+        answers = {role: probe(footing, role, method, path, query) for role in (Role.OWNER, Role.MEMBER, Role.VIEWER)}
+        operation = f"{method} {path}"
+        refused.setdefault(operation, set()).update(role for role, status in answers.items() if status == 403)
+        member, viewer = ("403" if answers[role] == 403 else "allowed" for role in (Role.MEMBER, Role.VIEWER))
+        cells = (member, viewer)
+        if not query:
+            plain[operation] = cells
+        if answers[Role.OWNER] == 403 or "403" not in cells or (query and plain.get(operation) == cells):
+            continue
+        rows.append((probe_label(method, path, query), *cells))
+    return rows, refused
+
+
+def render(rows: list[tuple[str, str, str]]) -> str:
+    lines = ["| operation | member | viewer |", "|---|---|---|"]
+    lines += [f"| `{label}` | {member} | {viewer} |" for label, member, viewer in rows]
+    return "\n".join(lines)
+
+
+def test_the_documented_role_table_is_what_the_api_answers(fuzz_footing):
+    rows, refused = role_table(fuzz_footing)
+    table = render(rows)
+    text = ROLES_DOC.read_text()
+    before, rest = text.split(TABLE_START + "\n")
+    _, after = rest.split(TABLE_END)
+    if os.environ.get("API_ROLES_DOC_WRITE") == "1":
+        ROLES_DOC.write_text(f"{before}{TABLE_START}\n{table}\n{TABLE_END}{after}")
+    documented = rest.split("\n" + TABLE_END)[0]
+
+    assert documented == table, f"docs/api-roles.md is out of date; the API answers:\n{table}"
+    declared = {
+        f"{method.upper()} {path}"
+        for path, item in schema.raw_schema["paths"].items()
+        for method, operation in item.items()
+        if isinstance(operation, dict) and "403" in operation.get("responses", {})
+    }
+    assert {label for label, roles in refused.items() if roles} <= declared
