@@ -4,8 +4,9 @@ import datetime as dt
 import json
 from typing import Any
 
-from django.db.models import Count, OuterRef, QuerySet, Subquery, Sum
-from django.db.models.functions import Coalesce
+from django.contrib.postgres.expressions import ArraySubquery
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models.functions import Coalesce, JSONObject
 from django.utils import timezone
 
 from ai_chat.models import Conversation, Message, MessageRole, TokenUsage
@@ -23,6 +24,27 @@ def with_month_tokens(conversations: QuerySet[Conversation]) -> QuerySet[Convers
     month = month_start(timezone.now()).date()
     used = TokenUsage.objects.filter(tenant=OuterRef("tenant_id"), month=month).values("tokens")[:1]
     return conversations.annotate(month_tokens=Coalesce(Subquery(used), 0))
+
+
+HISTORY_MAX_MESSAGES = 60  # the newest stored messages sent to the model, besides the system prompt
+CHAT_COLUMNS = ("id", "role", "content", "function_call", "tool_call_id", "result")  # what a chat message needs
+
+
+def with_chat_history(conversations: QuerySet[Conversation]) -> QuerySet[Conversation]:
+    """The conversations with `chat_history`: their system prompt and newest HISTORY_MAX_MESSAGES
+    stored messages, oldest first, as dicts of CHAT_COLUMNS, read in the same query (a turn then
+    spends no round trip of its own on them)."""
+    conversation = OuterRef(OuterRef("pk"))
+    newest = Message.objects.filter(conversation=conversation).order_by("-id").values("id")
+    oldest_kept = newest[HISTORY_MAX_MESSAGES - 1 : HISTORY_MAX_MESSAGES]
+    system = Message.objects.filter(conversation=conversation, role=MessageRole.SYSTEM).order_by("id").values("id")
+    kept = (
+        Message.objects.filter(conversation=OuterRef("pk"))
+        .filter(Q(id__gte=Coalesce(Subquery(oldest_kept), 0)) | Q(id=Subquery(system[:1])))
+        .order_by("id")
+        .values(row=JSONObject(**{column: column for column in CHAT_COLUMNS}))
+    )
+    return conversations.annotate(chat_history=ArraySubquery(kept))
 
 
 def usage_rows(*, tenant: Tenant, start: dt.date, end: dt.date, user: User | None = None) -> list[dict[str, Any]]:
