@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 import openai
 from django.conf import settings
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from crm.errors import ApplicationError
 from crm.models import Tenant
@@ -149,6 +150,12 @@ class OpenAICompatibleProvider:
 
     The package retries 429, 5xx and timeouts `max_retries` times with exponential backoff
     (honouring Retry-After); what still fails is translated to 502 or 503.
+
+    Requests go through the client's `post` (the package's documented way to call an endpoint
+    with a body of your own), not `chat.completions.create`: `create` first runs the body
+    through the package's type-driven transform, which for chat-completion parameters changes
+    nothing (they declare no aliases or formats; a test checks the bodies we send) but walked
+    every message and tool schema of every request, a fifth of a turn's CPU time.
     """
 
     name = OPENAI_COMPATIBLE
@@ -157,7 +164,8 @@ class OpenAICompatibleProvider:
         self.model = model
         self.client = _client(base_url, api_key, timeout, max_retries)
 
-    def _request(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> dict[str, Any]:
+    def request(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> dict[str, Any]:
+        """The chat-completions body, exactly as sent."""
         request: dict[str, Any] = {"model": self.model, "messages": messages}
         if tools:
             request["tools"] = tools
@@ -165,7 +173,12 @@ class OpenAICompatibleProvider:
 
     def complete(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> Completion:
         try:
-            response = self.client.chat.completions.create(**self._request(messages, tools))
+            response = self.client.post(
+                "/chat/completions",
+                body=self.request(messages, tools),
+                cast_to=ChatCompletion,
+                options={"security": {"bearer_auth": True}},  # the API key as a bearer token, as create() asks
+            )
         except openai.OpenAIError as exc:
             raise _translate(exc) from exc
         except ValueError as exc:  # a body that is not JSON
@@ -189,8 +202,13 @@ class OpenAICompatibleProvider:
 
     def stream(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> Iterator[Delta | Completion]:
         try:
-            chunks = self.client.chat.completions.create(
-                **self._request(messages, tools), stream=True, stream_options={"include_usage": True}
+            chunks = self.client.post(
+                "/chat/completions",
+                body={**self.request(messages, tools), "stream": True, "stream_options": {"include_usage": True}},
+                cast_to=ChatCompletion,
+                options={"security": {"bearer_auth": True}},
+                stream=True,
+                stream_cls=openai.Stream[ChatCompletionChunk],
             )
         except openai.OpenAIError as exc:
             raise _translate(exc) from exc

@@ -26,14 +26,13 @@ from ai_chat.providers import (
     provider_for_tenant,
     tenant_ai_settings,
 )
-from ai_chat.selectors import month_start
+from ai_chat.selectors import month_start, with_chat_history
 from ai_chat.tools import TOOL_SCHEMAS, ToolContext, tool_run
 from crm.actor import Actor
 from crm.errors import ApplicationError, Conflict, Forbidden
 from crm.models import Membership, Role, Tenant, User
 
 TITLE_MAX_CHARS = 60
-HISTORY_MAX_MESSAGES = 60  # the newest messages sent to the model, besides the system prompt
 DISCONNECTED = "The client disconnected before the reply was complete."
 _MILLION = Decimal(1_000_000)
 _COST_PLACES = Decimal("0.000001")
@@ -256,20 +255,14 @@ class TurnEvent:
     error: ApplicationError | None = None
 
 
-_CHAT_COLUMNS = ("id", "role", "content", "function_call", "tool_call_id", "result")  # what _as_chat reads
-
-
 def _stored_history(conversation: Conversation) -> list[Message]:
-    """The system prompt and the newest HISTORY_MAX_MESSAGES - 1 stored messages (the turn's user
-    message makes them HISTORY_MAX_MESSAGES), oldest first (one query while the conversation is that short)."""
-    stored = Message.objects.filter(conversation=conversation).only(*_CHAT_COLUMNS)
-    messages = list(stored.order_by("-id")[:HISTORY_MAX_MESSAGES])
-    messages.reverse()
-    if messages and messages[0].role != MessageRole.SYSTEM:
-        system = stored.filter(role=MessageRole.SYSTEM).order_by("id").first()
-        if system is not None:
-            messages.insert(0, system)
-    return messages
+    """The messages `selectors.with_chat_history` defines, from the conversation when it was read
+    with them, else read now."""
+    rows = getattr(conversation, "chat_history", None)
+    if rows is None:
+        annotated: Any = with_chat_history(Conversation.objects.filter(pk=conversation.pk)).get()
+        rows = annotated.chat_history
+    return [Message(**row) for row in rows]
 
 
 def _as_chat(messages: list[Message]) -> list[dict[str, Any]]:
@@ -297,6 +290,25 @@ def _as_chat(messages: list[Message]) -> list[dict[str, Any]]:
     return found
 
 
+_INSERTED_FIELDS = [field for field in Message._meta.concrete_fields if not field.generated and not field.primary_key]
+
+
+def _messages_insert(messages: list[Message]) -> None:
+    """One INSERT ... RETURNING of `messages`, outside any transaction: a single statement is
+    atomic on its own (the rows and the roll-up trigger's totals commit together), so the
+    transaction bulk_create() opens around it only added a BEGIN and a COMMIT round trip.
+    This is the call Model.save() and bulk_create() make themselves."""
+    returning = Message._meta.db_returning_fields
+    rows = Message.objects._insert(  # type: ignore[attr-defined]  # not in django-stubs
+        messages, fields=_INSERTED_FIELDS, returning_fields=returning
+    )
+    for message, values in zip(messages, rows, strict=True):
+        for returned, value in zip(returning, values, strict=True):
+            setattr(message, returned.attname, value)
+        message._state.adding = False
+        message._state.db = Message.objects.db
+
+
 class _Turn:
     """Builds the turn's messages and writes them: each at once when streaming (its events show
     stored messages), else together when the turn ends (one INSERT, one commit, one run of the
@@ -320,13 +332,11 @@ class _Turn:
         pending, self.pending = self.pending, []
         if self.title:
             with transaction.atomic():
-                Message.objects.bulk_create(pending)
+                _messages_insert(pending)
                 Conversation.objects.filter(pk=self.conversation.pk, title="").update(title=self.title)
             self.title = ""
-        elif len(pending) == 1:
-            pending[0].save(force_insert=True)
         else:
-            Message.objects.bulk_create(pending)
+            _messages_insert(pending)
 
     def build(self, role: str, **fields: Any) -> Message:
         return Message(

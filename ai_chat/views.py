@@ -20,7 +20,13 @@ from rest_framework.views import APIView
 
 from ai_chat.models import Conversation, Message, MessageRole
 from ai_chat.providers import ProviderUnavailable, ToolCall
-from ai_chat.selectors import conversation_export_json, conversation_export_markdown, usage_rows, with_month_tokens
+from ai_chat.selectors import (
+    conversation_export_json,
+    conversation_export_markdown,
+    usage_rows,
+    with_chat_history,
+    with_month_tokens,
+)
 from ai_chat.serializers import (
     AIUsageSerializer,
     ConversationSerializer,
@@ -170,7 +176,8 @@ class ConversationViewSet(TenantScopedViewSet):
     def get_tenant_queryset(self) -> QuerySet:
         conversations = Conversation.objects.filter(deleted_at__isnull=True)
         if self.action == "messages" and self.request.method == "POST":
-            return with_month_tokens(conversations)  # the turn's budget check: no query of its own
+            # The turn's budget check and the history it sends the model: no query of their own.
+            return with_chat_history(with_month_tokens(conversations))
         return conversations
 
     def filter_visible(self, queryset: QuerySet) -> QuerySet:

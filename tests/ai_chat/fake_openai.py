@@ -79,6 +79,7 @@ class FakeOpenAI:
     def __init__(self) -> None:
         self.script: deque[Answer] = deque()
         self.requests: list[dict[str, Any]] = []
+        self.authorizations: list[str | None] = []  # each request's Authorization header
         self.responder: Callable[[dict[str, Any]], dict[str, Any]] | None = None
         self._lock = threading.Lock()
         fake = self
@@ -94,6 +95,7 @@ class FakeOpenAI:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 with fake._lock:
                     fake.requests.append(body)
+                    fake.authorizations.append(self.headers.get("Authorization"))
                     answer = fake.script.popleft() if fake.script else None
                 if answer is None and fake.responder is not None:
                     payload = fake.responder(body)

@@ -5,8 +5,14 @@ import json
 from decimal import Decimal
 
 import pytest
+from openai._utils import maybe_transform
+from openai.types.chat.completion_create_params import (
+    CompletionCreateParamsNonStreaming,
+    CompletionCreateParamsStreaming,
+)
 
 from ai_chat.models import Conversation, Message
+from ai_chat.tools import TOOL_SCHEMAS
 from crm.models import Activity
 from tests.ai_chat.conftest import start_conversation
 from tests.api import assert_error, assert_invalid, row
@@ -70,6 +76,34 @@ def test_the_tool_loop_runs_two_tool_calls_of_one_reply_and_answers(conversation
     assert conversation.title == "Who is Smith?"
     assert (conversation.message_count, conversation.prompt_tokens, conversation.completion_tokens) == (6, 2700, 52)
     assert conversation.total_cost == Decimal("0.000436")
+
+
+@pytest.mark.parametrize("accept", ["application/json", "text/event-stream"])
+def test_requests_are_those_chat_completions_create_would_send(
+    conversation, member_user, tenant, fake_openai, settings, accept
+):
+    """The provider posts its bodies without create()'s transform: for these parameters it is the identity."""
+    ContactFactory(tenant=tenant, first_name="Ann", last_name="Smith")
+    settings.AI_API_KEY = "sk-test"
+    if accept == "text/event-stream":
+        fake_openai.stream([], [("call_1", "search_contacts", {"query": "smith"})])
+        fake_openai.stream(["Ann ", "Smith."])
+    else:
+        fake_openai.reply(None, [("call_1", "search_contacts", {"query": "smith"})])
+        fake_openai.reply("Ann Smith.")
+
+    response = client_for(member_user).post(
+        messages_url(conversation), {"content": "Who is Smith?"}, HTTP_ACCEPT=accept
+    )
+    assert response.status_code == 200, response.content
+    b"".join(getattr(response, "streaming_content", []))
+
+    params = CompletionCreateParamsStreaming if accept == "text/event-stream" else CompletionCreateParamsNonStreaming
+    assert len(fake_openai.requests) == 2
+    for body in fake_openai.requests:
+        assert maybe_transform(body, params) == body
+        assert body["tools"] == TOOL_SCHEMAS
+    assert fake_openai.authorizations == ["Bearer sk-test"] * 2
 
 
 def test_every_role_is_stored_and_read_back(conversation, member_user, fake_openai):
