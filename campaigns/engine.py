@@ -808,7 +808,7 @@ def _start(ids: Sequence[int], now: datetime, outcomes: dict[int, str]) -> list[
 
 
 def _record(answers: Sequence[tuple[CampaignStepExecution, Answer]], outcomes: dict[int, str]) -> None:
-    """Record what the channels answered for rows this worker was sending (or a person resolved).
+    """Record what the channels answered for rows this worker was sending.
 
     A transient failure (`retry`) goes back to `pending` after 1, 2, 4, ... minutes until the
     webhook's attempts are spent; an `unknown` outcome (the provider may have sent it) waits for a
@@ -816,31 +816,39 @@ def _record(answers: Sequence[tuple[CampaignStepExecution, Answer]], outcomes: d
     """
     now = timezone.now()
     with transaction.atomic():
-        locked = {execution.pk: execution for execution in _locked(sent.pk for sent, _ in answers)}
+        # The rows' own state, re-read under lock; what they belong to is as `_start` read it.
+        state = {
+            pk: (status, attempts, result_data)
+            for pk, status, attempts, result_data in CampaignStepExecution.objects.select_for_update()
+            .filter(pk__in=[sent.pk for sent, _ in answers])
+            .order_by("pk")
+            .values_list("pk", "status", "attempts", "result_data")
+        }
         finished: list[Finish] = []
         retries: list[tuple[Any, ...]] = []
         unknown: list[tuple[Any, ...]] = []
-        for sent, answer in answers:
-            execution = locked.get(sent.pk)
+        for execution, answer in answers:
+            if execution.pk in state:
+                execution.status, execution.attempts, execution.result_data = state[execution.pk]
             # `unknown`: the reaper gave up on this send meanwhile, but it did end; record how.
-            if execution is None or execution.status not in (ExecutionStatus.SENDING, ExecutionStatus.UNKNOWN):
-                outcomes[sent.pk] = NOT_OURS
+            if execution.pk not in state or execution.status not in (ExecutionStatus.SENDING, ExecutionStatus.UNKNOWN):
+                outcomes[execution.pk] = NOT_OURS
             elif answer.error and answer.retry and execution.attempts + 1 < settings.CAMPAIGN_WEBHOOK_MAX_ATTEMPTS:
                 result_data = {**execution.result_data, **(answer.result or {})}
                 due = now + timedelta(minutes=2**execution.attempts)
                 attempts = execution.attempts + 1
                 retries.append((execution.pk, ExecutionStatus.PENDING, None, due, attempts, answer.error, result_data))
-                outcomes[sent.pk] = ExecutionStatus.PENDING
+                outcomes[execution.pk] = ExecutionStatus.PENDING
             elif answer.error and answer.unknown:
                 unknown.append((execution.pk, ExecutionStatus.UNKNOWN, None, answer.error))
-                outcomes[sent.pk] = ExecutionStatus.UNKNOWN
+                outcomes[execution.pk] = ExecutionStatus.UNKNOWN
             elif answer.error:
                 finished.append(Finish(execution, ExecutionStatus.FAILED, error=answer.error, result=answer.result))
-                outcomes[sent.pk] = ExecutionStatus.FAILED
+                outcomes[execution.pk] = ExecutionStatus.FAILED
             else:
                 execution.provider_message_id = answer.provider_message_id
                 finished.append(Finish(execution, ExecutionStatus.COMPLETED, result=answer.result))
-                outcomes[sent.pk] = ExecutionStatus.COMPLETED
+                outcomes[execution.pk] = ExecutionStatus.COMPLETED
         _rows_update(
             ("status", "lease_until", "scheduled_at", "attempts", "error_message", "result_data"), retries, now=now
         )
