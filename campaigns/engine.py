@@ -11,9 +11,9 @@ A row's life: `pending` (due at `scheduled_at`) -> `running` (claimed, with a le
   alive); it re-checks the enrollments, the campaigns, the contacts and consent at that moment,
   for the whole batch in a few queries. A step that only writes to our database runs in the
   same transaction that records it `completed`, updates the counters and schedules the next
-  step: exactly once. Messages are recorded `sending` and committed before any channel is
-  called, so a worker that dies mid-send leaves `sending` rows, never a blind second send;
-  what the channels answered is recorded in bulk every few sends.
+  step: exactly once. Messages are recorded `sending` and committed a few at a time before
+  their channel is called, so a worker that dies mid-send leaves those few `sending`, never a
+  blind second send; what the channels answered is recorded in bulk after each few.
 - `executions_reap` returns expired claims to `pending` and turns expired sends into `unknown`,
   which a person resolves (`execution_resolve`: mark sent, or send again).
 """
@@ -159,8 +159,8 @@ def executions_claim(*, enqueue: Callable[[list[int]], Any], batch_size: int, ma
 # what they need for the whole batch in a few queries, and the outcomes (rows, counters, next
 # executions) are written in bulk, so a batch of 100 costs about as many queries as one row did.
 
-# Sends are recorded every RECORD_EVERY messages: a worker killed mid-batch leaves at most this
-# many sent-but-unrecorded rows in `sending` (for the reaper to call `unknown`).
+# Sends are committed `sending` and recorded RECORD_EVERY at a time: a worker killed mid-batch
+# leaves at most this many rows in `sending` (for the reaper to call `unknown`).
 RECORD_EVERY = 20
 # Steps whose work leaves our database: recorded `sending` and committed before the call.
 CHANNEL_STEPS = (StepType.SEND_EMAIL, StepType.SEND_SMS, StepType.WEBHOOK)
@@ -712,7 +712,7 @@ def _start(ids: Sequence[int], now: datetime, outcomes: dict[int, str]) -> list[
     """The first transaction of a batch: everything but the channel calls. Rows no longer this
     claim's are left alone; a paused campaign's go back to waiting; skips, moves and the steps
     that only write to our database are recorded (with their next executions); the messages and
-    webhooks are recorded `sending` and returned, to be called after the commit."""
+    webhooks that may go are returned (still `running`, their variant chosen) for `_sending`."""
     with transaction.atomic():
         rows = [
             execution
@@ -792,19 +792,33 @@ def _start(ids: Sequence[int], now: datetime, outcomes: dict[int, str]) -> list[
             if execution.step.step_type in CHANNEL_STEPS and execution.pk not in deferred
         ]
         variants = variants_for(sends)  # kept from a first attempt: a retry never re-rolls
-        until = now + lease()
         for execution in sends:
-            execution.variant, execution.status, execution.lease_until = (
-                variants[execution.pk],
-                ExecutionStatus.SENDING,
-                until,
-            )
+            execution.variant = variants[execution.pk]
+    return sends
+
+
+def _sending(chunk: Sequence[CampaignStepExecution]) -> list[CampaignStepExecution]:
+    """Commit the chunk's rows that are still this claim's (`running`, lease alive) as `sending`,
+    with their variant; those rows, to be handed to their channels. The batch's other sends stay
+    `running` meanwhile: a crash leaves them to the reaper, which returns them to `pending`."""
+    now = timezone.now()
+    with transaction.atomic():
+        ours = set(
+            CampaignStepExecution.objects.select_for_update()
+            .filter(pk__in=[execution.pk for execution in chunk], status=ExecutionStatus.RUNNING, lease_until__gt=now)
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+        claimed = [execution for execution in chunk if execution.pk in ours]
+        until = now + lease()
+        for execution in claimed:
+            execution.status, execution.lease_until = ExecutionStatus.SENDING, until
         _rows_update(
             ("variant", "status", "started_at", "lease_until"),
-            [(row.pk, row.variant, row.status, row.started_at, row.lease_until) for row in sends],
+            [(row.pk, row.variant, row.status, row.started_at, row.lease_until) for row in claimed],
             now=now,
         )
-    return sends
+    return claimed
 
 
 def _record(answers: Sequence[tuple[CampaignStepExecution, Answer]], outcomes: dict[int, str]) -> None:
@@ -860,8 +874,8 @@ def executions_run(*, ids: Sequence[int], now: datetime | None = None) -> dict[s
     """Run a claimed batch; counts by outcome (a status, or `not_ours` for a row whose claim was lost).
 
     Safe to call twice or after a crash: only the claim's holder (status `running`, lease alive)
-    proceeds, and the rows' statuses change under their locks. The sends are committed `sending`
-    before any channel is called, and recorded every RECORD_EVERY sends.
+    proceeds, and the rows' statuses change under their locks. Sends are committed `sending`
+    before their channel is called, RECORD_EVERY at a time, and recorded after each such chunk.
     """
     outcomes = _run(ids, now or timezone.now())
     return dict(Counter(outcomes.values()))
@@ -875,9 +889,9 @@ def execution_run(*, execution_id: int, now: datetime | None = None) -> str:
 def _run(ids: Sequence[int], now: datetime) -> dict[int, str]:
     outcomes = dict.fromkeys(ids, NOT_OURS)
     sends = _start(ids, now, outcomes)
-    # Committed as `sending`: a crash from here on leaves the rows for the reaper to call `unknown`.
     for start in range(0, len(sends), RECORD_EVERY):
-        chunk = sends[start : start + RECORD_EVERY]
+        chunk = _sending(sends[start : start + RECORD_EVERY])
+        # Committed as `sending`: a crash from here on leaves them for the reaper to call `unknown`.
         _record([(execution, _channel_call(execution)) for execution in chunk], outcomes)
     return outcomes
 

@@ -138,6 +138,10 @@ def test_workers_killed_twice_mid_run_send_each_message_exactly_once(actor, tena
     campaign = build(actor, steps=[TASK, EMAIL, TASK])
     contacts = ContactFactory.create_batch(KILLED_RUN_CONTACTS, tenant=tenant)
     campaign_enroll(campaign=campaign, actor=actor, contacts=contacts)
+    with connection.cursor() as cursor:
+        # What autovacuum does after such a burst: without statistics the claim's plan reads
+        # every enrollment's rows (1.7 s a claim at 2,000 contacts, 7 ms after this).
+        cursor.execute("ANALYZE campaign_step_executions, campaign_enrollments")
     total = KILLED_RUN_CONTACTS * 3
     kills = [total // 4, total // 2]
     reaped: list[dict[str, int]] = []
