@@ -734,8 +734,14 @@ def _start(ids: Sequence[int], now: datetime, outcomes: dict[int, str]) -> list[
             )
             outcomes.update(dict.fromkeys(paused, ExecutionStatus.PENDING))
         rows = [execution for execution in rows if execution.pk not in paused_set]
+        contacts: dict[int, Contact] = {}
         for execution in rows:
             execution.started_at = now
+            # One instance per contact: a second step for the same contact in this batch (another
+            # campaign's) sees what the first wrote (its tags, say), as a later row's re-read did.
+            execution.enrollment.contact = contacts.setdefault(
+                execution.enrollment.contact_id, execution.enrollment.contact
+            )
         skips = _skip_reasons(rows)
         finished: list[Finish] = []
         exits: dict[int, Changes] = {}
