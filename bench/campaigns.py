@@ -94,7 +94,9 @@ def start_worker() -> subprocess.Popen:
     return subprocess.Popen(command, env=env, cwd=REPO)  # noqa: S603
 
 
-def wait_until(done: callable, *, timeout: float = 600) -> None:
+def wait_until(done: callable, *, timeout: float = 3600) -> None:
+    """Wait for `done`; the timeout only guards a hang (on a shared 2-core machine the 20,000
+    plain tasks of the ceiling alone took over 600 s)."""
     deadline = time.monotonic() + timeout
     while not done():
         if time.monotonic() > deadline:

@@ -70,17 +70,24 @@ def variant_pick(*, enrollment_id: int, step_id: int, variants: Sequence[Mapping
     raise AssertionError("unreachable: the point is below the total weight")
 
 
-def variant_for(execution: CampaignStepExecution) -> str:
-    """The variant this execution sends: the one it already has (a retry), else the step's decided
-    winner, else the hash's pick. Empty for a step without variants."""
-    step = execution.step
-    if execution.variant or not step.variants:
-        return execution.variant
-    if step.ab_metric:
-        winner = CampaignAbDecision.objects.filter(step_id=step.pk).values_list("winner", flat=True).first()
-        if winner:
-            return winner
-    return variant_pick(enrollment_id=execution.enrollment_id, step_id=step.pk, variants=step.variants)
+def variants_for(executions: Sequence[CampaignStepExecution]) -> dict[int, str]:
+    """The variant each execution sends, by execution: the one it already has (a retry), else its
+    step's decided winner, else the hash's pick; empty for a step without variants. The winners
+    of the steps are read in one query."""
+    tested = {execution.step_id for execution in executions if execution.step.variants and execution.step.ab_metric}
+    winners = (
+        dict(CampaignAbDecision.objects.filter(step_id__in=tested).values_list("step_id", "winner")) if tested else {}
+    )
+    chosen: dict[int, str] = {}
+    for execution in executions:
+        step = execution.step
+        if execution.variant or not step.variants:
+            chosen[execution.pk] = execution.variant
+        else:
+            chosen[execution.pk] = winners.get(step.pk) or variant_pick(
+                enrollment_id=execution.enrollment_id, step_id=step.pk, variants=step.variants
+            )
+    return chosen
 
 
 def variant_content(step: CampaignStep, key: str) -> dict[str, Any]:

@@ -6,28 +6,32 @@ A row's life: `pending` (due at `scheduled_at`) -> `running` (claimed, with a le
 - `executions_claim` claims due rows with `SELECT ... FOR UPDATE SKIP LOCKED` (two claims never
   take the same row), marks them `running` until `lease_until`, and after commit hands each batch
   to one task.
-- `execution_run` re-reads the row under lock and goes on only while the claim is still its own
-  (status `running`, lease alive); it re-checks the enrollment, the campaign, the contact and
-  consent at that moment. A step that only writes to our database runs in the same transaction
-  that records it `completed`, updates the counters and schedules the next step: exactly once.
-  A message is recorded `sending` and committed before the channel is called, so a worker that
-  dies mid-send leaves a `sending` row, never a blind second send.
+- `executions_run` runs a claimed batch set-based: it re-reads the batch's rows under lock in
+  one query and goes on with those whose claim is still its own (status `running`, lease
+  alive); it re-checks the enrollments, the campaigns, the contacts and consent at that moment,
+  for the whole batch in a few queries. A step that only writes to our database runs in the
+  same transaction that records it `completed`, updates the counters and schedules the next
+  step: exactly once. Messages are recorded `sending` and committed a few at a time before
+  their channel is called, so a worker that dies mid-send leaves those few `sending`, never a
+  blind second send; what the channels answered is recorded in bulk after each few.
 - `executions_reap` returns expired claims to `pending` and turns expired sends into `unknown`,
   which a person resolves (`execution_resolve`: mark sent, or send again).
 """
 
-from collections.abc import Callable, Sequence
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.core.mail.message import make_msgid
-from django.db import transaction
-from django.db.models import Exists, F, OuterRef, QuerySet
+from django.db import connection, transaction
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
 
-from campaigns.ab import variant_content, variant_for
+from campaigns.ab import variant_content, variants_for
 from campaigns.content import CONTACTS, UPDATABLE_FIELDS, MergeContext, consent_refusal, contact_zone, render
 from campaigns.mail import campaign_email
 from campaigns.models import (
@@ -150,10 +154,25 @@ def executions_claim(*, enqueue: Callable[[list[int]], Any], batch_size: int, ma
 
 
 # Running ----------------------------------------------------------------------------------
+#
+# A claimed batch runs set-based: its rows are re-read under lock in one query, the checks read
+# what they need for the whole batch in a few queries, and the outcomes (rows, counters, next
+# executions) are written in bulk, so a batch of 100 costs about as many queries as one row did.
+
+# Sends are committed `sending` and recorded RECORD_EVERY at a time: a worker killed mid-batch
+# leaves at most this many rows in `sending` (for the reaper to call `unknown`).
+RECORD_EVERY = 20
+# Steps whose work leaves our database: recorded `sending` and committed before the call.
+CHANNEL_STEPS = (StepType.SEND_EMAIL, StepType.SEND_SMS, StepType.WEBHOOK)
+# Local steps that write the contact row: their contacts are locked with the caps' (pk order).
+CONTACT_WRITES = (StepType.UPDATE_FIELD, StepType.MANAGE_TAGS)
+NOT_OURS = "not_ours"
 
 
-def _locked(execution_id: int) -> CampaignStepExecution | None:
-    return (
+def _locked(ids: Iterable[int]) -> list[CampaignStepExecution]:
+    """The rows of `ids` that exist, locked in primary-key order (two workers never wait on each
+    other in a cycle), with everything running them reads. Precondition: inside a transaction."""
+    return list(
         CampaignStepExecution.objects.select_for_update(of=("self",))
         .select_related(
             "step",
@@ -161,8 +180,8 @@ def _locked(execution_id: int) -> CampaignStepExecution | None:
             "enrollment__contact__assigned_to",
             "enrollment__project",
         )
-        .filter(pk=execution_id)
-        .first()
+        .filter(pk__in=list(ids))
+        .order_by("pk")
     )
 
 
@@ -170,108 +189,204 @@ def _campaign_actor(execution: CampaignStepExecution, user: User | None = None) 
     return Actor(tenant=execution.enrollment.campaign.tenant, user=user, source=Source.CAMPAIGN)
 
 
-def _next_step(execution: CampaignStepExecution) -> tuple[CampaignStep | None, dict[str, Any]]:
-    """Where the enrollment goes after this step, and what the step decided (a branch)."""
-    step = execution.step
-    if step.step_type == StepType.EXIT_CAMPAIGN:
-        return None, {}
-    if step.step_type == StepType.CONDITIONAL:
-        from filters.services import filter_matches
-
-        matched = filter_matches(
-            actor=_campaign_actor(execution),
-            entity_type=CONTACTS,
-            tree=step.conditions,
-            record=execution.enrollment.contact,
-        )
-        target = step.true_path_step if matched else step.false_path_step
-        return target, {"branch": "true" if matched else "false"}
-    following = (
-        CampaignStep.objects.filter(version_id=step.version_id, step_order__gt=step.step_order)
-        .order_by("step_order")
-        .first()
-    )
-    return following, {}
-
-
-def _finish(
-    execution: CampaignStepExecution,
-    *,
-    status: str,
-    now: datetime,
-    skip_reason: str | None = None,
-    error: str = "",
-    result: dict[str, Any] | None = None,
-    advance: bool = True,
-) -> None:
-    """Record the row's outcome and, with `advance`, move the enrollment on: its counters, its
-    current step and the next step's execution (or its end), all in the caller's transaction.
-
-    Precondition: the caller holds the row's lock, inside a transaction.
-    """
-    step, enrollment = execution.step, execution.enrollment
-    decided: dict[str, Any] = {}
-    following: CampaignStep | None = None
-    if advance and step.step_type != StepType.EXIT_CAMPAIGN:
-        following, decided = _next_step(execution)
-    execution.status = status
-    execution.skip_reason = skip_reason
-    execution.error_message = error
-    execution.result_data = {**execution.result_data, **(result or {}), **decided}
-    execution.lease_until = None
-    execution.completed_at = now
-    execution.save(
-        update_fields=[
-            "status",
-            "skip_reason",
-            "error_message",
-            "result_data",
-            "provider_message_id",
-            "lease_until",
-            "completed_at",
-            "updated_at",
-        ]
-    )
-    if status == ExecutionStatus.COMPLETED:
-        CampaignStep.objects.filter(pk=step.pk).update(
-            total_executed=F("total_executed") + 1, total_succeeded=F("total_succeeded") + 1
-        )
-    elif status == ExecutionStatus.FAILED:
-        CampaignStep.objects.filter(pk=step.pk).update(
-            total_executed=F("total_executed") + 1, total_failed=F("total_failed") + 1
-        )
-    if not advance:
+def _rows_update(fields: Sequence[str], rows: Sequence[Sequence[Any]], *, now: datetime) -> None:
+    """Write per-row values of `fields` (rows of (pk, value, ...)) to campaign_step_executions in
+    one `UPDATE ... FROM (VALUES ...)`."""
+    if not rows:
         return
-    changes: dict[str, Any] = {"last_step_executed_at": now, "updated_at": now}
-    if status == ExecutionStatus.COMPLETED:
-        changes["steps_completed"] = F("steps_completed") + 1
-        if step.step_type in STEP_COUNTERS:
-            counter = STEP_COUNTERS[StepType(step.step_type)]
-            changes[counter] = F(counter) + 1
-    if step.step_type == StepType.EXIT_CAMPAIGN and status == ExecutionStatus.COMPLETED:
-        changes.update(
-            status=EnrollmentStatus.EXITED, exit_reason=ExitReason.EXIT_STEP, exited_at=now, next_step_scheduled_at=None
+    meta = CampaignStepExecution._meta
+    concrete = {field.name: field for field in meta.concrete_fields}
+    columns = [concrete[name] for name in fields]
+    quote = connection.ops.quote_name
+    row_sql = "(%s::bigint, " + ", ".join(f"%s::{field.db_type(connection)}" for field in columns) + ")"
+    params: list[Any] = []
+    for pk, *row in rows:
+        params.append(pk)
+        params += [field.get_db_prep_save(value, connection) for field, value in zip(columns, row, strict=True)]
+    quoted = [quote(cast(str, field.column)) for field in columns]  # a concrete field has a column
+    names = ", ".join(quoted)
+    assignments = ", ".join(f"{name} = v.{name}" for name in quoted)
+    table, values = quote(meta.db_table), ", ".join([row_sql] * len(rows))
+    # The model's own table and column names; every value is a parameter.
+    sql = f"UPDATE {table} AS t SET {assignments}, updated_at = %s FROM (VALUES {values}) AS v(id, {names}) WHERE t.id = v.id"  # noqa: S608, E501
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [now, *params])
+
+
+Changes = tuple[dict[str, Any], dict[str, int]]  # columns set, counters incremented
+
+
+def _enrollments_update(changes: dict[int, Changes], *, now: datetime) -> None:
+    """Apply each enrollment's changes: one UPDATE per distinct set of changes (most of a batch
+    shares one), counters through F() so concurrent writers add up."""
+    groups: dict[tuple[tuple[tuple[str, Any], ...], tuple[tuple[str, int], ...]], list[int]] = defaultdict(list)
+    for pk, (sets, increments) in changes.items():
+        groups[(tuple(sorted(sets.items())), tuple(sorted(increments.items())))].append(pk)
+    for (columns, counters), pks in groups.items():
+        CampaignEnrollment.objects.filter(pk__in=pks).update(
+            **dict(columns), **{name: F(name) + by for name, by in counters}, updated_at=now
         )
-    elif following is None:
-        changes.update(status=EnrollmentStatus.COMPLETED, completed_at=now, next_step_scheduled_at=None)
-    else:
-        due = execution_due(
-            following,
-            now,
-            campaign=enrollment.campaign,
-            zone=contact_zone(enrollment.campaign.tenant, enrollment.contact),
+
+
+def _next_steps(
+    executions: Sequence[CampaignStepExecution],
+) -> tuple[dict[int, CampaignStep | None], dict[int, dict[str, Any]]]:
+    """Where each enrollment goes after its row's step, and what the step decided (a branch);
+    by execution. The steps of the rows' versions are read in one query, each `conditional`
+    step's tree in one query for all its contacts (the filters app's SQL, as `filter_matches`)."""
+    if not executions:
+        return {}, {}
+    from filters.services import filter_queryset
+
+    paths = {
+        path
+        for execution in executions
+        for path in (execution.step.true_path_step_id, execution.step.false_path_step_id)
+        if path is not None
+    }
+    steps = CampaignStep.objects.filter(
+        Q(version_id__in={execution.step.version_id for execution in executions}) | Q(pk__in=paths)
+    ).order_by("version_id", "step_order", "pk")
+    by_pk: dict[int, CampaignStep] = {}
+    after: dict[int, CampaignStep | None] = {}
+    in_version: dict[int, list[CampaignStep]] = defaultdict(list)
+    for step in steps:
+        by_pk[step.pk] = step
+        in_version[step.version_id].append(step)
+    for ordered in in_version.values():
+        for step in ordered:
+            after[step.pk] = next((later for later in ordered if later.step_order > step.step_order), None)
+    matched: dict[int, set[int]] = {}
+    for execution in executions:
+        step = execution.step
+        if step.step_type == StepType.CONDITIONAL and step.pk not in matched:
+            contacts = {row.enrollment.contact_id for row in executions if row.step_id == step.pk}
+            matched[step.pk] = set(
+                filter_queryset(actor=_campaign_actor(execution), entity_type=CONTACTS, tree=step.conditions)
+                .filter(pk__in=contacts)
+                .values_list("pk", flat=True)
+            )
+    following: dict[int, CampaignStep | None] = {}
+    decided: dict[int, dict[str, Any]] = {}
+    for execution in executions:
+        step = execution.step
+        if step.step_type == StepType.CONDITIONAL:
+            hit = execution.enrollment.contact_id in matched[step.pk]
+            target = step.true_path_step_id if hit else step.false_path_step_id
+            following[execution.pk] = by_pk[target] if target is not None else None
+            decided[execution.pk] = {"branch": "true" if hit else "false"}
+        else:
+            following[execution.pk] = after[step.pk]
+    return following, decided
+
+
+@dataclass
+class Finish:
+    """A row's outcome for `_finish`: its status, why (a skip) and what it did."""
+
+    execution: CampaignStepExecution
+    status: str
+    skip_reason: str | None = None
+    error: str = ""
+    result: dict[str, Any] | None = None
+    advance: bool = True
+
+
+FINISH_FIELDS = (
+    "status",
+    "skip_reason",
+    "error_message",
+    "result_data",
+    "provider_message_id",
+    "lease_until",
+    "started_at",
+    "completed_at",
+)
+
+
+def _finish(items: Sequence[Finish], *, now: datetime) -> None:
+    """Record the rows' outcomes and, with `advance`, move their enrollments on: the counters,
+    the current step and the next step's execution (or the end), in bulk, in the caller's transaction.
+
+    Precondition: the caller holds the rows' locks, inside a transaction.
+    """
+    if not items:
+        return
+    following, decided = _next_steps(
+        [item.execution for item in items if item.advance and item.execution.step.step_type != StepType.EXIT_CAMPAIGN]
+    )
+    rows: list[tuple[Any, ...]] = []
+    step_counts: dict[int, Counter[str]] = defaultdict(Counter)
+    enrollments: dict[int, Changes] = {}
+    created: list[CampaignStepExecution] = []
+    for item in items:
+        execution, status = item.execution, item.status
+        step, enrollment = execution.step, execution.enrollment
+        execution.status, execution.skip_reason, execution.error_message = status, item.skip_reason, item.error
+        execution.result_data = {**execution.result_data, **(item.result or {}), **decided.get(execution.pk, {})}
+        execution.lease_until, execution.completed_at = None, now
+        rows.append(
+            (
+                execution.pk,
+                status,
+                item.skip_reason,
+                item.error,
+                execution.result_data,
+                execution.provider_message_id,
+                None,
+                execution.started_at,
+                now,
+            )
         )
-        # The graph has no cycles: the next step is reached on the same visit, and the unique
-        # key refuses a second row for it (a doubled advance fails instead of running twice).
-        CampaignStepExecution.objects.create(
-            tenant_id=execution.tenant_id,
-            enrollment=enrollment,
-            step=following,
-            visit=execution.visit,
-            scheduled_at=due,
+        if status == ExecutionStatus.COMPLETED:
+            step_counts[step.pk].update(total_executed=1, total_succeeded=1)
+        elif status == ExecutionStatus.FAILED:
+            step_counts[step.pk].update(total_executed=1, total_failed=1)
+        if not item.advance:
+            continue
+        sets: dict[str, Any] = {"last_step_executed_at": now}
+        increments: dict[str, int] = {}
+        if status == ExecutionStatus.COMPLETED:
+            increments["steps_completed"] = 1
+            if step.step_type in STEP_COUNTERS:
+                increments[STEP_COUNTERS[StepType(step.step_type)]] = 1
+        target = following.get(execution.pk)
+        if step.step_type == StepType.EXIT_CAMPAIGN and status == ExecutionStatus.COMPLETED:
+            sets.update(
+                status=EnrollmentStatus.EXITED,
+                exit_reason=ExitReason.EXIT_STEP,
+                exited_at=now,
+                next_step_scheduled_at=None,
+            )
+        elif target is None:
+            sets.update(status=EnrollmentStatus.COMPLETED, completed_at=now, next_step_scheduled_at=None)
+        else:
+            due = execution_due(
+                target,
+                now,
+                campaign=enrollment.campaign,
+                zone=contact_zone(enrollment.campaign.tenant, enrollment.contact),
+            )
+            # The graph has no cycles: the next step is reached on the same visit, and the unique
+            # key refuses a second row for it (a doubled advance fails instead of running twice).
+            created.append(
+                CampaignStepExecution(
+                    tenant_id=execution.tenant_id,
+                    enrollment_id=enrollment.pk,
+                    step=target,
+                    visit=execution.visit,
+                    scheduled_at=due,
+                )
+            )
+            sets.update(current_step_id=target.pk, current_step_order=target.step_order, next_step_scheduled_at=due)
+        enrollments[enrollment.pk] = (sets, increments)
+    _rows_update(FINISH_FIELDS, rows, now=now)
+    for step_pk in sorted(step_counts):  # one order for every worker: no lock cycles on the counters
+        CampaignStep.objects.filter(pk=step_pk).update(
+            **{name: F(name) + by for name, by in step_counts[step_pk].items()}
         )
-        changes.update(current_step=following, current_step_order=following.step_order, next_step_scheduled_at=due)
-    CampaignEnrollment.objects.filter(pk=enrollment.pk).update(**changes)
+    CampaignStepExecution.objects.bulk_create(created)
+    _enrollments_update(enrollments, now=now)
 
 
 def goal_met_enrollments(campaign: Campaign) -> QuerySet[CampaignEnrollment]:
@@ -296,45 +411,78 @@ def goal_met_enrollments(campaign: Campaign) -> QuerySet[CampaignEnrollment]:
     return in_flight.filter(Exists(met))
 
 
-def _excluded(execution: CampaignStepExecution) -> bool:
-    """Whether the contact now matches an exclusion of a trigger of the enrollment's version."""
-    from filters.services import filter_matches
+def _skip_reasons(executions: Sequence[CampaignStepExecution]) -> dict[int, tuple[str | None, str]]:
+    """Why rows must not run now (skip reason, message), by execution; the others run.
 
-    enrollment = execution.enrollment
-    triggers = CampaignTrigger.objects.filter(
-        campaign_id=enrollment.campaign_id,
-        version_id=enrollment.version_id,
-        is_active=True,
-        exclusion_conditions__isnull=False,
-    ).exclude(exclusion_conditions={})
-    return any(
-        filter_matches(
-            actor=_campaign_actor(execution),
-            entity_type=CONTACTS,
-            tree=trigger.exclusion_conditions,
-            record=enrollment.contact,
+    The checks in their order of precedence, each over the rows the earlier ones let through:
+    the enrollment, the campaign, the contact, the goal (one query per campaign), the exclusions
+    (one query per trigger) and consent.
+    """
+    skips: dict[int, tuple[str | None, str]] = {}
+    for execution in executions:
+        enrollment, campaign = execution.enrollment, execution.enrollment.campaign
+        if enrollment.status != EnrollmentStatus.ACTIVE:
+            reason = EXIT_SKIPS.get(ExitReason(enrollment.exit_reason)) if enrollment.exit_reason else None
+            why = enrollment.exit_reason or "no reason"
+            skips[execution.pk] = reason, f"The enrollment is {enrollment.status} ({why})."
+        elif campaign.status == CampaignStatus.ARCHIVED or campaign.is_deleted:
+            skips[execution.pk] = SkipReason.ARCHIVED, "The campaign is archived."
+        elif enrollment.contact.is_deleted:
+            skips[execution.pk] = SkipReason.CONTACT_DELETED, "The contact was deleted."
+    by_campaign: dict[int, list[CampaignStepExecution]] = defaultdict(list)
+    for execution in executions:
+        if execution.pk not in skips:
+            by_campaign[execution.enrollment.campaign_id].append(execution)
+    for rows in by_campaign.values():
+        met = set(
+            goal_met_enrollments(rows[0].enrollment.campaign)
+            .filter(pk__in=[row.enrollment_id for row in rows])
+            .values_list("pk", flat=True)
         )
-        for trigger in triggers
-    )
+        for row in rows:
+            if row.enrollment_id in met:
+                skips[row.pk] = SkipReason.GOAL_MET, "The contact met the campaign's goal."
+    by_version: dict[tuple[int, int | None], list[CampaignStepExecution]] = defaultdict(list)
+    for execution in executions:
+        if execution.pk not in skips:
+            by_version[(execution.enrollment.campaign_id, execution.enrollment.version_id)].append(execution)
+    for (campaign_id, version_id), rows in by_version.items():
+        excluded = set(_excluded_contacts(rows, campaign_id=campaign_id, version_id=version_id))
+        for row in rows:
+            if row.enrollment.contact_id in excluded:
+                skips[row.pk] = SkipReason.EXCLUDED, "The contact now matches an exclusion."
+    for execution in executions:
+        step_type = execution.step.step_type
+        if (
+            execution.pk not in skips
+            and step_type in MESSAGE_STEPS
+            and consent_refusal(execution.enrollment.contact, step_type)
+        ):
+            skips[execution.pk] = SkipReason.NO_CONSENT, "The contact has no consent (or no address) for this channel."
+    return skips
 
 
-def _skip_reason(execution: CampaignStepExecution) -> tuple[str | None, str] | None:
-    """Why the row must not run now (skip reason, message), or None to run it."""
-    enrollment, campaign, contact = execution.enrollment, execution.enrollment.campaign, execution.enrollment.contact
-    if enrollment.status != EnrollmentStatus.ACTIVE:
-        reason = EXIT_SKIPS.get(ExitReason(enrollment.exit_reason)) if enrollment.exit_reason else None
-        return reason, f"The enrollment is {enrollment.status} ({enrollment.exit_reason or 'no reason'})."
-    if campaign.status == CampaignStatus.ARCHIVED or campaign.is_deleted:
-        return SkipReason.ARCHIVED, "The campaign is archived."
-    if contact.is_deleted:
-        return SkipReason.CONTACT_DELETED, "The contact was deleted."
-    if goal_met_enrollments(campaign).filter(pk=enrollment.pk).exists():
-        return SkipReason.GOAL_MET, "The contact met the campaign's goal."
-    if _excluded(execution):
-        return SkipReason.EXCLUDED, "The contact now matches an exclusion."
-    if execution.step.step_type in MESSAGE_STEPS and consent_refusal(contact, execution.step.step_type):
-        return SkipReason.NO_CONSENT, "The contact has no consent (or no address) for this channel."
-    return None
+def _excluded_contacts(
+    executions: Sequence[CampaignStepExecution], *, campaign_id: int, version_id: int | None
+) -> set[int]:
+    """The rows' contacts that now match an exclusion of an active trigger of their version
+    (the filters app's SQL, as `filter_matches`: one query per trigger for all of them)."""
+    from filters.services import filter_queryset
+
+    triggers = CampaignTrigger.objects.filter(
+        campaign_id=campaign_id, version_id=version_id, is_active=True, exclusion_conditions__isnull=False
+    ).exclude(exclusion_conditions={})
+    contacts = {execution.enrollment.contact_id for execution in executions}
+    excluded: set[int] = set()
+    for trigger in triggers:
+        excluded |= set(
+            filter_queryset(
+                actor=_campaign_actor(executions[0]), entity_type=CONTACTS, tree=trigger.exclusion_conditions
+            )
+            .filter(pk__in=contacts)
+            .values_list("pk", flat=True)
+        )
+    return excluded
 
 
 # Messages a contact got (or is being sent) count towards the caps from when they started.
@@ -342,52 +490,81 @@ SENT_OR_SENDING = (ExecutionStatus.COMPLETED, ExecutionStatus.SENDING, Execution
 CAP_WINDOWS = (("max_messages_per_day", timedelta(days=1)), ("max_messages_per_week", timedelta(weeks=1)))
 
 
-def _deferral(execution: CampaignStepExecution, now: datetime) -> tuple[str, datetime] | None:
-    """Whether a message must wait, and until when: outside the campaign's business hours (to the
-    next opening), or over its frequency cap (until the oldest message in the window leaves it).
+def _contacts_lock(contact_ids: Iterable[int]) -> None:
+    """Lock contact rows in primary-key order (the caps count a contact's messages one campaign
+    after the other; the same order in every worker leaves no lock cycle)."""
+    ids = sorted(set(contact_ids))
+    if ids:
+        list(Contact.objects.select_for_update().filter(pk__in=ids).order_by("pk").values_list("pk", flat=True))
 
-    The caps count the contact's messages from every campaign of the tenant, over rolling
-    windows. Precondition: inside a transaction; the contact row is locked here, so two
-    campaigns' messages to one contact are counted one after the other.
+
+def _deferrals(messages: Sequence[CampaignStepExecution], now: datetime) -> dict[int, tuple[str, datetime]]:
+    """The messages that must wait, and until when, by execution: outside the campaign's business
+    hours (to the next opening), or over its frequency cap (until the oldest message in the
+    window leaves it).
+
+    The caps count the contact's messages from every campaign of the tenant over rolling windows,
+    the batch's own sends (in primary-key order) included. Precondition: inside a transaction,
+    with the capped rows' contacts locked (`_contacts_lock`).
     """
-    enrollment, campaign = execution.enrollment, execution.enrollment.campaign
-    if campaign.respect_business_hours:
-        zone = contact_zone(campaign.tenant, enrollment.contact)
-        opening = business_hours_next(now, campaign.business_hours, zone)
-        if opening > now:
-            return SkipReason.QUIET_HOURS_MOVED, opening
-    caps = [(getattr(campaign, name), window) for name, window in CAP_WINDOWS if getattr(campaign, name)]
-    if not caps:
-        return None
-    Contact.objects.select_for_update().filter(pk=enrollment.contact_id).values_list("pk", flat=True).first()
-    for cap, window in caps:
-        started = list(
-            CampaignStepExecution.objects.filter(
-                enrollment__contact_id=enrollment.contact_id,
-                step__step_type__in=MESSAGE_STEPS,
-                status__in=SENT_OR_SENDING,
-                started_at__gt=now - window,
-            )
-            .exclude(pk=execution.pk)
-            .order_by("-started_at")
-            .values_list("started_at", flat=True)[:cap]
+    deferred: dict[int, tuple[str, datetime]] = {}
+    sending: list[CampaignStepExecution] = []
+    for execution in messages:
+        enrollment, campaign = execution.enrollment, execution.enrollment.campaign
+        if campaign.respect_business_hours:
+            zone = contact_zone(campaign.tenant, enrollment.contact)
+            opening = business_hours_next(now, campaign.business_hours, zone)
+            if opening > now:
+                deferred[execution.pk] = SkipReason.QUIET_HOURS_MOVED, opening
+                continue
+        sending.append(execution)
+    capped = {execution.enrollment.contact_id for execution in sending if _caps(execution.enrollment.campaign)}
+    if not capped:
+        return deferred
+    widest = max(window for _, window in CAP_WINDOWS)
+    started: dict[int, list[datetime]] = defaultdict(list)
+    for contact_id, at in (
+        CampaignStepExecution.objects.filter(
+            enrollment__contact_id__in=capped,
+            step__step_type__in=MESSAGE_STEPS,
+            status__in=SENT_OR_SENDING,
+            started_at__gt=now - widest,
         )
-        if len(started) >= cap:
-            # The cap-th most recent message leaving the window makes room for one more.
-            return SkipReason.FREQUENCY_CAP, started[cap - 1] + window
-    return None
+        .exclude(pk__in=[execution.pk for execution in messages])
+        .values_list("enrollment__contact_id", "started_at")
+    ):
+        started[contact_id].append(cast(datetime, at))  # not null: compared above
+    for execution in sending:
+        contact_id = execution.enrollment.contact_id
+        recent = sorted(started[contact_id], reverse=True)
+        for cap, window in _caps(execution.enrollment.campaign):
+            within = [at for at in recent if at > now - window]
+            if len(within) >= cap:
+                # The cap-th most recent message leaving the window makes room for one more.
+                deferred[execution.pk] = SkipReason.FREQUENCY_CAP, within[cap - 1] + window
+                break
+        else:
+            started[contact_id].append(now)
+    return deferred
 
 
-def _defer(execution: CampaignStepExecution, reason: str, until: datetime, *, now: datetime) -> None:
-    """Back to `pending`, due at `until`, the move noted (`skip_reason` and `result_data.moved`).
+def _caps(campaign: Campaign) -> list[tuple[int, timedelta]]:
+    return [(getattr(campaign, name), window) for name, window in CAP_WINDOWS if getattr(campaign, name)]
 
-    Precondition: the caller holds the row's lock."""
-    moves = [*execution.result_data.get("moved", []), {"reason": reason, "to": until.isoformat()}]
-    execution.result_data = {**execution.result_data, "moved": moves}
-    execution.status, execution.lease_until = ExecutionStatus.PENDING, None
-    execution.scheduled_at, execution.skip_reason = until, reason
-    execution.save(update_fields=["status", "lease_until", "scheduled_at", "skip_reason", "result_data", "updated_at"])
-    CampaignEnrollment.objects.filter(pk=execution.enrollment_id).update(next_step_scheduled_at=until, updated_at=now)
+
+def _defer(deferred: Sequence[tuple[CampaignStepExecution, str, datetime]], *, now: datetime) -> None:
+    """Back to `pending`, due at `until`, each move noted (`skip_reason` and `result_data.moved`).
+
+    Precondition: the caller holds the rows' locks."""
+    rows = []
+    enrollments: dict[int, Changes] = {}
+    for execution, reason, until in deferred:
+        moves = [*execution.result_data.get("moved", []), {"reason": reason, "to": until.isoformat()}]
+        execution.result_data = {**execution.result_data, "moved": moves}
+        rows.append((execution.pk, ExecutionStatus.PENDING, None, until, reason, execution.result_data))
+        enrollments[execution.enrollment_id] = ({"next_step_scheduled_at": until}, {})
+    _rows_update(("status", "lease_until", "scheduled_at", "skip_reason", "result_data"), rows, now=now)
+    _enrollments_update(enrollments, now=now)
 
 
 def _notify(execution: CampaignStepExecution) -> list[int]:
@@ -505,105 +682,153 @@ def _call_webhook(execution: CampaignStepExecution) -> Delivery:
     return webhook_post(url=config["url"], payload=payload, delivery_id=f"campaign-execution-{execution.pk}")
 
 
-def execution_run(*, execution_id: int, now: datetime | None = None) -> str:
-    """Run one claimed row; what became of it (its status, or `not_ours` when the claim was lost).
+@dataclass
+class Answer:
+    """What a channel answered for one send."""
 
-    Safe to call twice or after a crash: only the claim's holder (status `running`, lease alive)
-    proceeds, and the row's status changes under its lock.
-    """
-    now = now or timezone.now()
+    provider_message_id: str = ""
+    error: str = ""
+    retry: bool = False  # a transient failure: try again later
+    unknown: bool = False  # the provider may have sent it: a person decides
+    result: dict[str, Any] | None = None
+
+
+def _channel_call(execution: CampaignStepExecution) -> Answer:
+    """Hand one `sending` row to its channel. Precondition: the row was committed `sending`."""
+    step_type = execution.step.step_type
+    if step_type == StepType.WEBHOOK:
+        delivery = _call_webhook(execution)
+        return Answer(error=delivery.error, retry=delivery.transient, result={"status": delivery.status})
+    if step_type == StepType.SEND_SMS:
+        sent = sms_send(execution=execution, body=variant_content(execution.step, execution.variant)["body"])
+        return Answer(provider_message_id=sent.message_id, error=sent.error, retry=sent.transient, unknown=sent.unknown)
+    try:
+        return Answer(provider_message_id=_send_email(execution))
+    except OSError as exc:  # smtplib's errors and connection failures
+        return Answer(error=f"The email could not be sent: {exc}")
+
+
+def _start(ids: Sequence[int], now: datetime, outcomes: dict[int, str]) -> list[CampaignStepExecution]:
+    """The first transaction of a batch: everything but the channel calls. Rows no longer this
+    claim's are left alone; a paused campaign's go back to waiting; skips, moves and the steps
+    that only write to our database are recorded (with their next executions); the messages and
+    webhooks that may go are returned (still `running`, their variant chosen) for `_sending`."""
     with transaction.atomic():
-        execution = _locked(execution_id)
-        if (
-            execution is None
-            or execution.status != ExecutionStatus.RUNNING
-            or execution.lease_until is None
-            or execution.lease_until <= now
-        ):
-            return "not_ours"
-        campaign = execution.enrollment.campaign
-        if campaign.status != CampaignStatus.ACTIVE and campaign.status != CampaignStatus.ARCHIVED:
-            # Paused since the claim: not sent now, it waits for the campaign to resume.
-            execution.status, execution.lease_until = ExecutionStatus.PENDING, None
-            execution.save(update_fields=["status", "lease_until", "updated_at"])
-            return ExecutionStatus.PENDING
-        execution.started_at = now
-        skip = _skip_reason(execution)
-        if skip is not None:
-            reason, message = skip
+        rows = [
+            execution
+            for execution in _locked(ids)
+            if execution.status == ExecutionStatus.RUNNING
+            and execution.lease_until is not None
+            and execution.lease_until > now
+        ]
+        paused = [
+            execution.pk
+            for execution in rows
+            if execution.enrollment.campaign.status not in (CampaignStatus.ACTIVE, CampaignStatus.ARCHIVED)
+        ]
+        paused_set = set(paused)
+        if paused:
+            # Paused since the claim: not sent now, they wait for the campaign to resume.
+            CampaignStepExecution.objects.filter(pk__in=paused).update(
+                status=ExecutionStatus.PENDING, lease_until=None, updated_at=now
+            )
+            outcomes.update(dict.fromkeys(paused, ExecutionStatus.PENDING))
+        rows = [execution for execution in rows if execution.pk not in paused_set]
+        contacts: dict[int, Contact] = {}
+        for execution in rows:
+            execution.started_at = now
+            # One instance per contact: a second step for the same contact in this batch (another
+            # campaign's) sees what the first wrote (its tags, say), as a later row's re-read did.
+            execution.enrollment.contact = contacts.setdefault(
+                execution.enrollment.contact_id, execution.enrollment.contact
+            )
+        skips = _skip_reasons(rows)
+        finished: list[Finish] = []
+        exits: dict[int, Changes] = {}
+        for execution in rows:
+            if execution.pk not in skips:
+                continue
+            reason, message = skips[execution.pk]
             active = execution.enrollment.status == EnrollmentStatus.ACTIVE
             leaves = SKIP_EXITS.get(SkipReason(reason)) if active and reason else None
             ended = not active or reason == SkipReason.ARCHIVED or leaves is not None
-            execution.save(update_fields=["started_at", "updated_at"])
-            _finish(
-                execution, status=ExecutionStatus.SKIPPED, now=now, skip_reason=reason, error=message, advance=not ended
+            finished.append(
+                Finish(execution, ExecutionStatus.SKIPPED, skip_reason=reason, error=message, advance=not ended)
             )
             if leaves is not None:
-                CampaignEnrollment.objects.filter(pk=execution.enrollment_id).update(
-                    status=EnrollmentStatus.EXITED,
-                    exit_reason=leaves,
-                    exited_at=now,
-                    goal_achieved=leaves == ExitReason.GOAL,
-                    goal_achieved_at=now if leaves == ExitReason.GOAL else None,
-                    next_step_scheduled_at=None,
-                    updated_at=now,
+                goal = leaves == ExitReason.GOAL
+                exits[execution.enrollment_id] = (
+                    {
+                        "status": EnrollmentStatus.EXITED,
+                        "exit_reason": leaves,
+                        "exited_at": now,
+                        "goal_achieved": goal,
+                        "goal_achieved_at": now if goal else None,
+                        "next_step_scheduled_at": None,
+                    },
+                    {},
                 )
-            return ExecutionStatus.SKIPPED
-        step_type = execution.step.step_type
-        deferred = _deferral(execution, now) if step_type in MESSAGE_STEPS else None
-        if deferred is not None:
-            _defer(execution, *deferred, now=now)
-            return ExecutionStatus.PENDING
-        if step_type not in (StepType.SEND_EMAIL, StepType.SEND_SMS, StepType.WEBHOOK):
-            execution.save(update_fields=["started_at", "updated_at"])
+            outcomes[execution.pk] = ExecutionStatus.SKIPPED
+        running = [execution for execution in rows if execution.pk not in skips]
+        messages = [execution for execution in running if execution.step.step_type in MESSAGE_STEPS]
+        local = [execution for execution in running if execution.step.step_type not in CHANNEL_STEPS]
+        _contacts_lock(
+            [row.enrollment.contact_id for row in messages if _caps(row.enrollment.campaign)]
+            + [row.enrollment.contact_id for row in local if row.step.step_type in CONTACT_WRITES]
+        )
+        deferred = _deferrals(messages, now)
+        _defer([(execution, *deferred[execution.pk]) for execution in messages if execution.pk in deferred], now=now)
+        outcomes.update(dict.fromkeys(deferred, ExecutionStatus.PENDING))
+        # In contact order, the order every worker locks contacts in.
+        for execution in sorted(local, key=lambda row: (row.enrollment.contact_id, row.pk)):
             try:
                 with transaction.atomic():
                     result = _run_local(execution, now)
             except ApplicationError as exc:
-                _finish(execution, status=ExecutionStatus.FAILED, now=now, error=exc.message)
-                return ExecutionStatus.FAILED
-            _finish(execution, status=ExecutionStatus.COMPLETED, now=now, result=result)
-            return ExecutionStatus.COMPLETED
-        execution.variant = variant_for(execution)  # kept from a first attempt: a retry never re-rolls
-        execution.status = ExecutionStatus.SENDING
-        execution.lease_until = now + lease()
-        execution.save(update_fields=["variant", "status", "started_at", "lease_until", "updated_at"])
-    # Committed as `sending`: a crash from here on leaves the row for the reaper to call `unknown`.
-    if execution.step.step_type == StepType.WEBHOOK:
-        delivery = _call_webhook(execution)
-        return execution_sent(
-            execution_id=execution_id,
-            provider_message_id="",
-            error=delivery.error,
-            retry=delivery.transient,
-            result={"status": delivery.status},
-        )
-    if execution.step.step_type == StepType.SEND_SMS:
-        sent = sms_send(execution=execution, body=variant_content(execution.step, execution.variant)["body"])
-        return execution_sent(
-            execution_id=execution_id,
-            provider_message_id=sent.message_id,
-            error=sent.error,
-            retry=sent.transient,
-            unknown=sent.unknown,
-        )
-    try:
-        message_id, error = _send_email(execution), ""
-    except OSError as exc:  # smtplib's errors and connection failures
-        message_id, error = "", f"The email could not be sent: {exc}"
-    return execution_sent(execution_id=execution_id, provider_message_id=message_id, error=error)
+                finished.append(Finish(execution, ExecutionStatus.FAILED, error=exc.message))
+                outcomes[execution.pk] = ExecutionStatus.FAILED
+            else:
+                finished.append(Finish(execution, ExecutionStatus.COMPLETED, result=result))
+                outcomes[execution.pk] = ExecutionStatus.COMPLETED
+        _finish(finished, now=now)
+        _enrollments_update(exits, now=now)
+        sends = [
+            execution
+            for execution in running
+            if execution.step.step_type in CHANNEL_STEPS and execution.pk not in deferred
+        ]
+        variants = variants_for(sends)  # kept from a first attempt: a retry never re-rolls
+        for execution in sends:
+            execution.variant = variants[execution.pk]
+    return sends
 
 
-def execution_sent(
-    *,
-    execution_id: int,
-    provider_message_id: str,
-    error: str = "",
-    retry: bool = False,
-    unknown: bool = False,
-    result: dict[str, Any] | None = None,
-) -> str:
-    """Record what the channel answered for a row this worker was sending (or a person resolved).
+def _sending(chunk: Sequence[CampaignStepExecution]) -> list[CampaignStepExecution]:
+    """Commit the chunk's rows that are still this claim's (`running`, lease alive) as `sending`,
+    with their variant; those rows, to be handed to their channels. The batch's other sends stay
+    `running` meanwhile: a crash leaves them to the reaper, which returns them to `pending`."""
+    now = timezone.now()
+    with transaction.atomic():
+        ours = set(
+            CampaignStepExecution.objects.select_for_update()
+            .filter(pk__in=[execution.pk for execution in chunk], status=ExecutionStatus.RUNNING, lease_until__gt=now)
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+        claimed = [execution for execution in chunk if execution.pk in ours]
+        until = now + lease()
+        for execution in claimed:
+            execution.status, execution.lease_until = ExecutionStatus.SENDING, until
+        _rows_update(
+            ("variant", "status", "started_at", "lease_until"),
+            [(row.pk, row.variant, row.status, row.started_at, row.lease_until) for row in claimed],
+            now=now,
+        )
+    return claimed
+
+
+def _record(answers: Sequence[tuple[CampaignStepExecution, Answer]], outcomes: dict[int, str]) -> None:
+    """Record what the channels answered for rows this worker was sending.
 
     A transient failure (`retry`) goes back to `pending` after 1, 2, 4, ... minutes until the
     webhook's attempts are spent; an `unknown` outcome (the provider may have sent it) waits for a
@@ -611,46 +836,69 @@ def execution_sent(
     """
     now = timezone.now()
     with transaction.atomic():
-        execution = _locked(execution_id)
-        # `unknown`: the reaper gave up on this send meanwhile, but it did end; record how.
-        if execution is None or execution.status not in (ExecutionStatus.SENDING, ExecutionStatus.UNKNOWN):
-            return "not_ours"
-        if error and retry and execution.attempts + 1 < settings.CAMPAIGN_WEBHOOK_MAX_ATTEMPTS:
-            execution.status, execution.lease_until = ExecutionStatus.PENDING, None
-            execution.scheduled_at = now + timedelta(minutes=2**execution.attempts)
-            execution.attempts += 1
-            execution.error_message = error
-            execution.result_data = {**execution.result_data, **(result or {})}
-            execution.save(
-                update_fields=[
-                    "status",
-                    "lease_until",
-                    "scheduled_at",
-                    "attempts",
-                    "error_message",
-                    "result_data",
-                    "updated_at",
-                ]
-            )
-            return ExecutionStatus.PENDING
-        if error and unknown:
-            execution.status, execution.lease_until, execution.error_message = ExecutionStatus.UNKNOWN, None, error
-            execution.save(update_fields=["status", "lease_until", "error_message", "updated_at"])
-            return ExecutionStatus.UNKNOWN
-        if error:
-            _finish(execution, status=ExecutionStatus.FAILED, now=now, error=error, result=result)
-            return ExecutionStatus.FAILED
-        execution.provider_message_id = provider_message_id
-        _finish(execution, status=ExecutionStatus.COMPLETED, now=now, result=result)
-    return ExecutionStatus.COMPLETED
+        # The rows' own state, re-read under lock; what they belong to is as `_start` read it.
+        state = {
+            pk: (status, attempts, result_data)
+            for pk, status, attempts, result_data in CampaignStepExecution.objects.select_for_update()
+            .filter(pk__in=[sent.pk for sent, _ in answers])
+            .order_by("pk")
+            .values_list("pk", "status", "attempts", "result_data")
+        }
+        finished: list[Finish] = []
+        retries: list[tuple[Any, ...]] = []
+        unknown: list[tuple[Any, ...]] = []
+        for execution, answer in answers:
+            if execution.pk in state:
+                execution.status, execution.attempts, execution.result_data = state[execution.pk]
+            # `unknown`: the reaper gave up on this send meanwhile, but it did end; record how.
+            if execution.pk not in state or execution.status not in (ExecutionStatus.SENDING, ExecutionStatus.UNKNOWN):
+                outcomes[execution.pk] = NOT_OURS
+            elif answer.error and answer.retry and execution.attempts + 1 < settings.CAMPAIGN_WEBHOOK_MAX_ATTEMPTS:
+                result_data = {**execution.result_data, **(answer.result or {})}
+                due = now + timedelta(minutes=2**execution.attempts)
+                attempts = execution.attempts + 1
+                retries.append((execution.pk, ExecutionStatus.PENDING, None, due, attempts, answer.error, result_data))
+                outcomes[execution.pk] = ExecutionStatus.PENDING
+            elif answer.error and answer.unknown:
+                unknown.append((execution.pk, ExecutionStatus.UNKNOWN, None, answer.error))
+                outcomes[execution.pk] = ExecutionStatus.UNKNOWN
+            elif answer.error:
+                finished.append(Finish(execution, ExecutionStatus.FAILED, error=answer.error, result=answer.result))
+                outcomes[execution.pk] = ExecutionStatus.FAILED
+            else:
+                execution.provider_message_id = answer.provider_message_id
+                finished.append(Finish(execution, ExecutionStatus.COMPLETED, result=answer.result))
+                outcomes[execution.pk] = ExecutionStatus.COMPLETED
+        _rows_update(
+            ("status", "lease_until", "scheduled_at", "attempts", "error_message", "result_data"), retries, now=now
+        )
+        _rows_update(("status", "lease_until", "error_message"), unknown, now=now)
+        _finish(finished, now=now)
 
 
-def executions_run(*, ids: Sequence[int]) -> dict[str, int]:
-    """Run a claimed batch, row by row (each in its own transactions); counts by outcome."""
-    outcomes: dict[str, int] = {}
-    for execution_id in ids:
-        outcome = execution_run(execution_id=execution_id)
-        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+def executions_run(*, ids: Sequence[int], now: datetime | None = None) -> dict[str, int]:
+    """Run a claimed batch; counts by outcome (a status, or `not_ours` for a row whose claim was lost).
+
+    Safe to call twice or after a crash: only the claim's holder (status `running`, lease alive)
+    proceeds, and the rows' statuses change under their locks. Sends are committed `sending`
+    before their channel is called, RECORD_EVERY at a time, and recorded after each such chunk.
+    """
+    outcomes = _run(ids, now or timezone.now())
+    return dict(Counter(outcomes.values()))
+
+
+def execution_run(*, execution_id: int, now: datetime | None = None) -> str:
+    """Run one claimed row (a batch of one); what became of it."""
+    return _run([execution_id], now or timezone.now())[execution_id]
+
+
+def _run(ids: Sequence[int], now: datetime) -> dict[int, str]:
+    outcomes = dict.fromkeys(ids, NOT_OURS)
+    sends = _start(ids, now, outcomes)
+    for start in range(0, len(sends), RECORD_EVERY):
+        chunk = _sending(sends[start : start + RECORD_EVERY])
+        # Committed as `sending`: a crash from here on leaves them for the reaper to call `unknown`.
+        _record([(execution, _channel_call(execution)) for execution in chunk], outcomes)
     return outcomes
 
 
@@ -676,19 +924,12 @@ def executions_catch_up(*, campaign: Campaign, now: datetime) -> dict[str, int]:
     if campaign.catch_up_policy == CatchUpPolicy.SEND_NOW:
         return {"due_now": overdue.count()}
     if campaign.catch_up_policy == CatchUpPolicy.SKIP_OVERDUE:
-        skipped = 0
-        for execution_id in overdue.values_list("pk", flat=True):
-            execution = _locked(execution_id)
-            if execution is not None:
-                _finish(
-                    execution,
-                    status=ExecutionStatus.SKIPPED,
-                    now=now,
-                    skip_reason=SkipReason.PAUSED,
-                    error=OVERDUE_SKIPPED,
-                )
-                skipped += 1
-        return {"skipped": skipped}
+        rows = _locked(overdue.values_list("pk", flat=True))
+        skipped = [
+            Finish(row, ExecutionStatus.SKIPPED, skip_reason=SkipReason.PAUSED, error=OVERDUE_SKIPPED) for row in rows
+        ]
+        _finish(skipped, now=now)
+        return {"skipped": len(rows)}
     rows = list(overdue.select_for_update(of=("self",)))
     spread = timedelta(hours=campaign.catch_up_hours or 1)
     for index, execution in enumerate(rows):
@@ -749,7 +990,7 @@ def execution_resolve(*, execution: CampaignStepExecution, actor: Actor, resolut
     """A person's decision on an `unknown` row: it was sent (complete it and move on), or send it again."""
     now = timezone.now()
     with actor.atomic():
-        locked = _locked(execution.pk)
+        locked = next(iter(_locked([execution.pk])), None)
         if locked is None or locked.status != ExecutionStatus.UNKNOWN:
             raise Conflict(
                 f"Only an execution whose send is unknown can be resolved; this one is {execution.status}.",
@@ -760,7 +1001,7 @@ def execution_resolve(*, execution: CampaignStepExecution, actor: Actor, resolut
             "resolved": {"as": resolution, "by": actor.user.pk if actor.user else None, "at": now.isoformat()},
         }
         if resolution == Resolution.MARK_SENT:
-            _finish(locked, status=ExecutionStatus.COMPLETED, now=now)
+            _finish([Finish(locked, ExecutionStatus.COMPLETED)], now=now)
         else:
             locked.status = ExecutionStatus.PENDING
             locked.scheduled_at = now

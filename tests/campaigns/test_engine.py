@@ -562,3 +562,20 @@ def test_publishing_with_a_step_mapping_moves_the_pending_executions(actor, tena
 
     row = CampaignStepExecution.objects.get()
     assert (row.step_id, row.status) == (new_step.pk, "pending")
+
+
+def test_two_campaigns_tagging_one_contact_in_one_batch_keep_both_tags(
+    actor, tenant, django_capture_on_commit_callbacks
+):
+    first = build(actor, name="First", steps=[{"step_type": "manage_tags", "step_config": {"add": ["storm"]}}])
+    second = build(actor, name="Second", steps=[{"step_type": "manage_tags", "step_config": {"add": ["vip"]}}])
+    contact = ContactFactory(tenant=tenant, tags=["cold"])
+    campaign_enroll(campaign=first, actor=actor, contacts=[contact])
+    campaign_enroll(campaign=second, actor=actor, contacts=[contact])
+
+    with django_capture_on_commit_callbacks(execute=True):
+        ids = claim_due(batch_size=10, enqueue=list)
+    assert executions_run(ids=ids) == {"completed": 2}  # one batch
+
+    contact.refresh_from_db()
+    assert contact.tags == ["cold", "storm", "vip"]
