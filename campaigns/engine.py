@@ -25,7 +25,6 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from django.conf import settings
-from django.core.mail.message import make_msgid
 from django.db import connection, transaction
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
@@ -33,7 +32,7 @@ from kombu.exceptions import OperationalError as BrokerError
 
 from campaigns.ab import variant_content, variants_for
 from campaigns.content import CONTACTS, UPDATABLE_FIELDS, MergeContext, consent_refusal, contact_zone, render
-from campaigns.mail import campaign_email
+from campaigns.mail import campaign_email_send
 from campaigns.models import (
     IN_FLIGHT,
     MESSAGE_STEPS,
@@ -654,11 +653,10 @@ def _run_local(execution: CampaignStepExecution, now: datetime) -> dict[str, Any
 
 
 def _send_email(execution: CampaignStepExecution) -> str:
-    """Send the step's email through Django's email backend; the Message-ID we gave it."""
+    """Send the step's email through Django's email backend; its provider id (the ESP's under
+    django-anymail, which its bounce and complaint webhooks name)."""
     config = variant_content(execution.step, execution.variant)
-    message_id = make_msgid(domain=settings.CAMPAIGN_EMAIL_DOMAIN)
-    campaign_email(execution=execution, subject=config["subject"], body=config["body"], message_id=message_id).send()
-    return message_id
+    return campaign_email_send(execution=execution, subject=config["subject"], body=config["body"])
 
 
 def _call_webhook(execution: CampaignStepExecution) -> Delivery:
