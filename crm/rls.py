@@ -33,7 +33,18 @@ def publish_cross_tenant(reason: str, *, using: str = DEFAULT_DB_ALIAS) -> None:
 
 @contextmanager
 def cross_tenant(reason: str, *, using: str = DEFAULT_DB_ALIAS) -> Iterator[None]:
-    """A transaction that sees and writes every tenant's rows; `reason` is logged."""
+    """A transaction (a savepoint inside one) that sees and writes every tenant's rows;
+    `reason` is logged. Inside an outer transaction (a request's), the outer one is closed to
+    other tenants again when the block ends."""
+    connection = connections[using]
     with transaction.atomic(using=using):
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT current_setting('app.cross_tenant', true)")
+            (before,) = cursor.fetchone()
         publish_cross_tenant(reason, using=using)
-        yield
+        try:
+            yield
+        finally:
+            if not connection.needs_rollback:
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT set_config('app.cross_tenant', %s, true)", [before or ""])

@@ -3,6 +3,7 @@
 from typing import Any, cast
 
 from django.core.exceptions import ImproperlyConfigured
+from django.db import transaction
 from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
@@ -13,7 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from crm.actor import Source
+from crm.actor import Source, publish_actor
 from crm.api.errors import CONFLICT_RESPONSE
 from crm.api.permissions import HasTenantRole, default_required_role
 from crm.middleware import actor_for_request
@@ -23,16 +24,28 @@ from crm.tenancy import TenantResolutionError, tenant_resolve
 
 
 class TenantMixin(APIView):
-    """Resolves `request.tenant`, `request.membership` and `request.actor` after authentication."""
+    """Resolves `request.tenant`, `request.membership` and `request.actor` after authentication.
+
+    The handler runs in one transaction with the actor published (`crm.actor.publish_actor`):
+    the user first, so that row-level security lets tenant resolution read the user's own
+    memberships, then the resolved tenant, so that every query of the request (reads too) sees
+    that tenant's rows only. A streaming response's body runs after this transaction: it
+    publishes its actor in transactions of its own.
+    """
 
     request: TenantRequest
     permission_classes = [IsAuthenticated, HasTenantRole]
     # action name -> the least role that may run it; other actions: viewers read, members write
     action_roles: dict[str, Role] = {}
 
+    def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        with transaction.atomic():
+            return super().dispatch(request, *args, **kwargs)
+
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         self.perform_authentication(request)
         if request.user and request.user.is_authenticated:
+            publish_actor(actor_for_request(request._request, source=Source.API))
             try:
                 tenant, membership = tenant_resolve(user=request.user, header=request.headers.get("X-Tenant"))
             except TenantResolutionError as exc:
@@ -43,6 +56,7 @@ class TenantMixin(APIView):
             resolved.tenant = tenant
             resolved.membership = membership
             resolved._request.actor = actor_for_request(request._request, source=Source.API).for_tenant(tenant)
+            publish_actor(resolved._request.actor)
         super().initial(request, *args, **kwargs)
 
     def required_role(self, request: Request) -> Role:
