@@ -14,6 +14,7 @@ from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
 from django.shortcuts import get_object_or_404, render
 from django.urls import path, register_converter
+from django.utils.decorators import method_decorator
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
@@ -40,6 +41,7 @@ from contacts.models import Contact
 from crm.api.parsers import JSONParser
 from crm.errors import Forbidden, NotFound
 from crm.models import Tenant
+from crm.rls import publishes_url_tenant
 
 # A transparent 1x1 GIF.
 PIXEL = b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
@@ -58,6 +60,7 @@ def _email_execution(tenant_id: int, execution_id: int) -> CampaignStepExecution
 @csrf_exempt  # mail clients POST the one-click unsubscribe with no cookie or token (RFC 8058)
 @never_cache
 @require_http_methods(["GET", "POST"])
+@publishes_url_tenant
 def unsubscribe(request: HttpRequest, tenant_id: int, token: str) -> HttpResponse:
     """GET: a page asking to confirm (link scanners follow GETs, so a GET changes nothing).
     POST: the contact is opted out of email (the page's button, or a mail client's one-click)."""
@@ -77,6 +80,7 @@ def unsubscribe(request: HttpRequest, tenant_id: int, token: str) -> HttpRespons
 
 @never_cache
 @require_http_methods(["GET", "HEAD"])
+@publishes_url_tenant
 def email_open(request: HttpRequest, tenant_id: int, token: str) -> HttpResponse:
     try:
         execution_id = open_read(token, tenant_id=tenant_id)
@@ -88,6 +92,7 @@ def email_open(request: HttpRequest, tenant_id: int, token: str) -> HttpResponse
 
 @never_cache
 @require_http_methods(["GET", "HEAD"])
+@publishes_url_tenant
 def email_click(request: HttpRequest, tenant_id: int, token: str) -> HttpResponse:
     """A redirect to the URL that was signed into the token, and nowhere else."""
     try:
@@ -152,6 +157,7 @@ class TwilioInboundSmsView(APIView):
             403: OpenApiResponse(ErrorResponse403Serializer, description="X-Twilio-Signature is missing or wrong."),
         },
     )
+    @method_decorator(publishes_url_tenant)
     def post(self, request: Request, tenant_id: int) -> HttpResponse:
         url = settings.CAMPAIGN_PUBLIC_URL + request.get_full_path()
         form = cast(QueryDict, request.data)  # FormParser's
@@ -195,6 +201,7 @@ class EmailEventView(APIView):
             403: OpenApiResponse(ErrorResponse403Serializer, description="X-Ridgeline-Signature is missing or wrong."),
         },
     )
+    @method_decorator(publishes_url_tenant)
     def post(self, request: Request, tenant_id: int) -> HttpResponse:
         body = request.body  # read before the parser consumes it: the signature covers these bytes
         if not email_event_signature_valid(body=body, header=request.headers.get("X-Ridgeline-Signature", "")):

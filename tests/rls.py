@@ -14,7 +14,7 @@ from contextlib import contextmanager
 
 from django.conf import settings
 from django.db import connection
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from psycopg import sql
 
 from crm.db import grant_app_role
@@ -68,6 +68,6 @@ class AppRoleMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         with app_role():
             response = self.get_response(request)
-            if response.streaming:
+            if isinstance(response, StreamingHttpResponse):
                 response.streaming_content = list(response.streaming_content)  # the body runs as the app too
             return response
