@@ -7,8 +7,10 @@ from typing import Any
 from django.contrib.postgres.operations import AddIndexConcurrently
 from django.db.migrations.operations.base import Operation
 
-# The rows a transaction may see and write in a tenant table (EnableTenantRowSecurity).
-TENANT_CONDITION = "tenant_id = app_tenant_id() OR app_cross_tenant()"
+# The rows a transaction may see and write in a tenant table (EnableTenantRowSecurity). Each
+# function is read once per query (a scalar subquery is an InitPlan), not once per row, and
+# `tenant_id = $1` can use the tenant's indexes.
+TENANT_CONDITION = "tenant_id = (SELECT app_tenant_id()) OR (SELECT app_cross_tenant())"
 
 
 class AddIndexConcurrentlyOutsideTransactions(AddIndexConcurrently):

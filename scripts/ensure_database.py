@@ -6,9 +6,10 @@ DATABASE_APP_ROLE (default ridgeline_app) is the one the application connects as
 row-level security: it logs in, owns nothing, is no superuser and bypasses no policy
 (docs/operations.md, "Database roles"); `migrate` grants it the tables.
 
-Run from the repository root: `python -m scripts.ensure_database`. With `--app-url`, it
-prints DATABASE_URL for the application's role instead (the owner's URL, its user replaced),
-which `make run` starts the web, the worker and beat with.
+Run from the repository root: `python -m scripts.ensure_database`. With `--run-env`, it
+prints `MIGRATE_DATABASE_URL=<the owner's URL> DATABASE_URL=<the application role's URL>`
+instead (the owner's URL, its user replaced), which `make run` starts the web, the worker
+and beat with.
 """
 
 import os
@@ -47,8 +48,9 @@ def main(argv: list[str]) -> int:
 
     from crm.settings.base import database_from_url
 
-    if argv == ["--app-url"]:
-        sys.stdout.write(app_url(settings.MIGRATE_DATABASE_URL, settings.DATABASE_APP_ROLE) + "\n")
+    if argv == ["--run-env"]:
+        owner = settings.MIGRATE_DATABASE_URL
+        sys.stdout.write(f"MIGRATE_DATABASE_URL={owner} DATABASE_URL={app_url(owner, settings.DATABASE_APP_ROLE)}\n")
         return 0
     database = database_from_url(settings.MIGRATE_DATABASE_URL)
     with connect_server(database, autocommit=True) as connection:

@@ -24,9 +24,17 @@ APP_SETTINGS = ("app.tenant_id", "app.user_id", "app.real_user_id", "app.change_
 
 
 def app_role_ready() -> None:
-    """The role exists (make setup creates it; a bare pytest run may not have) and has its grants."""
-    raw = connection.cursor().connection  # psycopg's connection, for scripts.ensure_database
-    ensure_role(raw, settings.DATABASE_APP_ROLE)
+    """The role exists (make setup creates it; a bare pytest run may not have) and has its grants
+    (migrate gave them when the role existed as the test database was created)."""
+    role = settings.DATABASE_APP_ROLE
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT has_table_privilege(rolname, 'contacts', 'SELECT') FROM pg_roles WHERE rolname = %s", [role]
+        )
+        granted = cursor.fetchone()
+    if granted == (True,):
+        return
+    ensure_role(connection.cursor().connection, role)  # psycopg's connection, for scripts.ensure_database
     grant_app_role(connection)
 
 

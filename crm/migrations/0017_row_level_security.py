@@ -28,7 +28,7 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.RunSQL(CROSS_TENANT, reverse_sql=DROP_CROSS_TENANT),
-        EnableTenantRowSecurity("tenant_users", read_also="user_id = app_effective_user_id()"),
+        EnableTenantRowSecurity("tenant_users", read_also="user_id = (SELECT app_effective_user_id())"),
         EnableTenantRowSecurity("projects"),
         EnableTenantRowSecurity("project_contacts"),
         EnableTenantRowSecurity("activities"),

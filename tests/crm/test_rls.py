@@ -4,18 +4,29 @@ The tables come from the models (every concrete column `tenant_id`), and the cat
 checked against them: a table added later is covered without anyone listing it here.
 """
 
+import datetime as dt
 import logging
+import uuid
 
 import pytest
 from django.apps import apps
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 from psycopg import errors, sql
 
+from contacts.models import Contact
+from contacts.tasks import contacts_reassign_task
 from crm.actor import Actor, publish_actor
-from crm.models import Tenant
+from crm.models import Role, Tenant
 from crm.rls import cross_tenant
-from tests.factories import TenantFactory
+from filters.models import FilterUsageLog
+from filters.tasks import filter_usage_prune_task
+from tests.admin import admin_url, staff_client
+from tests.conftest import client_for
+from tests.factories import ContactFactory, TenantFactory, UserFactory
 from tests.rls import app_role, app_role_ready
 
 # A value of each type a NOT NULL column without a default may have in a tenant table; the
@@ -195,7 +206,7 @@ def test_the_cross_tenant_path_needs_a_reason(db):
 
 
 def test_a_user_reads_their_own_memberships_before_a_tenant_is_published(two_tenants):
-    from tests.factories import MembershipFactory, UserFactory
+    from tests.factories import MembershipFactory
 
     a, b = two_tenants
     user = UserFactory()
@@ -221,3 +232,82 @@ def test_the_merge_backups_are_the_owners_only(db):
 
     with app_role():
         assert refused(sql.SQL("SELECT * FROM merge_backups.rls_probe")) == errors.InsufficientPrivilege.sqlstate
+
+
+# The application's paths as the application role -------------------------------------------
+
+
+def test_a_request_publishes_its_actor_twice_in_its_own_transaction(owner, tenant):
+    with CaptureQueriesContext(connection) as captured:
+        response = client_for(owner).get("/api/v1/contacts/")
+
+    assert response.status_code == 200
+    statements = [query["sql"] for query in captured.captured_queries]
+    published = [sql for sql in statements if sql.startswith("SELECT set_config(")]
+    assert [f"'app.tenant_id', '{tenant.pk}'" in sql for sql in published] == [False, True]  # the user, then the tenant
+    assert statements[0].startswith("SAVEPOINT")
+    assert statements[-1].startswith("RELEASE")
+
+
+def test_a_task_with_a_tenant_reads_and_writes_that_tenants_rows(tenant, owner, member_user, other_tenant):
+    app_role_ready()
+    mine = ContactFactory.create_batch(2, tenant=tenant, assigned_to=member_user)
+    theirs = ContactFactory(tenant=other_tenant)
+    ids = Actor(tenant=tenant, user=owner).ids()
+
+    with app_role():
+        moved = contacts_reassign_task.apply(kwargs={**ids, "from_user_id": member_user.pk, "to_user_id": owner.pk})
+
+    assert moved.get() == 2
+    assert {contact.assigned_to_id for contact in Contact.objects.filter(pk__in=[c.pk for c in mine])} == {owner.pk}
+    assert Contact.objects.get(pk=theirs.pk).assigned_to_id == theirs.assigned_to_id
+
+
+def test_a_beat_scan_works_across_tenants_and_says_why(tenant, other_tenant, caplog):
+    app_role_ready()
+    old = timezone.now() - dt.timedelta(days=settings.FILTER_USAGE_RETENTION_DAYS + 1)
+    for owner_tenant in (tenant, other_tenant):
+        FilterUsageLog.objects.create(
+            request_id=uuid.uuid4(),
+            tenant=owner_tenant,
+            entity_type="contacts",
+            filter_field="stage",
+            operator="eq",
+            results_count=1,
+            duration_ms=1.0,
+            used_at=old,
+        )
+
+    with app_role(), caplog.at_level(logging.INFO, logger="crm.rls"):
+        pruned = filter_usage_prune_task.apply()
+
+    assert pruned.get() == 2
+    assert not FilterUsageLog.objects.exists()
+    assert "cross-tenant: task filters.tasks.filter_usage_prune_task" in caplog.messages
+
+
+def test_the_admin_shows_a_tenant_staff_user_their_tenants_rows(tenant, other_tenant, app_role_requests):
+    ContactFactory(tenant=tenant, first_name="Mine")
+    ContactFactory(tenant=other_tenant, first_name="Theirs")
+    client, _ = staff_client(tenant, Role.MANAGER)
+
+    page = client.get(admin_url("changelist", Contact))
+
+    assert page.status_code == 200
+    assert "Mine" in page.text
+    assert "Theirs" not in page.text
+
+
+def test_the_admin_shows_a_superuser_every_tenant_and_says_why(tenant, other_tenant, app_role_requests, caplog):
+    ContactFactory(tenant=tenant, first_name="Mine")
+    ContactFactory(tenant=other_tenant, first_name="Theirs")
+    client = Client()
+    client.force_login(UserFactory(username="ops", is_staff=True, is_superuser=True))
+
+    with caplog.at_level(logging.INFO, logger="crm.rls"):
+        page = client.get(admin_url("changelist", Contact))
+
+    assert page.status_code == 200
+    assert "Mine" in page.text
+    assert "Theirs" in page.text
+    assert "cross-tenant: admin: superuser ops GET /admin/contacts/contact/" in caplog.messages
