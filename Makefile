@@ -39,6 +39,9 @@ setup: database
 # seed_demo migrates too: on a new database it writes the demo as the old system held it and
 # upgrades it with migrate (the organizations merge included); on one an earlier `make run`
 # built, it applies the new migrations and adds the demo rows of the apps added since.
+# seed_demo runs as the tables' owner (DATABASE_URL, or MIGRATE_DATABASE_URL when set); the web,
+# the worker and beat connect as the application's role (DATABASE_APP_ROLE, created by `make
+# setup`), under row-level security (docs/operations.md, "Database roles").
 run: setup
 	$(BIN)/python manage.py seed_demo
 	@echo
@@ -48,7 +51,7 @@ run: setup
 	@echo
 	@mkdir -p var
 	DJANGO_SETTINGS_MODULE="$${DJANGO_SETTINGS_MODULE:-crm.settings.base}" PATH="$(CURDIR)/$(BIN):$$PATH" \
-		$(BIN)/honcho start --port $(PORT)
+		env $$($(BIN)/python -m scripts.ensure_database --run-env) $(BIN)/honcho start --port $(PORT)
 
 # The browser tests (tests/browser/) drive Debian's chromium with Playwright (pytest-playwright);
 # Playwright's own browser download is never used.

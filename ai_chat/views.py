@@ -47,6 +47,7 @@ from ai_chat.services import (
     message_send,
     message_turn,
 )
+from crm.actor import Actor
 from crm.api.filtersets import BooleanFilter
 from crm.api.views import TenantMixin, TenantScopedViewSet
 from crm.errors import ApplicationError
@@ -125,14 +126,23 @@ def _event_bytes(event: TurnEvent) -> bytes:
     return _sse("done", {"message": MessageSerializer(event.message).data, "usage": _usage(event.usage)})
 
 
-def _event_stream(first: TurnEvent, events: Generator[TurnEvent]) -> Iterator[bytes]:
-    """Closing this generator (the client went away) closes the turn, which stores the partial reply."""
+def _event_stream(first: TurnEvent, events: Generator[TurnEvent], actor: Actor) -> Iterator[bytes]:
+    """Closing this generator (the client went away) closes the turn, which stores the partial reply.
+
+    The events come after the view's transaction has ended: each step of the turn runs in a
+    transaction of its own with the actor published (row-level security, issue 17).
+    """
     try:
         yield _event_bytes(first)
-        for event in events:
+        while True:
+            with actor.atomic():
+                event = next(events, None)
+            if event is None:
+                return
             yield _event_bytes(event)
     finally:
-        events.close()
+        with actor.atomic():
+            events.close()
 
 
 def _with_retry_after(response: Response, exc: Exception) -> Response:
@@ -273,7 +283,9 @@ class ConversationViewSet(TenantScopedViewSet):
                 tokens_used=conversation.month_tokens,
             )
             first = next(events)  # raises the checks' and the model server's refusals as 4xx/5xx answers
-            response = StreamingHttpResponse(_event_stream(first, events), content_type="text/event-stream")
+            response = StreamingHttpResponse(
+                _event_stream(first, events, self.request.actor), content_type="text/event-stream"
+            )
             response["Cache-Control"] = "no-cache"
             response["X-Accel-Buffering"] = "no"  # nginx: pass the events on as they come
             return response

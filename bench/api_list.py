@@ -7,6 +7,9 @@ serializer and JSON rendering. The baseline is the same two queries (the page's 
 serializer's columns, and the count) run by psycopg on its own connection. The same again for
 `?search=smith` (the prefix tsquery the API builds, on the generated `search` column).
 
+The requests run as the application's database role (DATABASE_APP_ROLE, as `make run` starts
+the app), under row-level security (issue 17); the raw baseline runs as the owner, without it.
+
 Goal (issue 3): Django's p50 at most 8 times the raw p50.
 """
 
@@ -138,8 +141,24 @@ def report(title: str, figures: dict) -> None:
         print(f"    {number}. {sql if len(sql) <= 160 else sql[:100] + ' ... ' + sql[-55:]}")
 
 
+def as_app_role() -> str:
+    """Django's connection from now on: the application's role, with the grants migrate gives it."""
+    from django.conf import settings
+
+    from crm.db import grant_app_role
+    from scripts.ensure_database import ensure_role
+
+    role = settings.DATABASE_APP_ROLE
+    ensure_role(connection.cursor().connection, role)
+    grant_app_role(connection)
+    connection.close()
+    connection.settings_dict["USER"] = role
+    return role
+
+
 def main() -> None:
     tenant, token = build()
+    role = as_app_role()
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {token}", HTTP_X_TENANT=tenant.subdomain)
     with psycopg.connect(database_url, autocommit=True) as raw:
@@ -150,6 +169,7 @@ def main() -> None:
 
     print(
         f"tenant of {tenant.contacts:,} contacts (+ 9 others), {len(raw_columns()) + 1} fields a row, DEBUG off, "
+        f"the API as the role {role} (row-level security), "
         f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs (other work on the machine skews both sides)"
     )
     report("list", listing)

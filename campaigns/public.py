@@ -18,9 +18,11 @@ from typing import cast
 
 from anymail.signals import AnymailTrackingEvent, EventType
 from django.conf import settings
+from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
 from django.shortcuts import get_object_or_404, render
 from django.urls import path, register_converter
+from django.utils.decorators import method_decorator
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
@@ -46,9 +48,11 @@ from campaigns.tracking import (
     execution_event,
 )
 from contacts.models import Contact
+from crm.actor import Actor, publish_actor
 from crm.api.parsers import JSONParser
 from crm.errors import Forbidden, NotFound
 from crm.models import Tenant
+from crm.rls import cross_tenant, publishes_url_tenant
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +73,7 @@ def _email_execution(tenant_id: int, execution_id: int) -> CampaignStepExecution
 @csrf_exempt  # mail clients POST the one-click unsubscribe with no cookie or token (RFC 8058)
 @never_cache
 @require_http_methods(["GET", "POST"])
+@publishes_url_tenant
 def unsubscribe(request: HttpRequest, tenant_id: int, token: str) -> HttpResponse:
     """GET: a page asking to confirm (link scanners follow GETs, so a GET changes nothing).
     POST: the contact is opted out of email (the page's button, or a mail client's one-click)."""
@@ -88,6 +93,7 @@ def unsubscribe(request: HttpRequest, tenant_id: int, token: str) -> HttpRespons
 
 @never_cache
 @require_http_methods(["GET", "HEAD"])
+@publishes_url_tenant
 def email_open(request: HttpRequest, tenant_id: int, token: str) -> HttpResponse:
     try:
         execution_id = open_read(token, tenant_id=tenant_id)
@@ -99,6 +105,7 @@ def email_open(request: HttpRequest, tenant_id: int, token: str) -> HttpResponse
 
 @never_cache
 @require_http_methods(["GET", "HEAD"])
+@publishes_url_tenant
 def email_click(request: HttpRequest, tenant_id: int, token: str) -> HttpResponse:
     """A redirect to the URL that was signed into the token, and nowhere else."""
     try:
@@ -165,6 +172,7 @@ class TwilioInboundSmsView(APIView):
             403: OpenApiResponse(ErrorResponse403Serializer, description="X-Twilio-Signature is missing or wrong."),
         },
     )
+    @method_decorator(publishes_url_tenant)
     def post(self, request: Request, tenant_id: int) -> HttpResponse:
         _twilio_signed(request)
         # After the signature: a stranger learns nothing about which tenants exist.
@@ -207,6 +215,7 @@ class TwilioStatusCallbackView(APIView):
             403: OpenApiResponse(ErrorResponse403Serializer, description="X-Twilio-Signature is missing or wrong."),
         },
     )
+    @method_decorator(publishes_url_tenant)
     def post(self, request: Request, tenant_id: int, execution_id: int) -> HttpResponse:
         _twilio_signed(request)
         execution = get_object_or_404(
@@ -269,6 +278,7 @@ class EmailEventView(APIView):
             403: OpenApiResponse(ErrorResponse403Serializer, description="X-Ridgeline-Signature is missing or wrong."),
         },
     )
+    @method_decorator(publishes_url_tenant)
     def post(self, request: Request, tenant_id: int) -> HttpResponse:
         body = request.body  # read before the parser consumes it: the signature covers these bytes
         if not email_event_signature_valid(body=body, header=request.headers.get("X-Ridgeline-Signature", "")):
@@ -322,7 +332,10 @@ def anymail_tracking_received(sender: object, event: AnymailTrackingEvent, esp_n
     kind = ANYMAIL_EVENTS.get(event.event_type)
     if kind is None or (kind == BOUNCE and not _bounce_permanent(event)):
         return
-    execution = email_execution_find(message_id=str(event.message_id or ""))
+    # The ESP's webhooks name no tenant: the message id is unique across them, so the one
+    # lookup goes through the cross-tenant path and the event is recorded in the row's tenant.
+    with cross_tenant(f"anymail: the campaign email {esp_name} reported {kind} about"):
+        execution = email_execution_find(message_id=str(event.message_id or ""))
     if execution is None:
         logger.info("%s reported %s about message %r, no campaign email: ignored.", esp_name, kind, event.message_id)
         return
@@ -338,4 +351,6 @@ def anymail_tracking_received(sender: object, event: AnymailTrackingEvent, esp_n
         )
         return
     detail = event.mta_response or event.description or event.reject_reason or ""
-    email_event_record(execution=execution, event=kind, reason=f"{esp_name}: {detail}" if detail else esp_name)
+    with transaction.atomic():
+        publish_actor(Actor(tenant=execution.enrollment.contact.tenant, user=None))
+        email_event_record(execution=execution, event=kind, reason=f"{esp_name}: {detail}" if detail else esp_name)

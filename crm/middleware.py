@@ -12,13 +12,16 @@ from functools import cache
 from typing import Protocol, cast
 
 from django.conf import settings
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
+from django.urls import reverse
 from django.utils.functional import SimpleLazyObject
 from django.utils.module_loading import import_string
 
-from crm.actor import Actor, Source
-from crm.models import User
+from crm.actor import Actor, Source, publish_actor
+from crm.models import Membership, Tenant, User
 from crm.request import ActorHttpRequest
+from crm.rls import publish_cross_tenant
 
 
 class ActiveImpersonation(Protocol):
@@ -61,3 +64,45 @@ class ActorMiddleware:
         if impersonation is not None:
             return impersonation.respond(request, self.get_response)
         return self.get_response(request)
+
+
+class AdminRowSecurityMiddleware:
+    """The admin's requests run in one transaction with what row-level security lets them see
+    published (issue 17): a tenant staff user's tenant; a superuser's, or a staff user's of
+    several tenants, through the logged cross-tenant path (`crm.rls`), where the admin's own
+    scoping (crm.admin_base.TenantScopedAdmin) keeps a staff user to their tenants' rows.
+
+    The API publishes in its views (crm.api.views.TenantMixin); other paths pass through.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if not request.path_info.startswith(admin_prefix()):
+            return self.get_response(request)
+        with transaction.atomic():
+            admin_publish(request)
+            return self.get_response(request)
+
+
+@cache
+def admin_prefix() -> str:
+    return reverse("admin:index")
+
+
+def admin_publish(request: HttpRequest) -> None:
+    user = request.user
+    if not (user.is_authenticated and user.is_active and user.is_staff):
+        return
+    where = f"{request.method} {request.path_info}"
+    if user.is_superuser:
+        publish_cross_tenant(f"admin: superuser {user.get_username()} {where}")
+        return
+    staff = user
+    publish_actor(Actor(tenant=None, user=staff, source=Source.ADMIN))  # their own memberships
+    tenant_ids = sorted(Membership.objects.active().filter(user=staff).values_list("tenant_id", flat=True))
+    if len(tenant_ids) == 1:
+        publish_actor(Actor(tenant=Tenant(pk=tenant_ids[0]), user=staff, source=Source.ADMIN))
+    elif tenant_ids:
+        publish_cross_tenant(f"admin: staff user {staff.get_username()} of tenants {tenant_ids} {where}")

@@ -20,11 +20,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from crm.api.errors import CONFLICT_RESPONSE
-from crm.api.views import SoftDeleteViewSet, TenantMixin, TenantScopedViewSet, restore_schema
+from crm.api.views import ActorPublishedMixin, SoftDeleteViewSet, TenantMixin, TenantScopedViewSet, restore_schema
 from crm.auth import lockout_seconds
 from crm.filtersets import ActivityFilterSet, MembershipFilterSet, ProjectFilterSet
 from crm.invitations import invitation_from_token
 from crm.models import Activity, ActivityQuerySet, AuthToken, Membership, Project, ProjectContact, Role, User
+from crm.rls import cross_tenant
 from crm.serializers import (
     ActivitySerializer,
     AuthTokenSerializer,
@@ -253,7 +254,12 @@ class TenantView(TenantMixin, generics.GenericAPIView):
         return Response(self.get_serializer(tenant).data)
 
 
-class InvitationAcceptView(APIView):
+# Before any tenant is known: the invitation a signed token names, read and accepted on the
+# logged cross-tenant path (row-level security, issue 17).
+INVITATION_LOOKUP = "invitations: the invitation a signed token names"
+
+
+class InvitationAcceptView(ActorPublishedMixin, APIView):
     """An invitation's link: GET shows what it offers; POST accepts it, signed in with the
     invited email, or creating the account for that email (username and password)."""
 
@@ -263,7 +269,8 @@ class InvitationAcceptView(APIView):
     def get(self, request: Request) -> Response:
         payload = InvitationTokenSerializer(data=request.query_params)
         payload.is_valid(raise_exception=True)
-        return Response(InvitationSerializer(invitation_from_token(payload.validated_data["token"])).data)
+        with cross_tenant(INVITATION_LOOKUP):
+            return Response(InvitationSerializer(invitation_from_token(payload.validated_data["token"])).data)
 
     @extend_schema(request=InvitationAcceptSerializer, responses={200: TenantSummarySerializer, 409: CONFLICT_RESPONSE})
     def post(self, request: Request) -> Response:
@@ -279,11 +286,12 @@ class InvitationAcceptView(APIView):
                 "first_name": data["first_name"],
                 "last_name": data["last_name"],
             }
-        membership = membership_invitation_accept(token=data["token"], user=user, account=account)
+        with cross_tenant(INVITATION_LOOKUP):
+            membership = membership_invitation_accept(token=data["token"], user=user, account=account)
         return Response(TenantSummarySerializer(membership).data)
 
 
-class MeView(APIView):
+class MeView(ActorPublishedMixin, APIView):
     """The signed-in user and the tenants they can act in (for a tenant switcher)."""
 
     permission_classes = [IsAuthenticated]

@@ -10,6 +10,7 @@ refusing writes while read-only and the always-denied routes, and counting reque
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -20,8 +21,10 @@ from knox.crypto import hash_token
 from rest_framework import exceptions
 from rest_framework.permissions import SAFE_METHODS
 
+from crm.actor import Actor
 from crm.api.errors import api_error_response
 from crm.models import User
+from crm.rls import cross_tenant
 from impersonation.authentication import request_impersonation_token
 from impersonation.models import EndReason, ImpersonationLog
 from impersonation.services import (
@@ -125,6 +128,10 @@ class Impersonation:
             return refusal(request, 403, "read-only impersonation", "read_only_impersonation")
         return None
 
+    def actor(self) -> Actor:
+        """The session's tenant and users, published while its log is written (row-level security)."""
+        return Actor(tenant=self.log.tenant, user=self.user, real_user=self.real_user)
+
     def respond(self, request: HttpRequest, get_response: Callable[[HttpRequest], HttpResponse]) -> HttpResponse:
         route = route_name(request)
         unsafe = request.method not in SAFE_METHODS
@@ -138,15 +145,18 @@ class Impersonation:
         request.META["HTTP_X_TENANT"] = str(self.log.tenant_id)
         request.__dict__.pop("headers", None)
         if unsafe and route == "admin:logout":
-            impersonation_end(log=self.log, reason=EndReason.LOGOUT)
+            with self.actor().atomic():
+                impersonation_end(log=self.log, reason=EndReason.LOGOUT)
             return get_response(request)
         refused = self.refusal(request, route) if unsafe and route not in SESSION_ROUTES else None
         if refused is not None:
-            impersonation_record_request(log=self.log, write=False)  # an attempt is a request of the session
+            with self.actor().atomic():
+                impersonation_record_request(log=self.log, write=False)  # an attempt is a request of the session
             return refused
         response = get_response(request)
         wrote = unsafe and route not in SESSION_ROUTES and response.status_code < 400
-        impersonation_record_request(log=self.log, write=wrote)
+        with self.actor().atomic():
+            impersonation_record_request(log=self.log, write=wrote)
         if not self.via_token:
             add_banner(request, response, self)
         return response
@@ -158,10 +168,20 @@ def impersonation_for_request(request: HttpRequest) -> Impersonation | None:
     session = getattr(request, "session", None)
     # Only a request that names a session builds its query: every other request (most of them)
     # would spend a millisecond or more composing a query it never runs.
+    by_session = session is not None and SESSION_KEY in session and "HTTP_AUTHORIZATION" not in request.META
+    if token is None and not by_session:
+        return None
+    # Before the request's tenant is known: the session's own row, by its token or id, read
+    # (and ended when it must end) on the logged cross-tenant path.
+    with cross_tenant("impersonation: the session a request's credential names"):
+        return _impersonation_found(request, token, session)
+
+
+def _impersonation_found(request: HttpRequest, token: str | None, session: Any) -> Impersonation | None:
     now = timezone.now()
     if token is not None:
         log = impersonation_logs_checked(now=now).filter(token_digest=hash_token(token)).first()
-    elif session is not None and SESSION_KEY in session and "HTTP_AUTHORIZATION" not in request.META:
+    else:
         log = (
             impersonation_logs_checked(now=now)
             .filter(pk=session[SESSION_KEY], admin_user=request.user.pk, admin_session_key=session.session_key)
@@ -169,8 +189,6 @@ def impersonation_for_request(request: HttpRequest) -> Impersonation | None:
         )
         if log is None:
             del session[SESSION_KEY]
-    else:
-        return None
     if log is None:
         return None
     reason = impersonation_end_reason(log=log, now=now)

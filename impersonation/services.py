@@ -20,6 +20,7 @@ from knox.crypto import hash_token
 from crm.actor import Actor
 from crm.errors import ApplicationError, Conflict, Forbidden
 from crm.models import Activity, AuthToken, Membership, Role, Tenant, User
+from crm.rls import cross_tenant
 from crm.services import notice_send
 from impersonation.models import STATUS_FOR_REASON, EndReason, ImpersonationLog, ImpersonationStatus
 
@@ -129,8 +130,10 @@ def impersonation_start(
     token = f"{TOKEN_PREFIX}{secrets.token_hex(32)}" if issue_token else None
     started = timezone.now()
     with transaction.atomic():
-        for previous in ImpersonationLog.objects.active().filter(admin_user=impersonator).select_for_update():
-            impersonation_end(log=previous, reason=EndReason.REPLACED)
+        # The admin's session may be in another tenant (row-level security hides it otherwise).
+        with cross_tenant("impersonation: a new session replaces the admin's active one, in any tenant"):
+            for previous in ImpersonationLog.objects.active().filter(admin_user=impersonator).select_for_update():
+                impersonation_end(log=previous, reason=EndReason.REPLACED)
         log = ImpersonationLog.objects.create(
             tenant=tenant,
             admin_user=impersonator,

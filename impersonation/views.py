@@ -12,10 +12,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from crm.api.errors import CONFLICT_RESPONSE
-from crm.api.views import TenantMixin, TenantScopedViewSet, query_flag
+from crm.api.views import ActorPublishedMixin, TenantMixin, TenantScopedViewSet, query_flag
 from crm.auth import client_ip
 from crm.models import AuthToken, Role, User
 from crm.request import TenantRequest
+from crm.rls import cross_tenant
 from impersonation.filtersets import ImpersonationLogFilterSet
 from impersonation.models import EndReason, ImpersonationLog
 from impersonation.requests import Impersonation
@@ -83,7 +84,7 @@ class ImpersonationStartView(TenantMixin, APIView):
         return Response(body, status=status.HTTP_201_CREATED)
 
 
-class ImpersonationStopView(APIView):
+class ImpersonationStopView(ActorPublishedMixin, APIView):
     """End the session: the one this request runs in, else the signed-in admin's active one."""
 
     permission_classes = [IsAuthenticated]
@@ -91,14 +92,16 @@ class ImpersonationStopView(APIView):
     @extend_schema(request=None, responses=ImpersonationStatusSerializer)
     def post(self, request: Request) -> Response:
         impersonation = current_impersonation(request)
-        if impersonation is not None:
-            impersonation_end(log=impersonation.log, reason=EndReason.STOPPED)
-        else:
-            impersonation_stop(admin=cast(User, request.user))
+        # The admin's sessions, whichever tenant they are in (row-level security).
+        with cross_tenant("impersonation: the admin stops their session"):
+            if impersonation is not None:
+                impersonation_end(log=impersonation.log, reason=EndReason.STOPPED)
+            else:
+                impersonation_stop(admin=cast(User, request.user))
         return Response(ImpersonationStatusSerializer({"active": False, "session": None}).data)
 
 
-class ImpersonationStatusView(APIView):
+class ImpersonationStatusView(ActorPublishedMixin, APIView):
     """Whether this request runs in an impersonation, and which."""
 
     permission_classes = [IsAuthenticated]

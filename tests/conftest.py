@@ -1,5 +1,7 @@
 """Personas and clients shared by every app's tests (see STYLE.md)."""
 
+import os
+
 import pytest
 import redis
 from django.conf import settings
@@ -124,3 +126,20 @@ def other_tenant_client(other_user):
 @pytest.fixture
 def anonymous_client():
     return APIClient()
+
+
+@pytest.fixture
+def app_role_requests(settings, django_db_blocker):
+    """Every request of the test client runs as the application's database role (tests/rls.py)."""
+    from tests.rls import app_role_ready
+
+    with django_db_blocker.unblock():
+        app_role_ready()
+    settings.MIDDLEWARE = ["tests.rls.AppRoleMiddleware", *settings.MIDDLEWARE]
+
+
+@pytest.fixture(autouse=True)
+def _app_role_everywhere(request):
+    """RIDGELINE_TEST_APP_ROLE=1: every test that uses the database sends its requests as the app role."""
+    if os.environ.get("RIDGELINE_TEST_APP_ROLE") and "db" in request.fixturenames:
+        request.getfixturevalue("app_role_requests")

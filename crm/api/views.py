@@ -3,6 +3,7 @@
 from typing import Any, cast
 
 from django.core.exceptions import ImproperlyConfigured
+from django.db import transaction
 from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
@@ -13,37 +14,61 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from crm.actor import Source
+from crm.actor import Source, publish_actor
 from crm.api.errors import CONFLICT_RESPONSE
 from crm.api.permissions import HasTenantRole, default_required_role
 from crm.middleware import actor_for_request
-from crm.models import Role
+from crm.models import Role, User
 from crm.request import TenantRequest
 from crm.tenancy import TenantResolutionError, tenant_resolve
 
 
-class TenantMixin(APIView):
-    """Resolves `request.tenant`, `request.membership` and `request.actor` after authentication."""
+class ActorPublishedMixin(APIView):
+    """The handler runs in one transaction with the request's actor published
+    (`crm.actor.publish_actor`, row-level security, issue 17): the signed-in user, so that
+    their own memberships can be read; no tenant (TenantMixin adds the resolved one).
+
+    A streaming response's body runs after this transaction: it publishes its actor in
+    transactions of its own.
+    """
+
+    def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        with transaction.atomic():
+            return super().dispatch(request, *args, **kwargs)
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        self.perform_authentication(request)
+        if request.user and request.user.is_authenticated:
+            publish_actor(actor_for_request(request._request, source=Source.API))
+            self.resolve_tenant(request)
+        super().initial(request, *args, **kwargs)
+
+    def resolve_tenant(self, request: Request) -> None:
+        """Overridden by TenantMixin: a view of one tenant's rows."""
+
+
+class TenantMixin(ActorPublishedMixin):
+    """Resolves `request.tenant`, `request.membership` and `request.actor` after authentication,
+    and publishes the resolved tenant: every query of the request (reads too) sees that
+    tenant's rows only."""
 
     request: TenantRequest
     permission_classes = [IsAuthenticated, HasTenantRole]
     # action name -> the least role that may run it; other actions: viewers read, members write
     action_roles: dict[str, Role] = {}
 
-    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
-        self.perform_authentication(request)
-        if request.user and request.user.is_authenticated:
-            try:
-                tenant, membership = tenant_resolve(user=request.user, header=request.headers.get("X-Tenant"))
-            except TenantResolutionError as exc:
-                if exc.status == 400:
-                    raise exceptions.ValidationError({"X-Tenant": [exc.message]}) from exc
-                raise exceptions.PermissionDenied(exc.message) from exc
-            resolved = cast(TenantRequest, request)
-            resolved.tenant = tenant
-            resolved.membership = membership
-            resolved._request.actor = actor_for_request(request._request, source=Source.API).for_tenant(tenant)
-        super().initial(request, *args, **kwargs)
+    def resolve_tenant(self, request: Request) -> None:
+        try:
+            tenant, membership = tenant_resolve(user=cast(User, request.user), header=request.headers.get("X-Tenant"))
+        except TenantResolutionError as exc:
+            if exc.status == 400:
+                raise exceptions.ValidationError({"X-Tenant": [exc.message]}) from exc
+            raise exceptions.PermissionDenied(exc.message) from exc
+        resolved = cast(TenantRequest, request)
+        resolved.tenant = tenant
+        resolved.membership = membership
+        resolved._request.actor = actor_for_request(request._request, source=Source.API).for_tenant(tenant)
+        publish_actor(resolved._request.actor)
 
     def required_role(self, request: Request) -> Role:
         action = getattr(self, "action", None)

@@ -17,6 +17,9 @@
   the caller's transaction, which then cannot roll back what it wrote. Split the work into
   two migrations instead (the pattern of crm 0014/0015). Checked on every table.
 - `missing-migration`: models whose changes no migration records (`makemigrations --check`).
+- `tenant-row-security`: a table of the project's models with a `tenant_id` column that no
+  migration gives row-level security (`crm.migration_operations.EnableTenantRowSecurity`,
+  issue 17). Not exemptible: every tenant table has the tenant policy.
 
 A migration exempts itself from a check, next to its operations, with the reason:
 
@@ -49,6 +52,8 @@ from django.db.migrations.operations.base import Operation
 from django.db.migrations.questioner import NonInteractiveMigrationQuestioner
 from django.db.migrations.state import ModelState, ProjectState
 
+from crm.migration_operations import EnableTenantRowSecurity
+
 IRREVERSIBLE = "irreversible"
 NOT_NULL = "not-null-without-db-default"
 REWRITE = "table-rewrite"
@@ -56,6 +61,7 @@ SCAN = "blocking-scan"
 INDEX = "non-concurrent-index"
 TRANSACTION = "transaction-control"
 MISSING_MIGRATION = "missing-migration"
+TENANT_ROW_SECURITY = "tenant-row-security"
 EXEMPTION = "exemption"
 CHECKS = (IRREVERSIBLE, NOT_NULL, REWRITE, SCAN, INDEX, TRANSACTION)
 
@@ -301,6 +307,31 @@ def missing_migrations(loader: MigrationLoader) -> Iterator[Finding]:
         yield Finding(app_label, MISSING_MIGRATION, f"models changed without a migration: {described}")
 
 
+def state_column(name: str, field: models.Field) -> str:
+    """The column a field of a model state creates (its name is not bound yet)."""
+    if field.db_column:
+        return field.db_column
+    return f"{name}_id" if isinstance(field, models.ForeignKey) else name
+
+
+def row_security_findings(state: ProjectState, secured: set[str]) -> Iterator[Finding]:
+    """A finding per project table with a `tenant_id` column not in `secured` (the tables an
+    EnableTenantRowSecurity operation of the plan names)."""
+    for (app_label, _), model_state in sorted(state.models.items()):
+        options = model_state.options
+        if not is_project_app(app_label) or options.get("proxy") or not options.get("managed", True):
+            continue
+        table = db_table(model_state)
+        columns = {state_column(name, field) for name, field in model_state.fields.items()}
+        if "tenant_id" in columns and table not in secured:
+            yield Finding(
+                app_label,
+                TENANT_ROW_SECURITY,
+                f"{table} has a tenant_id column but no row-level security: add a migration with "
+                f'EnableTenantRowSecurity("{table}") (crm/migration_operations.py)',
+            )
+
+
 def lint(large_tables: Iterable[str] | None = None) -> list[Finding]:
     """Every finding of every migration of the project's apps, in migration order."""
     tables = set(settings.MIGRATION_LINT_LARGE_TABLES if large_tables is None else large_tables)
@@ -311,9 +342,13 @@ def lint(large_tables: Iterable[str] | None = None) -> list[Finding]:
         plan.update(dict.fromkeys(graph.forwards_plan(leaf)))
     state = ProjectState(real_apps=loader.unmigrated_apps)
     findings: list[Finding] = []
+    secured: set[str] = set()
     for node in plan:
-        migration_findings = lint_migration(graph.nodes[node], state, tables)
+        migration = graph.nodes[node]
+        migration_findings = lint_migration(migration, state, tables)
         if is_project_app(node[0]):
             findings.extend(migration_findings)
+        secured.update(op.table for op in migration.operations if isinstance(op, EnableTenantRowSecurity))
     findings.extend(missing_migrations(loader))
+    findings.extend(row_security_findings(state, secured))
     return findings

@@ -80,6 +80,14 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
 DATABASE_URL = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/ridgeline")
 DATABASES = {"default": database_from_url(DATABASE_URL)}
+# Row-level security (docs/operations.md, "Database roles"): the application connects with
+# DATABASE_URL as a role that owns nothing and bypasses no policy; `migrate` and the owner-level
+# commands (crm.db.use_owner_credentials) connect with MIGRATE_DATABASE_URL as the tables' owner.
+# Unset, it is DATABASE_URL: one role does both (the owner bypasses the policies only if superuser).
+MIGRATE_DATABASE_URL = os.environ.get("MIGRATE_DATABASE_URL") or DATABASE_URL
+# The application's role: migrate grants it the tables (crm.db.grant_app_role) when it exists,
+# and `make setup` creates it on the local server.
+DATABASE_APP_ROLE = os.environ.get("DATABASE_APP_ROLE", "ridgeline_app")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -202,6 +210,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # The admin's transaction, with its tenant (or the cross-tenant path) published (issue 17).
+    "crm.middleware.AdminRowSecurityMiddleware",
     "crm.middleware.ActorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",

@@ -7,6 +7,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from ai_chat.models import Message
+from tests.api import app_queries
 from tests.conftest import client_for
 from tests.factories import ContactFactory
 
@@ -34,7 +35,7 @@ def test_a_turn_with_one_tool_call(conversation, member_user, tenant, fake_opena
         with CaptureQueriesContext(connection) as captured:
             response = client.post(url, {"content": "find contacts named smith"})
         assert response.status_code == 200, response.content
-        turns.append([statement(query["sql"]) for query in captured.captured_queries])
+        turns.append([statement(query["sql"]) for query in app_queries(captured)])
 
     # Tenant, conversation with the month's tokens and the history, the tool's page and count, one INSERT
     # (outside a transaction: one statement is atomic on its own).

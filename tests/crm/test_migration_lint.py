@@ -12,7 +12,7 @@ import pytest
 from django.contrib.postgres.operations import AddIndexConcurrently
 from django.core.management import call_command
 from django.db import migrations, models
-from django.db.migrations.state import ProjectState
+from django.db.migrations.state import ModelState, ProjectState
 from django.db.models.functions import Lower
 
 from crm.schema.lint import (
@@ -22,9 +22,11 @@ from crm.schema.lint import (
     NOT_NULL,
     REWRITE,
     SCAN,
+    TENANT_ROW_SECURITY,
     TRANSACTION,
     Finding,
     lint_migration,
+    row_security_findings,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -372,3 +374,24 @@ def test_findings_name_their_migration():
     assert lint_migration(migration, state_before(), LARGE) == [
         Finding("lintapp.0002_change", IRREVERSIBLE, "RunSQL has no reverse_sql")
     ]
+
+
+def test_a_tenant_table_without_row_security_is_named():
+    state = ProjectState()
+    fields = [
+        ("id", models.BigAutoField(primary_key=True)),
+        ("tenant", models.ForeignKey("crm.Tenant", models.CASCADE)),
+    ]
+    state.add_model(ModelState("contacts", "Probe", fields, {"db_table": "rls_probe"}))
+    untenanted = [("id", models.BigAutoField(primary_key=True)), ("note", models.TextField())]
+    state.add_model(ModelState("contacts", "Note", untenanted, {"db_table": "rls_note"}))
+
+    assert list(row_security_findings(state, secured=set())) == [
+        Finding(
+            "contacts",
+            TENANT_ROW_SECURITY,
+            "rls_probe has a tenant_id column but no row-level security: add a migration with "
+            'EnableTenantRowSecurity("rls_probe") (crm/migration_operations.py)',
+        )
+    ]
+    assert list(row_security_findings(state, secured={"rls_probe"})) == []

@@ -5,7 +5,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from crm.models import Role
-from tests.api import TENANT_RESOURCES
+from tests.api import TENANT_RESOURCES, app_queries
 from tests.conftest import client_for
 from tests.factories import MembershipFactory, UserFactory
 
@@ -18,7 +18,7 @@ def queries_for(client, url):
     with CaptureQueriesContext(connection) as captured:
         response = client.get(url, {"page_size": 200})
     assert response.status_code == 200
-    return len(response.json()["results"]), [query["sql"] for query in captured.captured_queries]
+    return len(response.json()["results"]), [query["sql"] for query in app_queries(captured)]
 
 
 @pytest.mark.parametrize("resource", TENANT_RESOURCES, ids=str)

@@ -9,6 +9,7 @@ from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.utils import timezone
 
 from contacts.merge import Backups, merge_applied, merge_backups_drop, merge_backups_get, merge_reverse_command
+from crm.db import use_owner_credentials
 
 _DURATION = re.compile(r"([0-9]{1,5})([dhm])")
 _UNITS = {"d": "days", "h": "hours", "m": "minutes"}
@@ -50,6 +51,7 @@ class Command(BaseCommand):
         drop.add_argument("--yes", action="store_true", help="Confirm: the merge can no longer be reversed.")
 
     def handle(self, *args: Any, action: str, database: str, **options: Any) -> None:
+        use_owner_credentials("merge_backups", using=database)  # only the owner reads the backups
         connection = connections[database]
         with transaction.atomic(using=database):
             backups = merge_backups_get(connection)

@@ -11,6 +11,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DEFAULT_DB_ALIAS
 from django.db import Error as DatabaseError
 
+from crm.db import use_owner_credentials
 from crm.schema.check import AlreadyAdopted, NotLegacy, adoption_check, label, record_applied
 from crm.schema.report import as_text
 from crm.schema.shadow import ShadowError, sigterm_as_interrupt
@@ -28,6 +29,7 @@ class Command(BaseCommand):
         parser.add_argument("--dry-run", action="store_true", help="Compare and print what would be recorded.")
 
     def handle(self, *args: object, database: str, dry_run: bool, **options: object) -> None:
+        use_owner_credentials("adopt_database", using=database)
         try:
             with sigterm_as_interrupt():
                 result, plan = adoption_check(alias=database)

@@ -1,5 +1,6 @@
 """Django's `migrate`, letting long data migrations report their progress, and running the
-reversal checks of the migrations its plan reverses before it changes anything.
+reversal checks of the migrations its plan reverses before it changes anything. It connects
+as the tables' owner (MIGRATE_DATABASE_URL, see crm/db.py).
 
 A RunPython function receives only `(apps, schema_editor)`: Django gives it neither the
 command's verbosity nor its output stream. While this command runs, the connection it
@@ -18,11 +19,13 @@ from django.core.management.commands import migrate
 from django.db import connections
 from django.db.models.signals import pre_migrate
 
+from crm.db import use_owner_credentials
 from crm.migrating import Plan, reverse_preflight
 
 
 class Command(migrate.Command):
     def handle(self, *args: Any, **options: Any) -> None:
+        use_owner_credentials("migrate", using=options["database"])  # the owner runs the migrations
         connection = connections[options["database"]]
         checked = False
 

@@ -10,6 +10,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DEFAULT_DB_ALIAS
 from django.db import Error as DatabaseError
 
+from crm.db import use_owner_credentials
 from crm.schema.check import schema_check
 from crm.schema.comparison import UNTRACKED
 from crm.schema.report import as_json, as_text
@@ -35,6 +36,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: object, database: str, format: str, allow_unapplied: bool, **options: object) -> None:
+        use_owner_credentials("schema_check", using=database)
         try:
             with sigterm_as_interrupt():
                 result = schema_check(alias=database)

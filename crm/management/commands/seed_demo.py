@@ -8,6 +8,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from crm.db import use_owner_credentials
 from crm.demo import DEMO_PASSWORD, OPS_USERNAME, STAFF, TENANT_NAME, TENANT_SUBDOMAIN, demo_steps, staff_username
 from crm.demo.runner import demo_load
 from crm.models import User
@@ -35,6 +36,7 @@ class Command(BaseCommand):
                 "seed_demo creates staff users whose password is published in the README, so it runs only "
                 "with DEBUG on. Pass --force to seed this database anyway."
             )
+        use_owner_credentials("seed_demo")  # it migrates, then writes every tenant's demo rows
         # The stream itself, not self.stdout: migrate's output goes through it as well.
         demo_load(steps=demo_steps(), stdout=options.get("stdout") or sys.stdout, verbosity=verbosity)
         self.write_logins()

@@ -13,6 +13,7 @@ import psycopg
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import Error as DatabaseError
 
+from crm.db import use_owner_credentials
 from legacy_import import source
 from legacy_import.importer import BATCH, Run, StrictStop, import_lock, import_run, target_pending, tenants_for
 from legacy_import.mapping import Report, run_key
@@ -50,6 +51,7 @@ class Command(BaseCommand):
         batch_size: int,
         **options: object,
     ) -> None:
+        use_owner_credentials("import_legacy")  # it writes every imported tenant's rows
         pending = target_pending()
         if pending:
             raise CommandError(

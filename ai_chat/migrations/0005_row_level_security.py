@@ -1,0 +1,17 @@
+"""Row-level security on this app's tenant tables (crm 0017, issue 17): a transaction sees and
+writes only the rows of the tenant it published, or every row on the logged cross-tenant path."""
+
+from django.db import migrations
+
+from crm.migration_operations import EnableTenantRowSecurity
+
+
+class Migration(migrations.Migration):
+    dependencies = [("ai_chat", "0004_token_usage_roll_up"), ("crm", "0017_row_level_security")]
+
+    operations = [
+        EnableTenantRowSecurity("ai_conversations"),
+        EnableTenantRowSecurity("ai_messages"),
+        EnableTenantRowSecurity("ai_conversation_audit_logs"),
+        EnableTenantRowSecurity("ai_token_usage"),
+    ]
