@@ -77,7 +77,7 @@ from campaigns.services import (
     trigger_update,
 )
 from contacts.models import Contact
-from crm.api.errors import CONFLICT_RESPONSE
+from crm.api.errors import CONFLICT_RESPONSE, INVALID_BY_RULE_RESPONSE
 from crm.api.filtersets import IdFilter
 from crm.api.views import SoftDeleteViewSet, TenantScopedViewSet, query_flag, restore_schema
 from crm.models import Role
@@ -151,7 +151,10 @@ class CampaignViewSet(SoftDeleteViewSet):
         response.status_code = status.HTTP_201_CREATED
         return response
 
-    @extend_schema(request=PublishSerializer, responses={200: CampaignSerializer, 409: CONFLICT_RESPONSE})
+    @extend_schema(
+        request=PublishSerializer,
+        responses={200: CampaignSerializer, 400: INVALID_BY_RULE_RESPONSE, 409: CONFLICT_RESPONSE},
+    )
     @action(detail=True, methods=["post"])
     def publish(self, request: TenantRequest, pk: str | None = None) -> Response:
         """Validate and publish the draft version; `step_mapping` moves enrollments in flight onto it."""
@@ -280,12 +283,24 @@ class CampaignChildViewSet(TenantScopedViewSet):
         return queryset
 
 
+def child_writes_conflict(serializer: type) -> dict[str, Any]:
+    """A write to a step or trigger answers 409 when the campaign's state forbids it (archived,
+    or the row belongs to a version that is no longer editable)."""
+    return {
+        "create": extend_schema(responses={201: serializer, 409: CONFLICT_RESPONSE}),
+        "update": extend_schema(responses={200: serializer, 409: CONFLICT_RESPONSE}),
+        "partial_update": extend_schema(responses={200: serializer, 409: CONFLICT_RESPONSE}),
+        "destroy": extend_schema(responses={204: None, 409: CONFLICT_RESPONSE}),
+    }
+
+
 VERSION_PARAMETER = OpenApiParameter(
     "version", OpenApiTypes.INT, description="A version's id (default: the draft, else the active version)."
 )
 
 
 @extend_schema(parameters=[VERSION_PARAMETER])
+@extend_schema_view(**child_writes_conflict(CampaignStepSerializer))
 class CampaignStepViewSet(CampaignChildViewSet):
     """The steps of a version; writes go to the draft version (made from the active one when needed)."""
 
@@ -309,6 +324,7 @@ class CampaignStepViewSet(CampaignChildViewSet):
 
 
 @extend_schema(parameters=[VERSION_PARAMETER])
+@extend_schema_view(**child_writes_conflict(CampaignTriggerSerializer))
 class CampaignTriggerViewSet(CampaignChildViewSet):
     serializer_class = CampaignTriggerSerializer
 

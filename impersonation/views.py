@@ -11,7 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from crm.api.errors import CONFLICT_RESPONSE
+from crm.api.errors import CONFLICT_RESPONSE, FORBIDDEN_BY_RULE_RESPONSE
 from crm.api.views import ActorPublishedMixin, TenantMixin, TenantScopedViewSet, query_flag
 from crm.auth import client_ip
 from crm.models import AuthToken, Role, User
@@ -56,6 +56,7 @@ class ImpersonationStartView(TenantMixin, APIView):
         request=ImpersonationStartSerializer,
         responses={
             201: ImpersonationStartedSerializer,
+            403: FORBIDDEN_BY_RULE_RESPONSE,
             404: OpenApiResponse(description="No such user in this tenant."),
             409: CONFLICT_RESPONSE,
         },

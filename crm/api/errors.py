@@ -17,7 +17,7 @@ from django.views.defaults import server_error as default_server_error
 from drf_spectacular.utils import OpenApiResponse
 from drf_standardized_errors import handler
 from drf_standardized_errors.formatter import ExceptionFormatter
-from drf_standardized_errors.openapi_serializers import ClientErrorEnum
+from drf_standardized_errors.openapi_serializers import ClientErrorEnum, ValidationErrorEnum
 from drf_standardized_errors.types import ExceptionHandlerContext
 from kombu.exceptions import OperationalError as BrokerError
 from rest_framework import exceptions, serializers, status
@@ -167,3 +167,29 @@ class ErrorResponse409Serializer(serializers.Serializer):
 
 
 CONFLICT_RESPONSE = OpenApiResponse(ErrorResponse409Serializer, description="The row's state forbids this.")
+
+
+class ErrorResponse403RuleSerializer(serializers.Serializer):
+    """A refusal by a rule of the service, with its own code (`crm.errors.Forbidden`), not only
+    the role check's `permission_denied`."""
+
+    type = serializers.ChoiceField(choices=ClientErrorEnum.choices)
+    errors = Error409Serializer(many=True)  # type: ignore[assignment]  # code, detail, attr: as a 409's
+
+
+FORBIDDEN_BY_RULE_RESPONSE = OpenApiResponse(
+    ErrorResponse403RuleSerializer, description="Refused by a rule (the code names it) or by the role."
+)
+
+
+class ErrorResponse400RuleSerializer(serializers.Serializer):
+    """Input refused by a service's rule over more than the request's fields (the code and the
+    attr name the rule and the part, e.g. a campaign's `steps[2].step_config`)."""
+
+    type = serializers.ChoiceField(choices=ValidationErrorEnum.choices + ClientErrorEnum.choices)
+    errors = Error409Serializer(many=True)  # type: ignore[assignment]  # code, detail, attr: as a 409's
+
+
+INVALID_BY_RULE_RESPONSE = OpenApiResponse(
+    ErrorResponse400RuleSerializer, description="Refused by a rule: the code names it, attr the part."
+)
