@@ -20,7 +20,7 @@ from django.db.migrations.graph import MigrationGraph
 from django.db.migrations.loader import MigrationLoader
 from django.db.migrations.state import StateApps
 
-from crm.migrating import reverse_preflight
+from crm.migrating import forward_preflight, reverse_preflight
 
 Node = tuple[str, str]
 
@@ -55,6 +55,15 @@ def contacts_before_merge() -> str:
     return next(name for app, name in pre_merge_state() if app == MERGE_START[0])
 
 
+def state_before(node: Node) -> list[Node]:
+    """Every migration but `node` and those that depend on it: the state a plan to the latest
+    one applies `node` first from."""
+    graph = _graph()
+    excluded = set(graph.backwards_plan(node))  # the node and every migration that depends on it
+    kept = set(graph.nodes) - excluded
+    return sorted(key for key in kept if not any(child.key in kept for child in graph.node_map[key].children))
+
+
 def latest_state() -> list[Node]:
     return sorted(_graph().leaf_nodes())
 
@@ -71,6 +80,7 @@ def migrate_to(targets: Sequence[Node]) -> StateApps:
     executor = MigrationExecutor(connection)
     plan = executor.migration_plan(list(targets))
     reverse_preflight(connection, plan)
+    forward_preflight(connection, plan)
     executor.migrate(list(targets), plan=plan)
     return MigrationExecutor(connection).loader.project_state(list(targets)).apps
 

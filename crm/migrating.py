@@ -6,12 +6,20 @@ after those later migrations were undone. Such a migration declares, on its `Mig
 class, `reverse_preflight = <function(connection)>` that raises a `CommandError` saying why;
 `manage.py migrate` (and `crm.legacy.migrate_to`) call every one in the plan before its first
 step, so a refusal leaves the database exactly as it was.
+
+The same holds forwards: a plan applies, in its order, migrations that do not depend on one
+that refuses to start (the organizations merge on legacy data it cannot carry over), so a
+migration that checks the database before it changes anything declares `forward_preflight`
+too, and it runs before the plan's first step when the database is already in the state the
+migration starts from (every dependency applied: a database migrated from nothing has no
+legacy data to refuse, and its tables may not exist yet).
 """
 
 from collections.abc import Iterable
 
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.migrations import Migration
+from django.db.migrations.recorder import MigrationRecorder
 
 Plan = Iterable[tuple[Migration, bool]]
 
@@ -22,3 +30,16 @@ def reverse_preflight(connection: BaseDatabaseWrapper, plan: Plan) -> None:
         check = getattr(migration, "reverse_preflight", None)
         if backwards and check is not None:
             check(connection)
+
+
+def forward_preflight(connection: BaseDatabaseWrapper, plan: Plan) -> None:
+    """Run the `forward_preflight` of every migration the plan applies whose dependencies are
+    all applied already, in the plan's order."""
+    steps = [(migration, backwards) for migration, backwards in plan]
+    checks = [migration for migration, backwards in steps if not backwards and hasattr(migration, "forward_preflight")]
+    if not checks:
+        return
+    applied = set(MigrationRecorder(connection).applied_migrations())
+    for migration in checks:
+        if all(tuple(dependency) in applied for dependency in migration.dependencies):
+            migration.forward_preflight(connection)

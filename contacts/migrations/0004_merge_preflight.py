@@ -108,13 +108,19 @@ def report(problems: list[Problem]) -> str:
     )
 
 
-def check_legacy_data(apps, schema_editor) -> None:
-    """Refuse to start on legacy links across tenants (merge_preflight lists them)."""
-    began = time.monotonic()
-    with schema_editor.connection.cursor() as cursor:
+def refuse_problems(connection) -> None:
+    """`manage.py migrate` runs this before its plan changes anything (`forward_preflight`):
+    migrations the plan applies before this one would otherwise be applied when it refuses."""
+    with connection.cursor() as cursor:
         problems = preflight(cursor)
     if problems:
         raise MergeRefused(report(problems))
+
+
+def check_legacy_data(apps, schema_editor) -> None:
+    """Refuse to start on legacy links across tenants (merge_preflight lists them)."""
+    began = time.monotonic()
+    refuse_problems(schema_editor.connection)
     out = getattr(schema_editor.connection, "migrate_stdout", None)
     if out is not None:  # between Django's "Applying ..." and its " OK"
         out.write(f"\n    legacy data checked: no problem ({time.monotonic() - began:.2f} s)\n ", ending="")
@@ -129,3 +135,5 @@ class Migration(migrations.Migration):
     ]
 
     operations = [migrations.RunPython(check_legacy_data, migrations.RunPython.noop, elidable=False)]
+
+    forward_preflight = staticmethod(refuse_problems)

@@ -20,7 +20,7 @@ from django.db import connections
 from django.db.models.signals import pre_migrate
 
 from crm.db import use_owner_credentials
-from crm.migrating import Plan, reverse_preflight
+from crm.migrating import Plan, forward_preflight, reverse_preflight
 
 
 class Command(migrate.Command):
@@ -35,6 +35,7 @@ class Command(migrate.Command):
                 return
             checked = True
             reverse_preflight(connection, plan)
+            forward_preflight(connection, plan)
 
         connection.migrate_stdout = self.stdout if options["verbosity"] >= 1 else None  # type: ignore[attr-defined]
         pre_migrate.connect(preflight, weak=False, dispatch_uid="crm.migrate.reverse_preflight")
