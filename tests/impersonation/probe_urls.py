@@ -1,4 +1,5 @@
-"""crm.urls plus a probe: what PostgreSQL sees inside a request's write transaction."""
+"""crm.urls plus a probe: what PostgreSQL sees inside a request's write transaction, and after it
+within the request (whose own transaction publishes the actor)."""
 
 from django.db import connection
 from django.urls import path
