@@ -20,7 +20,7 @@ from django.db.migrations.graph import MigrationGraph
 from django.db.migrations.loader import MigrationLoader
 from django.db.migrations.state import StateApps
 
-from crm.migrating import forward_preflight, reverse_preflight
+from crm.migrating import plan_preflight
 
 Node = tuple[str, str]
 
@@ -79,8 +79,7 @@ def migrate_to(targets: Sequence[Node]) -> StateApps:
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
     executor = MigrationExecutor(connection)
     plan = executor.migration_plan(list(targets))
-    reverse_preflight(connection, plan)
-    forward_preflight(connection, plan)
+    plan_preflight(connection, plan)
     executor.migrate(list(targets), plan=plan)
     return MigrationExecutor(connection).loader.project_state(list(targets)).apps
 

@@ -24,22 +24,19 @@ from django.db.migrations.recorder import MigrationRecorder
 Plan = Iterable[tuple[Migration, bool]]
 
 
-def reverse_preflight(connection: BaseDatabaseWrapper, plan: Plan) -> None:
-    """Run the `reverse_preflight` of every migration the plan reverses, latest first."""
-    for migration, backwards in plan:
+def plan_preflight(connection: BaseDatabaseWrapper, plan: Plan) -> None:
+    """Before a plan's first step: the `reverse_preflight` of every migration it reverses
+    (latest first), then the `forward_preflight` of every migration it applies whose
+    dependencies are all applied already (in the plan's order)."""
+    steps = list(plan)
+    for migration, backwards in steps:
         check = getattr(migration, "reverse_preflight", None)
         if backwards and check is not None:
             check(connection)
-
-
-def forward_preflight(connection: BaseDatabaseWrapper, plan: Plan) -> None:
-    """Run the `forward_preflight` of every migration the plan applies whose dependencies are
-    all applied already, in the plan's order."""
-    steps = [(migration, backwards) for migration, backwards in plan]
-    checks = [migration for migration, backwards in steps if not backwards and hasattr(migration, "forward_preflight")]
-    if not checks:
+    forwards = [step for step, backwards in steps if not backwards and hasattr(step, "forward_preflight")]
+    if not forwards:
         return
     applied = set(MigrationRecorder(connection).applied_migrations())
-    for migration in checks:
+    for migration in forwards:
         if all(tuple(dependency) in applied for dependency in migration.dependencies):
             migration.forward_preflight(connection)

@@ -1,5 +1,5 @@
 """Django's `migrate`, letting long data migrations report their progress, and running the
-reversal checks of the migrations its plan reverses before it changes anything. It connects
+preflight checks of the migrations in its plan (crm/migrating.py) before it changes anything. It connects
 as the tables' owner (MIGRATE_DATABASE_URL, see crm/db.py).
 
 A RunPython function receives only `(apps, schema_editor)`: Django gives it neither the
@@ -20,7 +20,7 @@ from django.db import connections
 from django.db.models.signals import pre_migrate
 
 from crm.db import use_owner_credentials
-from crm.migrating import Plan, forward_preflight, reverse_preflight
+from crm.migrating import Plan, plan_preflight
 
 
 class Command(migrate.Command):
@@ -34,13 +34,12 @@ class Command(migrate.Command):
             if plan is None or checked or using != connection.alias:
                 return
             checked = True
-            reverse_preflight(connection, plan)
-            forward_preflight(connection, plan)
+            plan_preflight(connection, plan)
 
         connection.migrate_stdout = self.stdout if options["verbosity"] >= 1 else None  # type: ignore[attr-defined]
-        pre_migrate.connect(preflight, weak=False, dispatch_uid="crm.migrate.reverse_preflight")
+        pre_migrate.connect(preflight, weak=False, dispatch_uid="crm.migrate.plan_preflight")
         try:
             super().handle(*args, **options)
         finally:
-            pre_migrate.disconnect(dispatch_uid="crm.migrate.reverse_preflight")
+            pre_migrate.disconnect(dispatch_uid="crm.migrate.plan_preflight")
             del connection.migrate_stdout  # type: ignore[attr-defined]
