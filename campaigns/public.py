@@ -18,7 +18,6 @@ from typing import cast
 
 from anymail.signals import AnymailTrackingEvent, EventType
 from django.conf import settings
-from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
 from django.shortcuts import get_object_or_404, render
 from django.urls import path, register_converter
@@ -48,7 +47,7 @@ from campaigns.tracking import (
     execution_event,
 )
 from contacts.models import Contact
-from crm.actor import Actor, publish_actor
+from crm.actor import Actor
 from crm.api.parsers import JSONParser
 from crm.errors import Forbidden, NotFound
 from crm.models import Tenant
@@ -351,6 +350,5 @@ def anymail_tracking_received(sender: object, event: AnymailTrackingEvent, esp_n
         )
         return
     detail = event.mta_response or event.description or event.reject_reason or ""
-    with transaction.atomic():
-        publish_actor(Actor(tenant=execution.enrollment.contact.tenant, user=None))
+    with Actor(tenant=execution.enrollment.contact.tenant, user=None).atomic():
         email_event_record(execution=execution, event=kind, reason=f"{esp_name}: {detail}" if detail else esp_name)
