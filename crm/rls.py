@@ -84,11 +84,10 @@ def publishes_url_tenant(view: Callable[..., Any]) -> Callable[..., Any]:
 
     @wraps(view)
     def published(*args: Any, **kwargs: Any) -> Any:
-        from crm.actor import Actor, publish_actor
+        from crm.actor import Actor
         from crm.models import Tenant
 
-        with transaction.atomic():
-            publish_actor(Actor(tenant=Tenant(pk=kwargs["tenant_id"]), user=None))
+        with Actor(tenant=Tenant(pk=kwargs["tenant_id"]), user=None).atomic():
             return view(*args, **kwargs)
 
     return published
